@@ -1,0 +1,18 @@
+"""littrack: track PubMed articles and ClinicalTrials.gov studies per topic in tidy tables.
+
+Data flow: config → windows (since when) → http → sources (pubmed, ctgov) → normalize →
+store → pipeline → reports; scheduler and cli on top.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "load"]
+
+
+def load(table: str, data_dir: str | None = None, config: str | None = None):  # noqa: ANN201
+    """Read one tidy table from the store as a pandas DataFrame (no network)."""
+    from littrack.store import load_table
+
+    return load_table(table, data_dir=data_dir, config=config)

@@ -1,0 +1,3 @@
+from littrack.cli import main
+
+main()

@@ -1,0 +1,67 @@
+"""What changed between two sightings of a record, and which trials and articles cite each other.
+
+Pure functions over normalized rows, called by the store while it saves, so the history is
+written in the same transaction as the new state.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from littrack.normalize import Normalized
+
+# Fields whose change a trial's followers care about (the FDAAA-style "what moved").
+TRIAL_TRACKED = (
+    "overall_status", "phase", "enrollment", "start_date", "primary_completion_date",
+    "completion_date", "has_results", "why_stopped",
+)
+# Article flags that only ever matter when they appear (or disappear, e.g. a bad merge).
+ARTICLE_TRACKED = ("is_retracted", "has_erratum", "has_concern", "is_deleted")
+
+NCT_IN_TEXT = re.compile(r"\bNCT\s?(\d{8})\b", re.IGNORECASE)
+
+
+def diff(old: dict[str, Any], new: dict[str, Any], fields: tuple[str, ...]
+         ) -> list[tuple[str, str | None, str | None]]:
+    """(field, old, new) for every tracked field whose value differs, as text."""
+    out = []
+    for f in fields:
+        a, b = old.get(f), new.get(f)
+        if _text(a) != _text(b):
+            out.append((f, _text(a), _text(b)))
+    return out
+
+
+def _text(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return str(value)
+
+
+def links(record: Normalized) -> Iterator[tuple[str, str, str]]:
+    """(nct_id, pmid, evidence) pairs a record states.
+
+    Evidence kinds: ``pubmed_databank`` (the article's DataBankList), ``pubmed_text`` (an
+    NCT number written in its title or abstract) and ``ctgov_reference`` (a PMID in the
+    study's referencesModule).
+    """
+    if record.source == "pubmed":
+        pmid = record.record_id
+        for row in record.tables.get("article_trial_ids", []):
+            yield row["nct_id"], pmid, "pubmed_databank"
+        seen: set[str] = set()
+        main = record.main
+        text = " ".join(t for t in (main.get("title"), main.get("abstract")) if t)
+        for m in NCT_IN_TEXT.finditer(text):
+            nct = f"NCT{m.group(1)}"
+            if nct not in seen:
+                seen.add(nct)
+                yield nct, pmid, "pubmed_text"
+    else:
+        nct = record.record_id
+        pmids = {row["pmid"] for row in record.tables.get("trial_references", [])
+                 if row.get("pmid") and str(row["pmid"]).isdigit()}
+        for pmid in sorted(pmids):
+            yield nct, pmid, "ctgov_reference"

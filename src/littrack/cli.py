@@ -1,0 +1,206 @@
+"""The ``littrack`` command: thin click commands over pipeline, store and reports.
+
+Exit codes: 0 success (or stopped on request), 1 some topic failed (the others committed),
+2 usage or config error, 3 another littrack holds the data directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from littrack import __version__
+from littrack.config import Settings, load_settings
+from littrack.errors import ConfigError, LittrackError, LockTimeout
+
+EXIT_OK, EXIT_TOPIC_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
+log = logging.getLogger("littrack")
+
+
+def setup_logging(settings: Settings | None, verbose: int, quiet: bool = False) -> None:
+    """One format for every command: stderr, plus a rotating file if configured."""
+    level = settings.log_level if settings else "INFO"
+    if verbose:
+        level = "DEBUG"
+    if quiet:
+        level = "WARNING"
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+                            "%Y-%m-%dT%H:%M:%S")
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(fmt)
+    root.addHandler(stderr)
+    if settings and settings.log_file:
+        from logging.handlers import RotatingFileHandler
+
+        settings.log_file.parent.mkdir(parents=True, exist_ok=True)
+        fh = RotatingFileHandler(settings.log_file, maxBytes=5_000_000, backupCount=5)
+        fh.setFormatter(fmt)
+        root.addHandler(fh)
+    root.setLevel(level)
+
+
+def _settings(ctx: click.Context) -> Settings:
+    obj = ctx.ensure_object(dict)
+    if "settings" not in obj:
+        obj["settings"] = load_settings(obj.get("config"))
+        setup_logging(obj["settings"], obj.get("verbose", 0), obj.get("quiet", False))
+    return obj["settings"]  # type: ignore[no-any-return]
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn LittrackErrors into one-line messages and the documented exit codes."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            click.echo(f"littrack: config error: {exc}", err=True)
+            sys.exit(EXIT_CONFIG)
+        except LockTimeout as exc:
+            click.echo(f"littrack: {exc}", err=True)
+            sys.exit(EXIT_LOCKED)
+        except LittrackError as exc:
+            click.echo(f"littrack: {exc}", err=True)
+            sys.exit(EXIT_TOPIC_FAILED)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="littrack")
+@click.option("--config", "-c", type=click.Path(dir_okay=False), envvar="LITTRACK_CONFIG",
+              help="Config file (default: $LITTRACK_CONFIG, then ./config/littrack.toml).")
+@click.option("-v", "--verbose", count=True, help="Debug logging.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@click.pass_context
+def cli(ctx: click.Context, config: str | None, verbose: int, quiet: bool) -> None:
+    """Track PubMed articles and ClinicalTrials.gov studies per topic.
+
+    Every run keeps tidy SQLite tables in the data directory, remembers what changed,
+    and writes a CSV report of what is new. Run it from cron (`littrack run`) or as a
+    service (`littrack serve`).
+    """
+    ctx.ensure_object(dict).update(config=config, verbose=verbose, quiet=quiet)
+
+
+class _StopOnSignal:
+    """SIGTERM/SIGINT set an event the pipeline checks between batches."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> threading.Event:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self.event
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.event.is_set():  # second signal: stop now
+            raise KeyboardInterrupt
+        log.warning("received %s: finishing or rolling back the current topic, then "
+                    "stopping", signal.Signals(signum).name)
+        self.event.set()
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+@cli.command()
+@click.option("--topic", "-t", "topics", multiple=True, metavar="NAME",
+              help="Only this topic (repeatable). Default: every topic in the config.")
+@click.option("--source", "-s", type=click.Choice(["pubmed", "ctgov"]),
+              help="Only this source. Default: both.")
+@click.option("--full", is_flag=True, help="Ignore watermarks: ask for everything again.")
+@click.option("--wait", "wait", type=float, default=60.0, show_default=True, metavar="SECONDS",
+              help="How long to wait for another running littrack to finish.")
+@click.pass_context
+@handle_errors
+def run(ctx: click.Context, topics: tuple[str, ...], source: str | None, full: bool,
+        wait: float) -> None:
+    """Fetch what is new for each topic, store it, and write the run's report.
+
+    Exit code 0 when every topic succeeded, 1 when some failed (the others are committed),
+    2 for a config or usage error, 3 when another littrack holds the data directory.
+    """
+    settings = _settings(ctx)
+    for name in topics:
+        settings.topic(name)  # unknown topic → ConfigError before any request
+    from littrack.pipeline import run as run_pipeline
+
+    with _StopOnSignal() as stop:
+        result = run_pipeline(settings, topics=topics or None,
+                              sources=[source] if source else None, full=full, stop=stop,
+                              lock_timeout=wait, progress=sys.stderr.isatty())
+    for r in result.results:
+        mark = "ok " if r.status == "ok" else "FAILED"
+        line = (f"{mark} {r.source:<6} {r.topic:<30} found {r.n_found:>5}  new {r.n_new:>5}  "
+                f"updated {r.n_updated:>4}  requests {r.n_requests:>4}")
+        click.echo(line + (f"  ({r.error})" if r.error else ""))
+    if result.report_dir:
+        click.echo(f"report: {result.report_dir}")
+    if result.stopped:
+        click.echo("stopped on request; the next run resumes from the last committed state")
+    sys.exit(result.exit_code)
+
+
+@cli.command()
+@click.pass_context
+@handle_errors
+def check(ctx: click.Context) -> None:
+    """Validate the config and list its topics, without any request."""
+    settings = _settings(ctx)
+    click.echo(f"config {settings.config_path}: ok; data in {settings.data_dir}")
+    for t in settings.topics:
+        sources = ", ".join(s for s in ("pubmed", "ctgov") if t.has(s))
+        click.echo(f"  {t.name:<30} {sources}")
+    for s in settings.schedules:
+        click.echo(f"  schedule {s.source}{' ' + s.topic if s.topic else ''}: "
+                   f"'{s.cron}' ({s.timezone})")
+
+
+@cli.command()
+@click.option("--source", "-s", type=click.Choice(["pubmed", "ctgov"]),
+              help="Only this source. Default: both.")
+@click.option("--wait", type=float, default=60.0, show_default=True, metavar="SECONDS",
+              help="How long to wait for another running littrack to finish.")
+@click.pass_context
+@handle_errors
+def rebuild(ctx: click.Context, source: str | None, wait: float) -> None:
+    """Re-derive the tidy tables from the stored raw records, offline.
+
+    Use after upgrading littrack's parser: no request is made, history is kept.
+    """
+    from littrack.lock import DataDirLock
+    from littrack.normalize import ctgov, pubmed
+    from littrack.store import Store
+
+    settings = _settings(ctx)
+    parsers = {"pubmed": pubmed.normalize_raw, "ctgov": ctgov.normalize_raw}
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with DataDirLock(settings.data_dir, wait), Store(settings.db_path) as store:
+        for src in [source] if source else ["pubmed", "ctgov"]:
+            parse = parsers[src]
+            n = store.rebuild((parse(raw) for _, raw in store.iter_raw(src)), now)
+            click.echo(f"{src}: rebuilt {n} records")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="littrack")
+
+
+

@@ -1,0 +1,85 @@
+"""The one exception tree of littrack.
+
+Every failure a user can cause or meet is a ``LittrackError``; anything else is a bug.
+
+    LittrackError
+    ├── ConfigError            bad config file, env var or CLI choice (names file, topic, key)
+    ├── SourceError            an upstream service failed for a topic (names source, topic, url)
+    │   ├── QueryRejected      the service refused our query (4xx, ESearch ErrorList): not retried
+    │   ├── MalformedResponse  the reply was not what the API promises (non-XML, cut off,
+    │   │                      200 with <ERROR>, bad JSON) and stayed so after retries
+    │   ├── Incomplete         records promised by the service never arrived (completeness check)
+    │   └── DeadlineExceeded   the topic's overall time budget ran out (stalled server)
+    ├── LockTimeout            another littrack process holds the data directory
+    └── StoreError             the database cannot be used (e.g. written by a newer littrack)
+
+The CLI maps ``ConfigError`` to exit code 2 and any other ``LittrackError`` of a topic to exit
+code 1 after the other topics ran. Messages never contain API keys: ``redact`` is applied
+to every URL and text that comes from a request.
+"""
+
+from __future__ import annotations
+
+import re
+
+_SECRET_PARAM = re.compile(r"(api_key=)[^&\s'\"]+", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """Remove API keys from URLs and messages before they reach logs, tables or reports."""
+    return _SECRET_PARAM.sub(r"\1***", text)
+
+
+class LittrackError(Exception):
+    """Base class: a failure with a message meant for the user."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
+
+
+class ConfigError(LittrackError):
+    """The configuration (file, environment or command line) is invalid."""
+
+
+class SourceError(LittrackError):
+    """An upstream service (``pubmed`` or ``ctgov``) failed for a topic."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str,
+        topic: str | None = None,
+        url: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        self.source = source
+        self.topic = topic
+        self.url = redact(url) if url else None
+        self.status = status
+        where = f"[{source}" + (f" topic {topic!r}" if topic else "") + "]"
+        super().__init__(f"{where} {message}")
+
+
+class QueryRejected(SourceError):
+    """The service refused the request as ours to fix (bad query, unknown parameter)."""
+
+
+class MalformedResponse(SourceError):
+    """The reply could not be parsed or carried an in-band error, even after retries."""
+
+
+class Incomplete(SourceError):
+    """Some records the service announced were not received; the watermark must not move."""
+
+
+class DeadlineExceeded(SourceError):
+    """The per-topic time budget ran out before the source finished."""
+
+
+class LockTimeout(LittrackError):
+    """Another littrack process holds the data directory lock."""
+
+
+class StoreError(LittrackError):
+    """The store cannot be opened or migrated."""

@@ -1,0 +1,205 @@
+"""HTTP for both services: pacing, timeouts, one retry policy, request counting.
+
+Neither upstream can be trusted to fail cleanly: NCBI answers 429 without Retry-After,
+relays 5xx, cuts bodies off and returns 200s whose body is an ``<ERROR>``;
+ClinicalTrials.gov rate-limits and 5xxs. So every request goes through ``HttpClient.send``:
+
+* a pacer keeps request *starts* at least ``1/rate`` seconds apart (retries included), so the
+  process never exceeds the service's published rate;
+* connect/read timeouts on every request, and a deadline per topic so a stalled server cannot
+  hold a run forever;
+* retries with exponential backoff and full jitter on 429, 5xx, connection errors, timeouts,
+  truncated bodies and bodies that a caller's ``check`` rejects, honouring ``Retry-After``;
+* any other 4xx is our own mistake and raises ``QueryRejected`` at once with the service's
+  words.
+"""
+
+from __future__ import annotations
+
+import email.message
+import email.utils
+import http.client
+import logging
+import random
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from littrack import __version__
+from littrack.config import RetrySettings
+from littrack.errors import (
+    DeadlineExceeded,
+    MalformedResponse,
+    QueryRejected,
+    SourceError,
+    redact,
+)
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+USER_AGENT = f"littrack/{__version__} (+https://pypi.org/project/littrack/)"
+
+
+@dataclass
+class Response:
+    status: int
+    headers: email.message.Message
+    body: bytes
+    url: str
+
+
+class Pacer:
+    """Spaces request starts at least ``interval`` seconds apart, across threads."""
+
+    def __init__(self, rate_per_second: float) -> None:
+        self.interval = 1.0 / rate_per_second
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            time.sleep(start - now)
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    retries: int = 0
+    retry_reasons: dict[str, int] = field(default_factory=dict)
+
+
+class HttpClient:
+    """One client per service; ``stats`` counts what a run spent."""
+
+    def __init__(self, source: str, rate_per_second: float, retry: RetrySettings,
+                 *, rng: random.Random | None = None) -> None:
+        self.source = source
+        self.retry = retry
+        self.pacer = Pacer(rate_per_second)
+        self.stats = Stats()
+        self.deadline: float | None = None  # time.monotonic() value set per topic
+        self.topic: str | None = None
+        self._rng = rng or random.Random()
+        # Loopback fakes must never be reached through a proxy from the environment.
+        self._direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        self._default = urllib.request.build_opener()
+
+    def get(self, url: str, params: dict[str, str] | None = None,
+            check: Callable[[Response], None] | None = None) -> Response:
+        if params:
+            from urllib.parse import urlencode
+
+            url = f"{url}?{urlencode(params)}"
+        return self.send(urllib.request.Request(url, method="GET"), check)
+
+    def send(self, request: urllib.request.Request,
+             check: Callable[[Response], None] | None = None) -> Response:
+        """Send with pacing and retries; return a 2xx response that passed ``check``."""
+        request.add_header("User-Agent", USER_AGENT)
+        safe_url = redact(request.full_url)
+        last: str = "no attempt"
+        for attempt in range(self.retry.max_tries):
+            self._check_deadline(safe_url, last)
+            self.pacer.wait()
+            self.stats.requests += 1
+            retry_after: float | None = None
+            try:
+                response = self._open(request)
+                if check is not None:
+                    check(response)
+                return response
+            except urllib.error.HTTPError as exc:
+                body = _read_quietly(exc)
+                if exc.code not in RETRY_STATUS:
+                    text = body.decode("utf-8", "replace").strip()[:500]
+                    raise QueryRejected(
+                        f"HTTP {exc.code} from {safe_url}: {text or exc.reason}",
+                        source=self.source, topic=self.topic, url=safe_url, status=exc.code,
+                    ) from None
+                last = f"HTTP {exc.code}"
+                retry_after = _retry_after(exc.headers)
+            except MalformedResponse as exc:
+                last = f"malformed reply ({exc})"
+            except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+                last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+            if attempt + 1 >= self.retry.max_tries:
+                break
+            delay = self._backoff(attempt, retry_after)
+            self.stats.retries += 1
+            reason = last.split(":")[0].split(" (")[0]
+            self.stats.retry_reasons[reason] = self.stats.retry_reasons.get(reason, 0) + 1
+            log.warning("%s: %s from %s; retry %d/%d in %.1fs", self.source, redact(last),
+                        safe_url, attempt + 1, self.retry.max_tries - 1, delay)
+            self._sleep(delay, safe_url, last)
+        raise SourceError(f"gave up after {self.retry.max_tries} tries: {redact(last)} "
+                          f"({safe_url})", source=self.source, topic=self.topic, url=safe_url)
+
+    def _open(self, request: urllib.request.Request) -> Response:
+        opener = self._direct if _is_loopback(request.full_url) else self._default
+        # urllib applies one timeout to the connect and to each socket read.
+        timeout = self.retry.timeout
+        if self.deadline is not None:
+            timeout = max(0.1, min(timeout, self.deadline - time.monotonic()))
+        with opener.open(request, timeout=timeout) as resp:
+            body = resp.read()  # raises IncompleteRead when the body is cut off
+            return Response(resp.status, resp.headers, body, resp.url)
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        ceiling = min(self.retry.backoff_cap, self.retry.backoff_base * (2 ** attempt))
+        delay = self._rng.uniform(0, ceiling)  # full jitter
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.retry.backoff_cap))
+        return delay
+
+    def _check_deadline(self, url: str, last: str) -> None:
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise DeadlineExceeded(f"topic deadline of {self.retry.topic_deadline:g}s passed "
+                                   f"(last: {last}) at {url}",
+                                   source=self.source, topic=self.topic, url=url)
+
+    def _sleep(self, delay: float, url: str, last: str) -> None:
+        if self.deadline is not None and time.monotonic() + delay >= self.deadline:
+            raise DeadlineExceeded(f"topic deadline of {self.retry.topic_deadline:g}s would "
+                                   f"pass while backing off (last: {last}) at {url}",
+                                   source=self.source, topic=self.topic, url=url)
+        time.sleep(delay)
+
+
+def _read_quietly(exc: urllib.error.HTTPError) -> bytes:
+    try:
+        return exc.read()
+    except (OSError, http.client.HTTPException):
+        return b""
+    finally:
+        exc.close()
+
+
+def _retry_after(headers: email.message.Message | None) -> float | None:
+    value = headers.get("Retry-After") if headers is not None else None
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return socket.inet_aton(host)[0] == 127 if "." in host else host == "::1"
+    except OSError:
+        return False

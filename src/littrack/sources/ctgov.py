@@ -1,0 +1,114 @@
+"""Fetch raw ClinicalTrials.gov v2 studies for a topic and window, page by page.
+
+The v2 paging contract has traps (see ``shared/research/ctgov_api_v2.md`` §3): a full page
+carries a ``nextPageToken`` even when nothing follows (the next page is empty), tokens go
+stale when the data change mid-walk (HTTP 400 "…start over from the first page"), and
+``totalCount`` comes on the first page only. This module walks the pages, restarts a stale
+walk from page 1 (the caller dedupes by NCT number), and reports what ``totalCount``
+promised so the pipeline can refuse to advance the watermark on a short walk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from littrack.config import CtgovSettings, Topic
+from littrack.errors import MalformedResponse, QueryRejected, SourceError
+from littrack.http import HttpClient, Response
+from littrack.windows import Window, ctgov_filter
+
+log = logging.getLogger(__name__)
+
+MAX_RESTARTS = 3  # stale-token restarts of one walk before giving up
+_STALE = ("start over", "changed while you were paginating")
+
+
+@dataclass
+class Page:
+    studies: list[dict[str, Any]]
+    total: int | None  # totalCount, first page of a walk only
+    restarted: bool = False  # first page of a walk restarted after a stale token
+
+
+def _json(response: Response) -> Any:
+    ctype = response.headers.get_content_type() if response.headers else ""
+    if ctype != "application/json":
+        raise MalformedResponse(f"expected JSON, got {ctype or 'no content type'}: "
+                                f"{response.body[:80]!r}", source="ctgov", url=response.url)
+    try:
+        return json.loads(response.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedResponse(f"invalid JSON: {exc}", source="ctgov",
+                                url=response.url) from None
+
+
+def _check_json(response: Response) -> None:
+    """Let the client retry 200s that are HTML or cut-off JSON."""
+    _json(response)
+
+
+class ClinicalTrials:
+    """The ClinicalTrials.gov source of one run."""
+
+    def __init__(self, settings: CtgovSettings, client: HttpClient) -> None:
+        self.settings = settings
+        self.client = client
+        self.base = settings.base_url.rstrip("/")
+
+    def data_timestamp(self) -> str | None:
+        """``/version``'s dataTimestamp: when it has not moved, nothing can have changed."""
+        body = _json(self.client.get(f"{self.base}/version", check=_check_json))
+        if not isinstance(body, dict):
+            raise MalformedResponse("/version reply is not an object", source="ctgov")
+        ts = body.get("dataTimestamp")
+        return str(ts) if ts else None
+
+    def params(self, topic: Topic, window: Window) -> dict[str, str]:
+        assert topic.ctgov is not None
+        params = topic.ctgov.params()
+        flt = ctgov_filter(window)
+        if flt:
+            params["filter.advanced"] = flt
+        params["pageSize"] = str(self.settings.page_size)
+        params["countTotal"] = "true"
+        # Full study documents, no `fields=`: partial records would lose hasResults and
+        # the date types (see the fields-limited fixtures).
+        return params
+
+    def search(self, topic: Topic, window: Window) -> Iterator[Page]:
+        """Yield every page of the topic's studies in the window."""
+        params = self.params(topic, window)
+        restarts = 0
+        token: str | None = None
+        while True:
+            page_params = dict(params)
+            if token:
+                page_params["pageToken"] = token
+            try:
+                body = _json(self.client.get(f"{self.base}/studies", page_params,
+                                             check=_check_json))
+            except QueryRejected as exc:
+                if token and exc.status == 400 and any(s in str(exc).lower() for s in _STALE):
+                    restarts += 1
+                    if restarts > MAX_RESTARTS:
+                        raise SourceError(f"page tokens kept going stale ({restarts} restarts)",
+                                          source="ctgov", topic=topic.name) from None
+                    log.warning("ctgov topic %s: page token went stale; restarting from page "
+                                "1 (%d/%d)", topic.name, restarts, MAX_RESTARTS)
+                    token = None
+                    continue
+                raise
+            if not isinstance(body, dict) or not isinstance(body.get("studies"), list):
+                raise MalformedResponse("/studies reply has no 'studies' list", source="ctgov",
+                                        topic=topic.name)
+            total = body.get("totalCount") if token is None else None
+            yield Page(body["studies"], total if isinstance(total, int) else None,
+                       restarted=token is None and restarts > 0)
+            token = body.get("nextPageToken")
+            # An empty page ends the walk too: the API hands out a token after every full page.
+            if not token or not body["studies"]:
+                return

@@ -1,0 +1,546 @@
+"""The SQLite store: the only module that writes SQL.
+
+Why it is shaped this way:
+
+* A topic's records, its matches, its run row and its watermark are written in *one*
+  transaction (``Store.transaction``), so a crash at any moment leaves either the old state
+  or the new one, and the next run resumes from the last committed watermark.
+* Upserts are keyed and idempotent: a record seen again with the same content only moves
+  ``last_seen_at``; a changed record replaces its rows in place (children are replaced as a
+  whole) and appends its tracked field changes to ``trial_changes`` / ``article_changes``.
+* The raw record is kept, zlib-compressed, so ``rebuild`` can re-run a fixed normalizer
+  without asking the services again.
+* The schema is versioned with ``PRAGMA user_version``; migrations run at open.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from littrack import changes
+from littrack.errors import ConfigError, StoreError
+from littrack.normalize import Normalized
+from littrack.tables import MAIN_TABLE, RECORD_TABLES, Table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SCHEMA_VERSION = 1
+BOOKKEEPING = ("first_seen_at", "last_seen_at", "updated_at")
+_INTEGER_COLUMNS = {
+    "position", "affiliation_position", "pub_year", "is_major", "is_retracted", "has_erratum",
+    "has_concern", "is_retraction_notice", "is_deleted", "enrollment", "has_results",
+}
+
+
+def _ddl_record_table(t: Table, main: bool) -> str:
+    cols = [f"{c} {'INTEGER' if c in _INTEGER_COLUMNS else 'TEXT'}"
+            + (" NOT NULL" if c in t.key else "") for c in t.columns]
+    if main:
+        cols += [f"{c} TEXT NOT NULL" for c in BOOKKEEPING]
+    cols.append(f"PRIMARY KEY ({', '.join(t.key)})")
+    return f"CREATE TABLE IF NOT EXISTS {t.name} (\n  " + ",\n  ".join(cols) + "\n)"
+
+
+def _schema_v1() -> list[str]:
+    stmts = []
+    for source, tables in RECORD_TABLES.items():
+        for t in tables:
+            stmts.append(_ddl_record_table(t, main=t is MAIN_TABLE[source]))
+    stmts += [
+        """CREATE TABLE IF NOT EXISTS raw_records (
+  source TEXT NOT NULL, record_id TEXT NOT NULL, content_hash TEXT NOT NULL,
+  fetched_at TEXT NOT NULL, run_id TEXT NOT NULL, raw BLOB NOT NULL,
+  PRIMARY KEY (source, record_id))""",
+        """CREATE TABLE IF NOT EXISTS topic_matches (
+  topic TEXT NOT NULL, source TEXT NOT NULL, record_id TEXT NOT NULL,
+  first_seen_run TEXT NOT NULL, last_seen_run TEXT NOT NULL,
+  PRIMARY KEY (topic, source, record_id))""",
+        "CREATE INDEX IF NOT EXISTS topic_matches_first ON topic_matches (first_seen_run)",
+        "CREATE INDEX IF NOT EXISTS topic_matches_record ON topic_matches (source, record_id)",
+        """CREATE TABLE IF NOT EXISTS runs (
+  run_id TEXT NOT NULL, topic TEXT NOT NULL, source TEXT NOT NULL,
+  started_at TEXT NOT NULL, finished_at TEXT, status TEXT NOT NULL
+    CHECK (status IN ('running', 'ok', 'failed')),
+  window_start TEXT, window_end TEXT,
+  n_found INTEGER, n_new INTEGER, n_updated INTEGER, n_requests INTEGER, n_retries INTEGER,
+  error TEXT,
+  PRIMARY KEY (run_id, topic, source))""",
+        "CREATE INDEX IF NOT EXISTS runs_topic ON runs (topic, source, started_at)",
+        "CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at)",
+        """CREATE TABLE IF NOT EXISTS watermarks (
+  topic TEXT NOT NULL, source TEXT NOT NULL, watermark TEXT NOT NULL,
+  data_timestamp TEXT, run_id TEXT NOT NULL, updated_at TEXT NOT NULL,
+  PRIMARY KEY (topic, source))""",
+        """CREATE TABLE IF NOT EXISTS trial_changes (
+  nct_id TEXT NOT NULL, run_id TEXT NOT NULL, observed_at TEXT NOT NULL,
+  field TEXT NOT NULL, old_value TEXT, new_value TEXT)""",
+        "CREATE INDEX IF NOT EXISTS trial_changes_run ON trial_changes (run_id)",
+        "CREATE INDEX IF NOT EXISTS trial_changes_nct ON trial_changes (nct_id)",
+        """CREATE TABLE IF NOT EXISTS article_changes (
+  pmid TEXT NOT NULL, run_id TEXT NOT NULL, observed_at TEXT NOT NULL,
+  field TEXT NOT NULL, old_value TEXT, new_value TEXT)""",
+        "CREATE INDEX IF NOT EXISTS article_changes_run ON article_changes (run_id)",
+        """CREATE TABLE IF NOT EXISTS trial_publication_links (
+  nct_id TEXT NOT NULL, pmid TEXT NOT NULL, evidence TEXT NOT NULL,
+  first_seen_run TEXT NOT NULL,
+  PRIMARY KEY (nct_id, pmid, evidence))""",
+        "CREATE INDEX IF NOT EXISTS links_pmid ON trial_publication_links (pmid)",
+        "CREATE INDEX IF NOT EXISTS links_run ON trial_publication_links (first_seen_run)",
+        """CREATE TABLE IF NOT EXISTS missing_records (
+  source TEXT NOT NULL, record_id TEXT NOT NULL, topic TEXT NOT NULL, run_id TEXT NOT NULL,
+  observed_at TEXT NOT NULL,
+  PRIMARY KEY (source, record_id, topic))""",
+        "CREATE INDEX IF NOT EXISTS articles_entrez ON articles (entrez_date)",
+        "CREATE INDEX IF NOT EXISTS trials_completion ON trials (primary_completion_date)",
+    ]
+    return stmts
+
+
+MIGRATIONS: dict[int, list[str]] = {1: _schema_v1()}
+
+
+@dataclass
+class SaveResult:
+    """What ``save_records`` did, by record id."""
+
+    new: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Watermark:
+    watermark: str  # ISO day the last successful run started
+    data_timestamp: str | None  # ClinicalTrials.gov /version dataTimestamp at that run
+    run_id: str
+
+
+class Store:
+    """All reads and writes of the littrack database."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, so nothing commits
+            # behind our back halfway through a topic.
+            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=60,
+                                      check_same_thread=False)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot open database: {exc}") from None
+        self._migrate()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- schema ----------------------------------------------------------------------
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: schema version {version} is newer than this "
+                             f"littrack understands ({SCHEMA_VERSION}); upgrade littrack")
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self.transaction():
+                for stmt in MIGRATIONS[target]:
+                    self.db.execute(stmt)
+                self.db.execute(f"PRAGMA user_version = {target}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception (incl. KeyboardInterrupt)."""
+        if self.db.in_transaction:
+            yield  # nested: the outer transaction decides
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # ---- runs ------------------------------------------------------------------------
+    def start_run(self, run_id: str, topic: str, source: str, now: str,
+                  window: tuple[str | None, str]) -> None:
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR REPLACE INTO runs (run_id, topic, source, started_at, status, "
+                "window_start, window_end) VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                (run_id, topic, source, now, window[0], window[1]))
+
+    def finish_run(self, run_id: str, topic: str, source: str, now: str, status: str, *,
+                   n_found: int = 0, n_new: int = 0, n_updated: int = 0,
+                   n_requests: int = 0, n_retries: int = 0, error: str | None = None) -> None:
+        with self.transaction():
+            self.db.execute(
+                "UPDATE runs SET finished_at=?, status=?, n_found=?, n_new=?, n_updated=?, "
+                "n_requests=?, n_retries=?, error=? WHERE run_id=? AND topic=? AND source=?",
+                (now, status, n_found, n_new, n_updated, n_requests, n_retries, error,
+                 run_id, topic, source))
+
+    def fail_interrupted_runs(self, now: str) -> int:
+        """Close runs a killed process left 'running' (call only while holding the lock)."""
+        with self.transaction():
+            cur = self.db.execute(
+                "UPDATE runs SET status='failed', finished_at=?, "
+                "error='interrupted: the process ended before the topic finished' "
+                "WHERE status='running'", (now,))
+        return cur.rowcount
+
+    def last_runs(self) -> list[dict[str, Any]]:
+        """The latest run row and the latest successful one of every topic and source."""
+        rows = self.db.execute(
+            """SELECT r.*, (SELECT MAX(finished_at) FROM runs o WHERE o.topic=r.topic
+                 AND o.source=r.source AND o.status='ok') AS last_ok_at
+               FROM runs r WHERE r.started_at = (SELECT MAX(started_at) FROM runs x
+                 WHERE x.topic=r.topic AND x.source=r.source)
+               ORDER BY r.topic, r.source""").fetchall()
+        return [dict(r) for r in rows]
+
+    def last_success_at(self, source: str, topic: str | None = None) -> str | None:
+        """When the last successful run of a source (optionally one topic) finished."""
+        sql = "SELECT MAX(finished_at) FROM runs WHERE status='ok' AND source=?"
+        args: list[str] = [source]
+        if topic:
+            sql += " AND topic=?"
+            args.append(topic)
+        value = self.db.execute(sql, args).fetchone()[0]
+        return str(value) if value else None
+
+    def runs(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM runs" + (" WHERE run_id=?" if run_id else "")
+        sql += " ORDER BY started_at, topic, source"
+        return [dict(r) for r in self.db.execute(sql, (run_id,) if run_id else ())]
+
+    def run_ids_since(self, since: str) -> list[str]:
+        rows = self.db.execute("SELECT DISTINCT run_id FROM runs WHERE started_at >= ? "
+                               "ORDER BY run_id", (since,))
+        return [r[0] for r in rows]
+
+    # ---- watermarks ------------------------------------------------------------------
+    def watermark(self, topic: str, source: str) -> Watermark | None:
+        row = self.db.execute("SELECT watermark, data_timestamp, run_id FROM watermarks "
+                              "WHERE topic=? AND source=?", (topic, source)).fetchone()
+        return Watermark(*row) if row else None
+
+    def set_watermark(self, topic: str, source: str, watermark: str, run_id: str, now: str,
+                      data_timestamp: str | None = None) -> None:
+        self.db.execute(
+            "INSERT INTO watermarks (topic, source, watermark, data_timestamp, run_id, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (topic, source) DO UPDATE SET "
+            "watermark=excluded.watermark, data_timestamp=excluded.data_timestamp, "
+            "run_id=excluded.run_id, updated_at=excluded.updated_at",
+            (topic, source, watermark, data_timestamp, run_id, now))
+
+    def watermarks(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM watermarks ORDER BY 1, 2")]
+
+    # ---- records ---------------------------------------------------------------------
+    def known_ids(self, source: str, ids: Iterable[str]) -> set[str]:
+        """Which of ``ids`` the store already holds (raw record present)."""
+        found: set[str] = set()
+        batch: list[str] = []
+        for rid in ids:
+            batch.append(rid)
+            if len(batch) == 500:
+                found |= self._known(source, batch)
+                batch = []
+        if batch:
+            found |= self._known(source, batch)
+        return found
+
+    def _known(self, source: str, batch: Sequence[str]) -> set[str]:
+        marks = ",".join("?" * len(batch))
+        rows = self.db.execute(f"SELECT record_id FROM raw_records WHERE source=? AND "
+                               f"record_id IN ({marks})", (source, *batch))
+        return {r[0] for r in rows}
+
+    def save_records(self, records: Iterable[Normalized], now: str, run_id: str) -> SaveResult:
+        """Upsert normalized records (inside the caller's transaction)."""
+        result = SaveResult()
+        with self.transaction():
+            for rec in records:
+                status = self._save_one(rec, now, run_id)
+                getattr(result, status).append(rec.record_id)
+        return result
+
+    def _save_one(self, rec: Normalized, now: str, run_id: str) -> str:
+        main_t = MAIN_TABLE[rec.source]
+        digest = _content_hash(rec)
+        row = self.db.execute("SELECT content_hash FROM raw_records WHERE source=? AND "
+                              "record_id=?", (rec.source, rec.record_id)).fetchone()
+        if row is not None and row[0] == digest:
+            self.db.execute(f"UPDATE {main_t.name} SET last_seen_at=? WHERE "
+                            f"{main_t.record_key}=?", (now, rec.record_id))
+            return "unchanged"
+        new_main = rec.tables[main_t.name][0]
+        if row is None:
+            cols = (*main_t.columns, *BOOKKEEPING)
+            values = [new_main.get(c) for c in main_t.columns] + [now, now, now]
+            self.db.execute(
+                f"INSERT INTO {main_t.name} ({', '.join(cols)}) VALUES "
+                f"({', '.join('?' * len(cols))}) ON CONFLICT DO NOTHING", values)
+        else:
+            old = self.db.execute(f"SELECT * FROM {main_t.name} WHERE {main_t.record_key}=?",
+                                  (rec.record_id,)).fetchone()
+            if old is not None:
+                self._log_changes(rec, dict(old), new_main, now, run_id)
+            sets = ", ".join(f"{c}=?" for c in main_t.columns)
+            self.db.execute(
+                f"UPDATE {main_t.name} SET {sets}, last_seen_at=?, updated_at=? "
+                f"WHERE {main_t.record_key}=?",
+                [new_main.get(c) for c in main_t.columns] + [now, now, rec.record_id])
+        for t in RECORD_TABLES[rec.source]:
+            if t is main_t:
+                continue
+            self.db.execute(f"DELETE FROM {t.name} WHERE {t.record_key}=?", (rec.record_id,))
+            rows = rec.tables.get(t.name, [])
+            if rows:
+                self.db.executemany(
+                    f"INSERT OR REPLACE INTO {t.name} ({', '.join(t.columns)}) VALUES "
+                    f"({', '.join('?' * len(t.columns))})",
+                    [[r.get(c) for c in t.columns] for r in rows])
+        self.db.execute(
+            "INSERT INTO raw_records (source, record_id, content_hash, fetched_at, run_id, raw) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, record_id) DO UPDATE SET "
+            "content_hash=excluded.content_hash, fetched_at=excluded.fetched_at, "
+            "run_id=excluded.run_id, raw=excluded.raw",
+            (rec.source, rec.record_id, digest, now, run_id, zlib.compress(rec.raw, 6)))
+        self.db.executemany(
+            "INSERT OR IGNORE INTO trial_publication_links (nct_id, pmid, evidence, "
+            "first_seen_run) VALUES (?, ?, ?, ?)",
+            [(*link, run_id) for link in changes.links(rec)])
+        return "new" if row is None else "updated"
+
+    def _log_changes(self, rec: Normalized, old: dict[str, Any], new: dict[str, Any],
+                     now: str, run_id: str) -> None:
+        if rec.source == "ctgov":
+            table, key, fields = "trial_changes", "nct_id", changes.TRIAL_TRACKED
+        else:
+            table, key, fields = "article_changes", "pmid", changes.ARTICLE_TRACKED
+        self.db.executemany(
+            f"INSERT INTO {table} ({key}, run_id, observed_at, field, old_value, new_value) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(rec.record_id, run_id, now, *d) for d in changes.diff(old, new, fields)])
+
+    def touch(self, source: str, ids: Iterable[str], now: str) -> None:
+        """Mark records as seen again without re-fetching them."""
+        t = MAIN_TABLE[source]
+        self.db.executemany(f"UPDATE {t.name} SET last_seen_at=? WHERE {t.record_key}=?",
+                            [(now, rid) for rid in ids])
+
+    def match(self, topic: str, source: str, ids: Iterable[str], run_id: str) -> int:
+        """Record that ``topic`` found ``ids`` in this run; return how many are new to it."""
+        self.db.executemany(
+            "INSERT INTO topic_matches (topic, source, record_id, first_seen_run, "
+            "last_seen_run) VALUES (?, ?, ?, ?, ?) ON CONFLICT (topic, source, record_id) "
+            "DO UPDATE SET last_seen_run=excluded.last_seen_run",
+            [(topic, source, rid, run_id, run_id) for rid in ids])
+        return int(self.db.execute(
+            "SELECT COUNT(*) FROM topic_matches WHERE topic=? AND source=? AND "
+            "first_seen_run=?", (topic, source, run_id)).fetchone()[0])
+
+    def mark_deleted(self, pmids: Iterable[str], now: str, run_id: str) -> int:
+        """PubMed withdrew these: flag them (never drop), and log the change once."""
+        n = 0
+        for pmid in pmids:
+            cur = self.db.execute("UPDATE articles SET is_deleted=1, updated_at=? WHERE pmid=? "
+                                  "AND is_deleted=0", (now, pmid))
+            if cur.rowcount:
+                n += 1
+                self.db.execute(
+                    "INSERT INTO article_changes (pmid, run_id, observed_at, field, old_value, "
+                    "new_value) VALUES (?, ?, ?, 'is_deleted', '0', '1')", (pmid, run_id, now))
+        return n
+
+    def record_missing(self, source: str, ids: Iterable[str], topic: str, run_id: str,
+                       now: str) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO missing_records (source, record_id, topic, run_id, "
+            "observed_at) VALUES (?, ?, ?, ?, ?)",
+            [(source, rid, topic, run_id, now) for rid in ids])
+
+    def missing_ids(self, source: str, topic: str) -> list[str]:
+        """Records a topic's earlier runs were promised but never received."""
+        rows = self.db.execute("SELECT record_id FROM missing_records WHERE source=? AND "
+                               "topic=? ORDER BY record_id", (source, topic))
+        return [r[0] for r in rows]
+
+    def clear_missing(self, source: str, ids: Iterable[str], topic: str) -> None:
+        self.db.executemany("DELETE FROM missing_records WHERE source=? AND record_id=? AND "
+                            "topic=?", [(source, rid, topic) for rid in ids])
+
+    def iter_raw(self, source: str) -> Iterator[tuple[str, bytes]]:
+        """Every stored raw record of a source (for rebuild), decompressed."""
+        cur = self.db.execute("SELECT record_id, raw FROM raw_records WHERE source=? "
+                              "ORDER BY record_id", (source,))
+        for rid, blob in cur:
+            yield rid, zlib.decompress(blob)
+
+    def rebuild(self, records: Iterable[Normalized], now: str) -> int:
+        """Rewrite the tidy rows of re-normalized records without touching history."""
+        n = 0
+        with self.transaction():
+            for rec in records:
+                self._save_one_rebuild(rec, now)
+                n += 1
+        return n
+
+    def _save_one_rebuild(self, rec: Normalized, now: str) -> None:
+        main_t = MAIN_TABLE[rec.source]
+        new_main = rec.tables[main_t.name][0]
+        sets = ", ".join(f"{c}=?" for c in main_t.columns if c != "is_deleted")
+        values = [new_main.get(c) for c in main_t.columns if c != "is_deleted"]
+        cur = self.db.execute(f"UPDATE {main_t.name} SET {sets} WHERE {main_t.record_key}=?",
+                              [*values, rec.record_id])
+        if not cur.rowcount:
+            cols = (*main_t.columns, *BOOKKEEPING)
+            self.db.execute(f"INSERT INTO {main_t.name} ({', '.join(cols)}) VALUES "
+                            f"({', '.join('?' * len(cols))})",
+                            [new_main.get(c) for c in main_t.columns] + [now, now, now])
+        for t in RECORD_TABLES[rec.source]:
+            if t is main_t:
+                continue
+            self.db.execute(f"DELETE FROM {t.name} WHERE {t.record_key}=?", (rec.record_id,))
+            self.db.executemany(
+                f"INSERT OR REPLACE INTO {t.name} ({', '.join(t.columns)}) VALUES "
+                f"({', '.join('?' * len(t.columns))})",
+                [[r.get(c) for c in t.columns] for r in rec.tables.get(t.name, [])])
+        self.db.execute("UPDATE raw_records SET content_hash=? WHERE source=? AND record_id=?",
+                        (_content_hash(rec), rec.source, rec.record_id))
+        self.db.executemany(
+            "INSERT OR IGNORE INTO trial_publication_links (nct_id, pmid, evidence, "
+            "first_seen_run) VALUES (?, ?, ?, 'rebuild')", list(changes.links(rec)))
+
+    # ---- reads -----------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        names = [t.name for ts in RECORD_TABLES.values() for t in ts] + [
+            "topic_matches", "runs", "trial_changes", "article_changes",
+            "trial_publication_links", "raw_records", "missing_records"]
+        return {n: int(self.db.execute(f"SELECT COUNT(*) FROM {n}").fetchone()[0])
+                for n in names}
+
+    def table_names(self) -> list[str]:
+        rows = self.db.execute("SELECT name FROM sqlite_master WHERE type IN ('table','view') "
+                               "AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        return [r[0] for r in rows]
+
+    def columns(self, table: str) -> list[dict[str, Any]]:
+        self._check_table(table)
+        return [dict(r) for r in self.db.execute(f"PRAGMA table_info({table})")]
+
+    def _check_table(self, table: str) -> None:
+        if table not in self.table_names():
+            raise ConfigError(f"unknown table {table!r} (known: {', '.join(self.table_names())})")
+
+    def frame(self, table: str) -> pd.DataFrame:
+        """A whole table (raw blobs excluded) as a DataFrame."""
+        import pandas as pd
+
+        self._check_table(table)
+        cols = "source, record_id, content_hash, fetched_at, run_id" \
+            if table == "raw_records" else "*"
+        return pd.read_sql_query(f"SELECT {cols} FROM {table}", self.db)
+
+    def query(self, name: str, **params: Any) -> pd.DataFrame:
+        """One of the named report queries in ``QUERIES`` as a DataFrame."""
+        import pandas as pd
+
+        sql = QUERIES[name]
+        run_ids = params.pop("run_ids", None)
+        if run_ids is not None:
+            marks = ",".join("?" * len(run_ids)) or "NULL"
+            sql = sql.replace(":run_ids", marks)
+            return pd.read_sql_query(sql, self.db, params=[*run_ids])
+        return pd.read_sql_query(sql, self.db, params=params)
+
+
+def _content_hash(rec: Normalized) -> str:
+    payload = json.dumps(rec.tables, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+# Report queries: the store owns these too. ``:run_ids`` expands to the runs of the window.
+QUERIES: dict[str, str] = {
+    "new_articles": """
+        SELECT m.topic, a.pmid, a.title, a.journal, a.pub_year AS year, a.doi,
+          (SELECT COALESCE(au.collective_name,
+                  TRIM(COALESCE(au.last_name, '') || ' ' || COALESCE(au.initials, '')))
+             FROM article_authors au WHERE au.pmid = a.pmid ORDER BY au.position LIMIT 1)
+             AS first_author,
+          (SELECT GROUP_CONCAT(publication_type, '; ') FROM
+             (SELECT publication_type FROM article_publication_types pt
+              WHERE pt.pmid = a.pmid ORDER BY publication_type)) AS publication_types,
+          a.entrez_date, a.is_retracted,
+          'https://pubmed.ncbi.nlm.nih.gov/' || a.pmid || '/' AS url
+        FROM topic_matches m JOIN articles a ON a.pmid = m.record_id
+        WHERE m.source = 'pubmed' AND m.first_seen_run IN (:run_ids)
+        ORDER BY m.topic, a.entrez_date DESC, CAST(a.pmid AS INTEGER) DESC""",
+    "new_trials": """
+        SELECT m.topic, t.nct_id, t.brief_title AS title, t.overall_status AS status,
+          t.phase, t.enrollment, t.lead_sponsor AS sponsor, t.start_date,
+          (SELECT GROUP_CONCAT(country, '; ') FROM (SELECT DISTINCT country FROM
+             trial_locations l WHERE l.nct_id = t.nct_id AND country IS NOT NULL
+             ORDER BY country)) AS countries,
+          t.last_update_posted,
+          'https://clinicaltrials.gov/study/' || t.nct_id AS url
+        FROM topic_matches m JOIN trials t ON t.nct_id = m.record_id
+        WHERE m.source = 'ctgov' AND m.first_seen_run IN (:run_ids)
+        ORDER BY m.topic, t.nct_id""",
+    "trial_changes": """
+        SELECT c.nct_id, t.brief_title AS title, c.field, c.old_value, c.new_value,
+          c.observed_at, c.run_id,
+          (SELECT GROUP_CONCAT(topic, '; ') FROM topic_matches m WHERE m.source = 'ctgov'
+             AND m.record_id = c.nct_id) AS topics
+        FROM trial_changes c LEFT JOIN trials t ON t.nct_id = c.nct_id
+        WHERE c.run_id IN (:run_ids) ORDER BY c.nct_id, c.observed_at, c.field""",
+    "article_changes": """
+        SELECT c.pmid, a.title, c.field, c.old_value, c.new_value, c.observed_at, c.run_id,
+          (SELECT GROUP_CONCAT(topic, '; ') FROM topic_matches m WHERE m.source = 'pubmed'
+             AND m.record_id = c.pmid) AS topics
+        FROM article_changes c LEFT JOIN articles a ON a.pmid = c.pmid
+        WHERE c.run_id IN (:run_ids) ORDER BY c.pmid, c.observed_at, c.field""",
+    "links": """
+        SELECT l.nct_id, l.pmid, l.evidence, t.brief_title AS trial_title,
+          a.title AS article_title, l.first_seen_run
+        FROM trial_publication_links l LEFT JOIN trials t ON t.nct_id = l.nct_id
+          LEFT JOIN articles a ON a.pmid = l.pmid
+        WHERE l.first_seen_run IN (:run_ids) ORDER BY l.nct_id, l.pmid, l.evidence""",
+}
+
+
+def load_table(table: str, data_dir: str | Path | None = None,
+               config: str | None = None) -> pd.DataFrame:
+    """``littrack.load``: one table as a DataFrame, from a data dir or the config's."""
+    if data_dir is None:
+        from littrack.config import load_settings
+
+        data_dir = load_settings(config).data_dir
+    path = Path(data_dir) / "littrack.sqlite"
+    if not path.exists():
+        raise ConfigError(f"{path}: no littrack database here (run `littrack run` first)")
+    with Store(path) as store:
+        return store.frame(table)

@@ -1,0 +1,71 @@
+"""Since when to ask: the incremental window of a topic and source, as pure functions.
+
+A window is whole days, inclusive at both ends, because both services filter by day:
+PubMed's Entrez and modification dates, ClinicalTrials.gov's LastUpdatePostDate. The
+watermark is the day a run *started* (not the newest record seen), and the next window opens
+``overlap_days`` before it, so records dated at the boundary, or indexed late in another time
+zone, are asked for twice rather than never. The overlap is absorbed by upserts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+# Earliest Entrez date we ever ask for when a full window must be split (PubMed has records
+# from the 1780s; MEDLINE's electronic era starts in the 1940s).
+PUBMED_EPOCH = date(1780, 1, 1)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Days [start, end]; ``start=None`` means "everything" (a first run or --full)."""
+
+    start: date | None
+    end: date
+
+    @property
+    def is_full(self) -> bool:
+        return self.start is None
+
+    def split(self) -> tuple[Window, Window]:
+        """Halve the window by date (used to stay under PubMed's 9,999-id ESearch cap)."""
+        start = self.start or PUBMED_EPOCH
+        if start >= self.end:
+            raise ValueError(f"cannot split the one-day window {start}")
+        middle = start + (self.end - start) // 2
+        return Window(start, middle), Window(middle + timedelta(days=1), self.end)
+
+
+def next_window(watermark: date | None, today: date, overlap_days: int,
+                full: bool = False) -> Window:
+    """The window a run starting ``today`` should ask for."""
+    if full or watermark is None:
+        return Window(None, today)
+    start = min(watermark, today) - timedelta(days=overlap_days)
+    return Window(start, today)
+
+
+def _pubmed_day(d: date) -> str:
+    return d.strftime("%Y/%m/%d")
+
+
+def pubmed_term(query: str, window: Window, *, modified: bool) -> str:
+    """The ESearch term for a topic query limited to a window.
+
+    One ESearch asks both for records *entered* in the window (``edat``: new to PubMed) and,
+    when ``modified`` is set, records *modified* in it (``mdat``: retractions, corrections,
+    MeSH indexing), so a quiet incremental run costs a single request per topic.
+    """
+    if window.start is None:
+        return query
+    span = f"{_pubmed_day(window.start)}:{_pubmed_day(window.end)}"
+    clause = f"{span}[edat] OR {span}[mdat]" if modified else f"{span}[edat]"
+    return f"({query}) AND ({clause})"
+
+
+def ctgov_filter(window: Window) -> str | None:
+    """The ``filter.advanced`` expression for studies updated in the window."""
+    if window.start is None:
+        return None
+    return f"AREA[LastUpdatePostDate]RANGE[{window.start.isoformat()},MAX]"

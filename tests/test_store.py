@@ -1,0 +1,120 @@
+"""The store on a real SQLite file: idempotent upserts, history, atomic topics, migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from littrack.errors import StoreError
+from littrack.normalize.ctgov import normalize_study
+from littrack.store import SCHEMA_VERSION, Store
+from tests.builders.ctgov import study
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    with Store(tmp_path / "littrack.sqlite") as s:
+        yield s
+
+
+def rows(store: Store, sql: str, *args: object) -> list[tuple]:
+    return [tuple(r) for r in store.db.execute(sql, args)]
+
+
+def test_schema_is_versioned_and_reopens(tmp_path: Path) -> None:
+    path = tmp_path / "x.sqlite"
+    with Store(path) as s:
+        assert s.schema_version == SCHEMA_VERSION
+        assert {"articles", "trials", "topic_matches", "runs", "raw_records",
+                "trial_changes", "article_changes"} <= set(s.table_names())
+    with Store(path) as s:
+        assert s.schema_version == SCHEMA_VERSION
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "x.sqlite"
+    sqlite3.connect(path).execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}").connection \
+        .close()
+    with pytest.raises(StoreError, match="newer than this littrack"):
+        Store(path)
+
+
+def test_saving_twice_never_duplicates(store: Store) -> None:
+    recs = [normalize_study(study(f"NCT0000000{i}")) for i in range(1, 4)]
+    first = store.save_records(recs, "2026-01-01T00:00:00Z", "r1")
+    again = store.save_records(recs, "2026-01-02T00:00:00Z", "r2")
+    assert sorted(first.new) == ["NCT00000001", "NCT00000002", "NCT00000003"]
+    assert again.new == [] and again.updated == [] and len(again.unchanged) == 3
+    counts = store.counts()
+    assert counts["trials"] == 3 and counts["trial_conditions"] == 3
+    assert counts["raw_records"] == 3 and counts["trial_changes"] == 0
+    assert rows(store, "SELECT first_seen_at, last_seen_at, updated_at FROM trials "
+                       "WHERE nct_id='NCT00000001'") == [
+        ("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z", "2026-01-01T00:00:00Z")]
+
+
+def test_changed_record_updates_in_place_and_logs_history(store: Store) -> None:
+    store.save_records([normalize_study(study("NCT00000001", status="RECRUITING",
+                                              conditions=("PTSD", "Anxiety")))],
+                       "2026-01-01T00:00:00Z", "r1")
+    res = store.save_records([normalize_study(study("NCT00000001", status="COMPLETED",
+                                                    conditions=("PTSD",),
+                                                    has_results=True))],
+                             "2026-02-01T00:00:00Z", "r2")
+    assert res.updated == ["NCT00000001"]
+    assert rows(store, "SELECT overall_status, has_results, updated_at FROM trials") == [
+        ("COMPLETED", 1, "2026-02-01T00:00:00Z")]
+    assert rows(store, "SELECT condition FROM trial_conditions") == [("PTSD",)]
+    assert rows(store, "SELECT field, old_value, new_value, run_id FROM trial_changes "
+                       "ORDER BY field") == [
+        ("has_results", "0", "1", "r2"), ("overall_status", "RECRUITING", "COMPLETED", "r2")]
+
+
+def test_transaction_rolls_back_everything(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.transaction():
+        store.save_records([normalize_study(study("NCT00000001"))], "t", "r1")
+        store.match("topic", "ctgov", ["NCT00000001"], "r1")
+        store.set_watermark("topic", "ctgov", "2026-01-01", "r1", "t")
+        raise RuntimeError("killed mid-topic")
+    counts = store.counts()
+    assert counts["trials"] == 0 and counts["topic_matches"] == 0
+    assert store.watermark("topic", "ctgov") is None
+
+
+def test_matches_count_new_per_topic(store: Store) -> None:
+    assert store.match("a", "ctgov", ["NCT1", "NCT2"], "r1") == 2
+    assert store.match("a", "ctgov", ["NCT1", "NCT2", "NCT3"], "r2") == 1
+    assert store.match("b", "ctgov", ["NCT1"], "r2") == 1
+    assert rows(store, "SELECT topic, record_id, first_seen_run, last_seen_run FROM "
+                       "topic_matches ORDER BY 1, 2") == [
+        ("a", "NCT1", "r1", "r2"), ("a", "NCT2", "r1", "r2"), ("a", "NCT3", "r2", "r2"),
+        ("b", "NCT1", "r2", "r2")]
+
+
+def test_runs_left_running_by_a_killed_process_are_closed(store: Store) -> None:
+    store.start_run("r1", "t", "pubmed", "2026-01-01T00:00:00Z", (None, "2026-01-01"))
+    assert store.fail_interrupted_runs("2026-01-01T01:00:00Z") == 1
+    (run,) = store.runs()
+    assert run["status"] == "failed" and "interrupted" in run["error"]
+
+
+def test_raw_records_rebuild(store: Store) -> None:
+    rec = normalize_study(study("NCT00000001", title="Original"))
+    store.save_records([rec], "t", "r1")
+    store.db.execute("UPDATE trials SET brief_title='corrupted'")
+    store.db.execute("DELETE FROM trial_conditions")
+    from littrack.normalize.ctgov import normalize_raw
+
+    n = store.rebuild((normalize_raw(raw) for _, raw in store.iter_raw("ctgov")), "t2")
+    assert n == 1
+    assert rows(store, "SELECT brief_title FROM trials") == [("Original",)]
+    assert store.counts()["trial_conditions"] == 1
+
+
+def test_links_from_trial_references(store: Store) -> None:
+    s = study("NCT00000001", references=[("11111111", "RESULT", "x"), (None, "BACKGROUND", "y")])
+    store.save_records([normalize_study(s)], "t", "r1")
+    assert rows(store, "SELECT nct_id, pmid, evidence FROM trial_publication_links") == [
+        ("NCT00000001", "11111111", "ctgov_reference")]
