@@ -1,0 +1,19 @@
+import pytest
+
+from tests.fakes import CtgovFake, EutilsFake
+
+
+@pytest.fixture
+def eutils_fake():
+    """A started EutilsFake; client base URL: eutils_fake.url + "/entrez/eutils"."""
+    with EutilsFake() as fake:
+        yield fake
+    assert not fake.errors, fake.errors[0]  # a bug inside the fake itself
+
+
+@pytest.fixture
+def ctgov_fake():
+    """A started CtgovFake; client base URL: ctgov_fake.url + "/api/v2"."""
+    with CtgovFake() as fake:
+        yield fake
+    assert not fake.errors, fake.errors[0]
