@@ -1,0 +1,125 @@
+"""The two sources against their loopback fakes: paging, the 9,999 cap, history vs POST."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from littrack.config import CtgovQuery, Topic
+from littrack.errors import QueryRejected
+from littrack.http import HttpClient
+from littrack.sources.ctgov import ClinicalTrials
+from littrack.sources.pubmed import ESEARCH_CAP, PubMed
+from littrack.windows import Window
+from tests.builders.ctgov import study
+from tests.builders.pubmed import article_xml
+from tests.corpus import settings_for
+from tests.fakes import CtgovFake, EutilsFake
+
+TODAY = date(2026, 11, 28)
+
+
+@pytest.fixture
+def pubmed(tmp_path: Path, eutils_fake: EutilsFake, ctgov_fake: CtgovFake) -> PubMed:
+    s = settings_for(tmp_path, eutils_fake, ctgov_fake)
+    return PubMed(s.ncbi, HttpClient("pubmed", s.ncbi.rate, s.retry))
+
+
+@pytest.fixture
+def trials(tmp_path: Path, eutils_fake: EutilsFake, ctgov_fake: CtgovFake) -> ClinicalTrials:
+    s = settings_for(tmp_path, eutils_fake, ctgov_fake)
+    return ClinicalTrials(s.ctgov, HttpClient("ctgov", 100.0, s.retry))
+
+
+def test_more_than_9999_hits_are_split_by_date_and_found_completely(
+        pubmed: PubMed, eutils_fake: EutilsFake) -> None:
+    eutils_fake.register_query("big")
+    n = ESEARCH_CAP + 1200
+    for i in range(n):
+        edat = date(2000, 1, 1) + timedelta(days=i % 9000)
+        eutils_fake.add_article(str(100000 + i), "<PubmedArticle/>", edat=edat,
+                                queries=["big"])
+    result = pubmed.search(Topic("big", pubmed_query="big"), Window(None, TODAY))
+    assert len(result.ids) == n and len(set(result.ids)) == n
+    terms = [r.params["term"] for r in eutils_fake.requests("esearch.fcgi")]
+    assert terms[0] == "big"  # asked plainly first, then split by Entrez date
+    assert all("[edat]" in t for t in terms[1:])
+    # date bisection: each level costs two ESearches; 246 years of days is < 2**17
+    assert len(terms) <= 1 + 2 * 17
+    assert all(int(r.params["retmax"]) <= ESEARCH_CAP for r in eutils_fake.requests())
+
+
+def test_first_fetch_pages_the_history_server(pubmed: PubMed, eutils_fake: EutilsFake) -> None:
+    eutils_fake.register_query("q")
+    for i in range(1200):
+        pmid = str(20000000 + i)
+        eutils_fake.add_article(pmid, article_xml(pmid), edat=date(2020, 1, 1), queries=["q"])
+    search = pubmed.search(Topic("q", pubmed_query="q"), Window(None, TODAY))
+    got = [r.record_id for b in pubmed.fetch(search.ids, search) for r in b.records]
+    assert sorted(got) == sorted(search.ids)
+    fetches = eutils_fake.requests("efetch.fcgi")
+    assert len(fetches) == 3  # ceil(1200 / 500)
+    assert all(r.params.get("WebEnv") and "id" not in r.params for r in fetches)
+    assert [r.params["retstart"] for r in fetches] == ["0", "500", "1000"]
+
+
+def test_id_lists_are_posted(pubmed: PubMed, eutils_fake: EutilsFake) -> None:
+    ids = [str(20000000 + i) for i in range(450)]
+    for p in ids:
+        eutils_fake.add_article(p, article_xml(p), edat=date(2020, 1, 1))
+    got = [r.record_id for b in pubmed.fetch(ids[::-1]) for r in b.records]
+    assert sorted(got) == sorted(ids)
+    (req,) = eutils_fake.requests("efetch.fcgi")
+    assert req.method == "POST" and len(req.params["id"].split(",")) == 450
+
+
+def test_every_request_identifies_us_and_stays_under_the_rate(
+        pubmed: PubMed, eutils_fake: EutilsFake) -> None:
+    eutils_fake.register_query("q")
+    for i in range(5):
+        ids = [str(900 + i)]
+        pubmed.fetch(ids)  # generator: nothing sent
+        list(pubmed.fetch(ids))
+    reqs = eutils_fake.requests()
+    assert len(reqs) == 10  # each fetch of a missing id is re-asked once
+    assert eutils_fake.rate_limited == 0
+    for r in reqs:
+        assert r.params["tool"] == "littrack" and r.params["email"] == "tests@example.org"
+    starts = [r.time for r in reqs]
+    assert all(b - a >= 0.3 for a, b in zip(starts, starts[1:], strict=False))
+
+
+def test_unknown_field_is_a_rejected_query(pubmed: PubMed, eutils_fake: EutilsFake) -> None:
+    eutils_fake.register_query("x[NoField]", field_not_found="x[NoField]")
+    with pytest.raises(QueryRejected, match=r"topic 't'.*x\[NoField\]"):
+        pubmed.search(Topic("t", pubmed_query="x[NoField]"), Window(None, TODAY))
+
+
+def test_ctgov_walks_every_page_and_ends_on_the_empty_one(
+        trials: ClinicalTrials, ctgov_fake: CtgovFake) -> None:
+    match = {"query.intr": "MDMA"}
+    for i in range(2000):
+        ctgov_fake.add_study(study(f"NCT{1000000 + i:08d}"), matches=[match])
+    topic = Topic("t", ctgov=CtgovQuery(intr="MDMA"))
+    pages = list(trials.search(topic, Window(None, TODAY)))
+    assert [len(p.studies) for p in pages] == [1000, 1000, 0]  # full page → token → empty
+    assert pages[0].total == 2000 and pages[1].total is None
+    reqs = ctgov_fake.requests("/studies")
+    assert [r.params.get("pageSize") for r in reqs] == ["1000"] * 3
+    assert "pageToken" not in reqs[0].params and reqs[1].params["pageToken"]
+
+
+def test_ctgov_restarts_a_walk_whose_token_went_stale(
+        trials: ClinicalTrials, ctgov_fake: CtgovFake) -> None:
+    for i in range(1500):
+        ctgov_fake.add_study(study(f"NCT{1000000 + i:08d}"), matches=[{"query.intr": "MDMA"}])
+    walk = trials.search(Topic("t", ctgov=CtgovQuery(intr="MDMA")), Window(None, TODAY))
+    first = next(walk)
+    ctgov_fake.bump()  # data changed mid-walk: the token is now stale
+    rest = list(walk)
+    assert rest[0].restarted and rest[0].total == 1500
+    ids = {s["protocolSection"]["identificationModule"]["nctId"]
+           for p in [first, *rest] for s in p.studies}
+    assert len(ids) == 1500
