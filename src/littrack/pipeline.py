@@ -16,10 +16,12 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from littrack.config import Settings, Topic
 from littrack.errors import Incomplete, LittrackError
@@ -283,11 +285,9 @@ def run(settings: Settings, *, topics: Iterable[str] | None = None,
             log.warning("closed %d run(s) left 'running' by a process that was killed",
                         interrupted)
         runner = Runner(settings, store, run.run_id, full=full, stop=stop, clock=clock)
-        bar = _progress(len(tasks)) if progress else None
-        try:
+        with _progress(len(tasks), progress) as bar:
             for source, topic in tasks:
-                if bar is not None:
-                    bar.set_description(f"{source} {topic.name}")
+                bar.set_description(f"{source} {topic.name}")
                 try:
                     run.results.append(runner.run_topic(topic, source))
                 except StopRequested:
@@ -297,11 +297,7 @@ def run(settings: Settings, *, topics: Iterable[str] | None = None,
                     log.warning("stop requested: %s %s rolled back; no further topics",
                                 source, topic.name)
                     break
-                if bar is not None:
-                    bar.update(1)
-        finally:
-            if bar is not None:
-                bar.close()
+                bar.update(1)
         if write_report:
             from littrack.reports import write_run_report
 
@@ -309,7 +305,15 @@ def run(settings: Settings, *, topics: Iterable[str] | None = None,
     return run
 
 
-def _progress(total: int):  # noqa: ANN202 - tqdm's type is not worth importing eagerly
+@contextmanager
+def _progress(total: int, enabled: bool) -> Iterator[Any]:
+    """A tqdm bar on a terminal (log lines routed around it); a no-op bar otherwise."""
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
-    return tqdm(total=total, unit="topic", leave=False)
+    with tqdm(total=total, unit="topic", leave=False, disable=not enabled) as bar:
+        if not enabled:
+            yield bar
+            return
+        with logging_redirect_tqdm():
+            yield bar
