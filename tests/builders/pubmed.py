@@ -33,6 +33,7 @@ __all__ = [
     "article_xml",
     "book_article_xml",
     "efetch_xml",
+    "fake_ui",
 ]
 
 MATHML_NS = "http://www.w3.org/1998/Math/MathML"
@@ -215,11 +216,19 @@ def _abstract(abstract: AbstractSpec, copyright: str | None) -> str:
     return "".join(parts)
 
 
-def _author_list(authors: Sequence[Author], kind: str = "authors") -> str:
+def _author(author: Author | str) -> Author:
+    """'Doe Jane A' is shorthand for Author('Doe', 'Jane A')."""
+    if isinstance(author, Author):
+        return author
+    last, _, fore = author.strip().partition(" ")
+    return Author(last, fore or None)
+
+
+def _author_list(authors: Sequence[Author | str], kind: str = "authors") -> str:
     if not authors:
         return ""
     type_attr = ' Type="editors"' if kind == "editors" else ""
-    body = "".join(a.xml() for a in authors)
+    body = "".join(_author(a).xml() for a in authors)
     return f'<AuthorList CompleteYN="Y"{type_attr}>{body}</AuthorList>'
 
 
@@ -292,7 +301,7 @@ def article_xml(
     medline_date: str | None = None,
     season: str | None = None,
     epub_date: date | None = None,
-    authors: Sequence[Author] = DEFAULT_AUTHORS,
+    authors: Sequence[Author | str] = DEFAULT_AUTHORS,
     mesh: Sequence[Mesh | str] = DEFAULT_MESH,
     publication_types: Sequence[str | tuple[str, str]] = ("Journal Article",),
     keywords: Sequence[str | tuple[str, bool]] = ("synthetic data", "parser testing"),
@@ -318,6 +327,10 @@ def article_xml(
     entrez date 2024-03-27. ``doi=None`` drops the DOI everywhere; ``elocation_doi=False`` keeps
     it only in the ArticleIdList, a string puts a different value in ELocationID.
     ``abstract`` is a string, a list of ``(label or None, text)`` parts, or None for none.
+    ``authors`` are ``Author`` objects (collective names, ORCIDs, affiliations, invalid names)
+    or ``"Last Fore"`` strings; ``mesh`` items are ``Mesh`` or a descriptor name;
+    ``keywords`` are strings or ``(keyword, major)``; ``pub_date`` is ``(year, month, day)``
+    with any prefix, ``season`` keeps only its year, ``medline_date`` replaces both.
     ``comments`` are ``(RefType, PMID or None[, RefSource])``; ``references`` are
     ``(citation, pmid)`` pairs whose ArticleIdLists must never leak into the record's IDs.
     """
@@ -442,8 +455,8 @@ def book_article_xml(
     title: str | None = None,
     book_title: str = "Synthetic Reviews",
     abstract: AbstractSpec = DEFAULT_ABSTRACT,
-    authors: Sequence[Author] = DEFAULT_AUTHORS,
-    editors: Sequence[Author] = (Author("Editor", "Edith"),),
+    authors: Sequence[Author | str] = DEFAULT_AUTHORS,
+    editors: Sequence[Author | str] = (Author("Editor", "Edith"),),
     publisher: str = "Example University Press",
     pub_date: Sequence[str] | None = ("2020",),
     accession: str | None = None,
@@ -483,7 +496,8 @@ def book_article_xml(
     ]
     if authors:
         doc.append(
-            '<AuthorList Type="authors">' + "".join(a.xml() for a in authors) + "</AuthorList>"
+            '<AuthorList Type="authors">' + "".join(_author(a).xml() for a in authors)
+            + "</AuthorList>"
         )
     doc.extend(_pub_types(publication_types))
     doc.append(_abstract(abstract, None))
