@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from littrack.pipeline import run
+from littrack.pipeline import run, utcnow
 from littrack.store import Store
 from tests.builders.ctgov import study
 from tests.builders.pubmed import article_xml
@@ -87,8 +87,7 @@ def test_incremental_run_picks_up_new_and_changed(tmp_path: Path, eutils_fake: E
     populate(settings, eutils_fake, ctgov_fake, articles=9, trials=6)
     assert run(settings).exit_code == 0
 
-    from datetime import date
-    today = date.today()
+    today = utcnow().date()  # the pipeline's clock: watermarks are UTC days
     q = settings.topic("mdma-ptsd").pubmed_query or ""
     eutils_fake.add_article("39999999", article_xml("39999999", entrez_date=today),
                             edat=today, mdat=today, queries=[q])

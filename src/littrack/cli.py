@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -196,6 +197,130 @@ def rebuild(ctx: click.Context, source: str | None, wait: float) -> None:
             parse = parsers[src]
             n = store.rebuild((parse(raw) for _, raw in store.iter_raw(src)), now)
             click.echo(f"{src}: rebuilt {n} records")
+
+
+@cli.command()
+@click.option("--once-now", is_flag=True,
+              help="Run every schedule once at start, then keep the schedule.")
+@click.option("--wait", type=float, default=300.0, show_default=True, metavar="SECONDS",
+              help="How long a job waits for another littrack (e.g. a cron run) before it "
+                   "skips to its next slot.")
+@click.option("--stop-timeout", type=float, default=60.0, show_default=True, metavar="SECONDS",
+              help="On SIGTERM/SIGINT, how long the current topic may take to finish or roll "
+                   "back before littrack exits anyway (its uncommitted work is discarded).")
+@click.pass_context
+@handle_errors
+def serve(ctx: click.Context, once_now: bool, wait: float, stop_timeout: float) -> None:
+    """Run the config's schedules in the foreground (for systemd or a terminal).
+
+    One job per [schedule.<source>] (or per topic's own schedule). A schedule that missed a
+    slot while littrack was down runs once at start. SIGTERM or SIGINT stops cleanly with
+    exit code 0; the next start resumes from the last committed state.
+    """
+    import os
+
+    from littrack import scheduler
+
+    settings = _settings(ctx)
+    with _StopOnSignal() as stop:
+        try:
+            clean = scheduler.serve(settings, stop=stop, once_now=once_now, lock_wait=wait,
+                                    stop_timeout=stop_timeout)
+        except KeyboardInterrupt:  # a second signal: do not wait for the running topic
+            clean = False
+    if not clean:
+        # The worker thread is still inside a topic; its transaction was never committed,
+        # so SQLite discards it and the kernel drops the lock with the process.
+        log.warning("exiting without waiting for the running topic; it is rolled back and "
+                    "the next start resumes from the last committed state")
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_OK)
+    log.info("stopped; the next start resumes from the last committed state")
+    sys.exit(EXIT_OK)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+@handle_errors
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Show each topic's last run, watermark and next scheduled time, and table sizes.
+
+    Reads without the data-directory lock, so it answers while a run is in progress.
+    """
+    import json
+
+    from littrack import scheduler
+
+    report = scheduler.status(_settings(ctx))
+    click.echo(json.dumps(report, indent=2) if as_json else scheduler.format_status(report))
+
+
+@cli.command()
+@click.option("--since", required=True, type=click.DateTime(formats=["%Y-%m-%d"]),
+              metavar="DATE", help="Report on the runs started on or after this day "
+                                   "(YYYY-MM-DD, UTC).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Folder to write; replaced if it holds an earlier report. "
+                   "Default: <data_dir>/reports-since/DATE.")
+@click.pass_context
+@handle_errors
+def report(ctx: click.Context, since: datetime, out: Path | None) -> None:
+    """Build the report of every run since DATE from the store alone, without network.
+
+    The same files a run writes (new_articles.csv, new_trials.csv, trial_changes.csv,
+    article_changes.csv, links.csv, unreported_trials.csv, summary.md, summary.html and
+    charts/), over a window of runs. Reads one consistent snapshot without the
+    data-directory lock, so it works while a run is in progress.
+    """
+    from littrack.export import ensure_replaceable
+    from littrack.reports import write_report
+    from littrack.store import Store
+
+    settings = _settings(ctx)
+    day = since.date().isoformat()
+    out = out or settings.data_dir / "reports-since" / day
+    ensure_replaceable(out, "summary.md")
+    if not settings.db_path.exists():
+        raise ConfigError(f"{settings.db_path}: no littrack database here (run `littrack run` "
+                          "first)")
+    with Store(settings.db_path) as store, store.snapshot():
+        run_ids = store.run_ids_since(day)
+        path = write_report(store, out, run_ids, f"littrack report since {day}")
+    click.echo(f"report: {path} ({len(run_ids)} run(s) since {day})")
+
+
+@cli.command("export")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv",
+              show_default=True, help="File format; parquet needs the extra "
+                                      "`pip install 'littrack[parquet]'`.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Folder to write; replaced if it holds an earlier export. "
+                   "Default: <data_dir>/export.")
+@click.pass_context
+@handle_errors
+def export_tables(ctx: click.Context, fmt: str, out: Path | None) -> None:
+    """Write every tidy table to its own file, with the data dictionary (schema.md).
+
+    One consistent snapshot of the store, offline. In Python, `littrack.load("trials",
+    data_dir=...)` gives one table as a pandas DataFrame without exporting.
+    """
+    from littrack.export import export, require_pyarrow
+    from littrack.store import Store
+
+    settings = _settings(ctx)
+    if fmt == "parquet":
+        require_pyarrow()
+    if not settings.db_path.exists():
+        raise ConfigError(f"{settings.db_path}: no littrack database here (run `littrack run` "
+                          "first)")
+    out = out or settings.data_dir / "export"
+    with Store(settings.db_path) as store:
+        files = export(store, out, fmt)
+    click.echo(f"exported {len(files) - 1} tables to {out} (data dictionary: "
+               f"{out / 'schema.md'})")
 
 
 def main() -> None:

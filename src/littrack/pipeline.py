@@ -17,6 +17,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -24,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from littrack.config import Settings, Topic
-from littrack.errors import Incomplete, LittrackError
+from littrack.errors import Incomplete, LittrackError, redact
 from littrack.http import HttpClient
 from littrack.lock import DataDirLock
-from littrack.normalize.ctgov import normalize_study
+from littrack.normalize.ctgov import dig, normalize_study
 from littrack.sources.ctgov import ClinicalTrials
-from littrack.sources.pubmed import PubMed
+from littrack.sources.pubmed import PubMed, SearchResult
 from littrack.store import Store
 from littrack.tables import SOURCES
 from littrack.windows import Window, next_window
@@ -37,6 +38,10 @@ from littrack.windows import Window, next_window
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+# The ``runs.topic`` of a run's linked-record fetch; config topic names cannot look like it.
+LINKED_TOPIC = "(linked)"
+ALIASES_PATH = "protocolSection.identificationModule.nctIdAliases"
 
 
 def utcnow() -> datetime:
@@ -108,6 +113,9 @@ class Runner:
         self.saved_ncts: set[str] = set()
         self.ctgov_timestamp: str | None = None
         self._before = (0, 0)  # client stats when the current topic started
+        # PubMed searches started ahead of their topics: topic -> (window, future, client)
+        self._ahead: dict[str, tuple[Window, Future[SearchResult], HttpClient]] = {}
+        self._ahead_pool: ThreadPoolExecutor | None = None
 
     @property
     def pubmed(self) -> PubMed:
@@ -153,7 +161,7 @@ class Runner:
             result.status, result.error = "failed", str(exc)
         except Exception as exc:  # a bug: record it, keep the other topics running
             log.exception("%s topic %s: unexpected error", source, topic.name)
-            result.status, result.error = "failed", f"internal error: {exc!r}"
+            result.status, result.error = "failed", redact(f"internal error: {exc!r}")
         finally:
             result.n_requests = client.stats.requests - before[0]
             result.n_retries = client.stats.retries - before[1]
@@ -183,10 +191,65 @@ class Runner:
             n_retries=client.stats.retries - self._before[1])
 
     # ---- PubMed ------------------------------------------------------------------------
+    def search_ahead(self, topics: list[Topic]) -> None:
+        """Start the ESearch of every PubMed topic now, on side threads.
+
+        A topic's search needs nothing from the topics before it, so while one topic
+        downloads and stores, the next topics' searches are already done: a run costs about
+        one round trip per request *rate* slot instead of one per request. The shared pacer
+        keeps every start within NCBI's rate; each search has its own client, so its
+        requests are counted for its own topic (``_pubmed_search``).
+        """
+        if not topics:
+            return
+        now = self.clock()
+        self._ahead_pool = ThreadPoolExecutor(max_workers=min(4, len(topics)),
+                                              thread_name_prefix="esearch")
+        for topic in topics:
+            wm = self.store.watermark(topic.name, "pubmed")
+            window = next_window(date.fromisoformat(wm.watermark) if wm else None, now.date(),
+                                 self._overlap("pubmed"), self.full)
+            client = self.pubmed.client_for_topic(topic.name)
+            client.deadline = time.monotonic() + self.settings.retry.topic_deadline
+            future = self._ahead_pool.submit(self._search_on, client, topic, window)
+            self._ahead[topic.name] = (window, future, client)
+
+    def _search_on(self, client: HttpClient, topic: Topic, window: Window) -> SearchResult:
+        if self.stop.is_set():
+            raise StopRequested("stopped by signal before the search started")
+        with self.pubmed.using(client):
+            return self.pubmed.search(topic, window)
+
+    def _pubmed_search(self, topic: Topic, window: Window) -> SearchResult:
+        """The topic's search: the one started ahead when its window still holds."""
+        ahead = self._ahead.pop(topic.name, None)
+        if ahead is None:
+            return self.pubmed.search(topic, window)
+        ahead_window, future, client = ahead
+        try:
+            result = future.result()
+        finally:  # the search's requests and retries belong to this topic
+            stats = self.clients["pubmed"].stats
+            for _ in range(client.stats.requests):
+                stats.count_request()
+            for reason, n in client.stats.retry_reasons.items():
+                for _ in range(n):
+                    stats.count_retry(reason)
+        if ahead_window != window:  # the date changed since: ask for the right window
+            return self.pubmed.search(topic, window)
+        return result
+
+    def close(self) -> None:
+        """Cancel searches started ahead for topics that did not run (stop, failure)."""
+        if self._ahead_pool is not None:
+            self._ahead_pool.shutdown(wait=True, cancel_futures=True)
+            self._ahead_pool = None
+        self._ahead.clear()
+
     def _run_pubmed(self, topic: Topic, window: Window, now: datetime,
                     result: TopicResult) -> None:
         store, stamp = self.store, iso(now)
-        search = self.pubmed.search(topic, window)
+        search = self._pubmed_search(topic, window)
         result.n_found = len(search.ids)
         todo = [p for p in search.ids if p not in self.fetched_pmids]
         if window.is_full and not self.full:
@@ -253,6 +316,96 @@ class Runner:
             self._check_stop()
             self._finish_ok(topic, "ctgov", now, result, self.ctgov_timestamp)
 
+    # ---- linked records ----------------------------------------------------------------
+    def resolve_links(self, sources: Iterable[str]) -> list[TopicResult]:
+        """Fetch, once each, the records tracked ones link to but no topic matched.
+
+        So every link of a tracked record resolves to a row (a trial's results paper, the
+        trial an article reports). Saved without topic matches; each attempt, found or not,
+        is remembered in ``linked_fetches`` and counted in ``runs`` under ``LINKED_TOPIC``.
+        """
+        out = []
+        for source in sources:
+            ids = self.store.unresolved_links(source)
+            if ids:
+                out.append(self._resolve(source, ids))
+        return out
+
+    def _resolve(self, source: str, ids: list[str]) -> TopicResult:
+        result = TopicResult(LINKED_TOPIC, source, n_found=len(ids))
+        client = self.clients[source]
+        before = self._before = (client.stats.requests, client.stats.retries)
+        client.topic = LINKED_TOPIC
+        client.deadline = time.monotonic() + self.settings.retry.topic_deadline
+        started, now = time.monotonic(), self.clock()
+        stamp = iso(now)
+        self.store.start_run(self.run_id, LINKED_TOPIC, source, stamp,
+                             (None, now.date().isoformat()))
+        try:
+            with self.store.transaction():
+                outcomes = (self._fetch_linked_pubmed if source == "pubmed"
+                            else self._fetch_linked_ctgov)(ids, stamp, result)
+                self.store.record_linked_fetch(source, outcomes.items(), self.run_id, stamp)
+                missing = sum(o != "saved" for o in outcomes.values())
+                result.note = f"{missing} linked id(s) not found" if missing else None
+                self.store.finish_run(
+                    self.run_id, LINKED_TOPIC, source, iso(self.clock()), "ok",
+                    n_found=result.n_found, n_new=result.n_new, n_updated=result.n_updated,
+                    n_requests=client.stats.requests - before[0],
+                    n_retries=client.stats.retries - before[1])
+            result.status = "ok"
+        except StopRequested as exc:
+            result.status, result.error = "failed", str(exc)
+        except LittrackError as exc:
+            result.status, result.error = "failed", str(exc)
+        except Exception as exc:  # a bug: record it like a topic's
+            log.exception("%s linked records: unexpected error", source)
+            result.status, result.error = "failed", f"internal error: {exc!r}"
+        finally:
+            result.n_requests = client.stats.requests - before[0]
+            result.n_retries = client.stats.retries - before[1]
+            result.seconds = time.monotonic() - started
+            client.deadline = None
+            if result.status != "ok":
+                self.store.finish_run(self.run_id, LINKED_TOPIC, source, iso(self.clock()),
+                                      "failed", n_found=result.n_found,
+                                      n_requests=result.n_requests,
+                                      n_retries=result.n_retries, error=result.error)
+            _log_result(result)
+        return result
+
+    def _fetch_linked_pubmed(self, pmids: list[str], stamp: str,
+                             result: TopicResult) -> dict[str, str]:
+        outcomes: dict[str, str] = {}
+        for batch in self.pubmed.fetch(pmids):
+            self._check_stop()
+            saved = self.store.save_records(batch.records, stamp, self.run_id)
+            result.n_new += len(saved.new)
+            result.n_updated += len(saved.updated)
+            outcomes.update({r.record_id: "saved" for r in batch.records})
+            outcomes.update({p: "deleted" for p in batch.deleted})
+            outcomes.update({p: "not_found" for p in batch.missing})
+        self.fetched_pmids.update(pmids)
+        return outcomes
+
+    def _fetch_linked_ctgov(self, ncts: list[str], stamp: str,
+                            result: TopicResult) -> dict[str, str]:
+        outcomes = dict.fromkeys(ncts, "not_found")
+        records = {}
+        for study in self.ctgov.studies_by_id(ncts):
+            self._check_stop()
+            rec = normalize_study(study)
+            records[rec.record_id] = rec
+            for alias in dig(study, ALIASES_PATH) or ():
+                if outcomes.get(alias) == "not_found":
+                    outcomes[alias] = f"alias of {rec.record_id}"
+        saved = self.store.save_records(records.values(), stamp, self.run_id)
+        result.n_new += len(saved.new)
+        result.n_updated += len(saved.updated)
+        self.saved_ncts.update(records)
+        outcomes.update({n: "saved" for n in records if n in outcomes})
+        return outcomes
+
 
 def _log_result(r: TopicResult) -> None:
     line = (f"{r.source} {r.topic}: {r.status}, found {r.n_found}, new {r.n_new}, "
@@ -263,6 +416,21 @@ def _log_result(r: TopicResult) -> None:
     if r.error:
         line += f"; {r.error}"
     (log.info if r.status == "ok" else log.error)(line)
+
+
+def _log_run(run: RunResult, seconds: float) -> None:
+    """The one line per run that a cron mail or a journal shows first."""
+    rs = run.results
+    failed = sum(r.status != "ok" for r in rs)
+    line = (f"run {run.run_id}: {len(rs) - failed} ok, {failed} failed; found "
+            f"{sum(r.n_found for r in rs)}, new {sum(r.n_new for r in rs)}, updated "
+            f"{sum(r.n_updated for r in rs)}, {sum(r.n_requests for r in rs)} requests "
+            f"({sum(r.n_retries for r in rs)} retries) in {seconds:.1f}s")
+    if run.stopped:
+        line += "; stopped on request"
+    if run.report_dir:
+        line += f"; report {run.report_dir}"
+    (log.warning if failed and not run.stopped else log.info)(line)
 
 
 def run(settings: Settings, *, topics: Iterable[str] | None = None,
@@ -279,29 +447,40 @@ def run(settings: Settings, *, topics: Iterable[str] | None = None,
     tasks = [(s, t) for s in chosen_sources for t in chosen if t.has(s)]
     with DataDirLock(settings.data_dir, lock_timeout), Store(settings.db_path) as store:
         now = clock()
+        started = time.monotonic()
         run = RunResult(new_run_id(now))
         interrupted = store.fail_interrupted_runs(iso(now))
         if interrupted:
             log.warning("closed %d run(s) left 'running' by a process that was killed",
                         interrupted)
         runner = Runner(settings, store, run.run_id, full=full, stop=stop, clock=clock)
-        with _progress(len(tasks), progress) as bar:
-            for source, topic in tasks:
-                bar.set_description(f"{source} {topic.name}")
-                try:
-                    run.results.append(runner.run_topic(topic, source))
-                except StopRequested:
-                    run.results.append(TopicResult(topic.name, source, "failed",
-                                                   error="stopped by signal"))
-                    run.stopped = True
-                    log.warning("stop requested: %s %s rolled back; no further topics",
-                                source, topic.name)
-                    break
-                bar.update(1)
+        try:
+            runner.search_ahead([t for s, t in tasks if s == "pubmed"])
+            with _progress(len(tasks), progress) as bar:
+                for source, topic in tasks:
+                    bar.set_description(f"{source} {topic.name}")
+                    try:
+                        run.results.append(runner.run_topic(topic, source))
+                    except StopRequested:
+                        run.results.append(TopicResult(topic.name, source, "failed",
+                                                       error="stopped by signal"))
+                        run.stopped = True
+                        log.warning("stop requested: %s %s rolled back; no further topics",
+                                    source, topic.name)
+                        break
+                    bar.update(1)
+        finally:
+            runner.close()
+        if not run.stopped:
+            run.results += runner.resolve_links(chosen_sources)
+            run.stopped = stop.is_set()
         if write_report:
-            from littrack.reports import write_run_report
+            from littrack.reports import pending_run_ids, write_run_report
 
-            run.report_dir = write_run_report(store, settings, [run.run_id], run.run_id)
+            # A killed earlier run never wrote its report: this one takes its rows in.
+            run_ids = pending_run_ids(store, settings, run.run_id)
+            run.report_dir = write_run_report(store, settings, run_ids, run.run_id)
+    _log_run(run, time.monotonic() - started)
     return run
 
 

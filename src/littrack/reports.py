@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 from collections.abc import Sequence
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,18 +72,25 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def report_frames(store: Store, run_ids: Sequence[str]) -> dict[str, pd.DataFrame]:
-    """The tables of a report over the given runs, in file order."""
+def report_frames(store: Store, run_ids: Sequence[str],
+                  today: date | None = None) -> dict[str, pd.DataFrame]:
+    """The tables of a report over the given runs, in file order.
+
+    ``unreported_trials`` is a state, not an event: every trial overdue as of ``today``.
+    """
+    today = today or datetime.now(UTC).date()
     return {
         "new_articles": store.query("new_articles", run_ids=list(run_ids))[NEW_ARTICLES_COLUMNS],
         "new_trials": store.query("new_trials", run_ids=list(run_ids))[NEW_TRIALS_COLUMNS],
         "trial_changes": store.query("trial_changes", run_ids=list(run_ids)),
         "article_changes": store.query("article_changes", run_ids=list(run_ids)),
         "links": store.query("links", run_ids=list(run_ids)),
+        "unreported_trials": store.query("unreported_trials", today=today.isoformat()),
     }
 
 
-def write_report(store: Store, out_dir: Path, run_ids: Sequence[str], title: str) -> Path:
+def write_report(store: Store, out_dir: Path, run_ids: Sequence[str], title: str,
+                 today: date | None = None) -> Path:
     """Build a complete report folder under a temporary name, then rename it into place."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -90,18 +98,54 @@ def write_report(store: Store, out_dir: Path, run_ids: Sequence[str], title: str
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    frames = report_frames(store, run_ids)
+    today = today or datetime.now(UTC).date()
+    frames = report_frames(store, run_ids, today)
     for name, frame in frames.items():
         write_csv(frame, tmp / f"{name}.csv")
+    from littrack.summary import write_summary  # matplotlib loads only when reporting
+
+    write_summary(store, tmp, run_ids, title, frames, today)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)
     return out_dir
 
 
+def pending_run_ids(store: Store, settings: Settings, run_id: str) -> list[str]:
+    """``run_id`` plus earlier runs that never got a report folder (killed, say mid-report).
+
+    A run killed after some topics committed has rows nobody was told about; the next run's
+    report takes them in. Only runs newer than the newest report folder on disk count, so
+    each is reported once, and deleting old reports does not bring their runs back.
+    """
+    folder = settings.reports_dir
+    done = sorted(p.name for p in folder.iterdir()
+                  if p.is_dir() and not p.name.startswith(".")) if folder.is_dir() else []
+    newest = done[-1] if done else ""
+    earlier = {r["run_id"] for r in store.runs() if r["run_id"] != run_id}
+    return sorted(r for r in earlier if r > newest and not (folder / safe_name(r)).exists()
+                  ) + [run_id]
+
+
+def remove_stale_partials(folder: Path) -> None:
+    """Delete what a killed writer left: ``.<name>.partial`` folders and ``.<name>.tmp`` files.
+
+    Call only while holding the data-directory lock (no other writer can be mid-write).
+    """
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        if path.name.startswith(".") and path.name.endswith(".partial") and path.is_dir():
+            log.warning("removing %s, left by a run that was killed while writing it", path)
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.name.startswith(".") and path.name.endswith(".tmp") and path.is_file():
+            path.unlink(missing_ok=True)
+
+
 def write_run_report(store: Store, settings: Settings, run_ids: Sequence[str],
                      run_id: str) -> Path:
     """The report of one run, in ``<data_dir>/reports/<run_id>/``."""
+    remove_stale_partials(settings.reports_dir)
     out = settings.reports_dir / safe_name(run_id)
     path = write_report(store, out, run_ids, f"littrack run {run_id}")
     log.info("report written to %s", path)

@@ -33,7 +33,7 @@ from littrack.tables import MAIN_TABLE, RECORD_TABLES, Table
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BOOKKEEPING = ("first_seen_at", "last_seen_at", "updated_at")
 _INTEGER_COLUMNS = {
     "position", "affiliation_position", "pub_year", "is_major", "is_retracted", "has_erratum",
@@ -105,7 +105,54 @@ def _schema_v1() -> list[str]:
     return stmts
 
 
-MIGRATIONS: dict[int, list[str]] = {1: _schema_v1()}
+# Trials whose primary completion date (a partial "2024-05" counts as the month's last day)
+# is more than 12 months past, with no results on ClinicalTrials.gov and no linked results
+# publication: a ``RESULT`` reference with a PMID in the record, or a linked article typed as
+# a trial report (protocols do not count). Withdrawn trials never enrolled anyone, so they
+# owe no results. ``{today}`` is ``date('now')`` in the view, a parameter in the report.
+_UNREPORTED_SQL = """
+SELECT t.nct_id, t.brief_title AS title, t.overall_status AS status, t.phase,
+  t.lead_sponsor AS sponsor, t.primary_completion_date, t.primary_completion_date_type,
+  t.due_date, CAST(julianday({today}) - julianday(t.due_date) AS INTEGER) AS days_overdue,
+  (SELECT COUNT(DISTINCT l.pmid) FROM trial_publication_links l WHERE l.nct_id = t.nct_id)
+    AS linked_pmids,
+  (SELECT GROUP_CONCAT(topic, '; ') FROM (SELECT DISTINCT topic FROM topic_matches m
+     WHERE m.source = 'ctgov' AND m.record_id = t.nct_id ORDER BY topic)) AS topics,
+  'https://clinicaltrials.gov/study/' || t.nct_id AS url
+FROM (SELECT trials.*, date(CASE
+        WHEN length(primary_completion_date) = 4 THEN primary_completion_date || '-12-31'
+        WHEN length(primary_completion_date) = 7
+          THEN date(primary_completion_date || '-01', '+1 month', '-1 day')
+        ELSE date(primary_completion_date) END, '+12 months') AS due_date
+      FROM trials) t
+WHERE t.due_date < {today}
+  AND COALESCE(t.has_results, 0) = 0 AND t.results_first_posted IS NULL
+  AND COALESCE(t.overall_status, '') <> 'WITHDRAWN'
+  AND NOT EXISTS (SELECT 1 FROM trial_references r WHERE r.nct_id = t.nct_id
+                  AND r.type = 'RESULT' AND r.pmid IS NOT NULL)
+  AND NOT EXISTS (SELECT 1 FROM trial_publication_links l
+                  JOIN article_publication_types pt ON pt.pmid = l.pmid
+                  WHERE l.nct_id = t.nct_id AND (pt.publication_type LIKE 'Clinical Trial, Phase%'
+                    OR pt.publication_type IN ('Clinical Trial', 'Controlled Clinical Trial',
+                      'Randomized Controlled Trial', 'Pragmatic Clinical Trial',
+                      'Equivalence Trial', 'Adaptive Clinical Trial')))
+ORDER BY t.due_date, t.nct_id"""
+
+
+def _schema_v2() -> list[str]:
+    return [
+        # Linked records fetched because a tracked record cites them: at most one attempt
+        # each, so a PMID or NCT number the service does not have is not asked for forever.
+        """CREATE TABLE IF NOT EXISTS linked_fetches (
+  source TEXT NOT NULL, record_id TEXT NOT NULL, run_id TEXT NOT NULL,
+  attempted_at TEXT NOT NULL, outcome TEXT NOT NULL,
+  PRIMARY KEY (source, record_id))""",
+        "CREATE VIEW IF NOT EXISTS trials_due_unreported AS "
+        + _UNREPORTED_SQL.format(today="date('now')"),
+    ]
+
+
+MIGRATIONS: dict[int, list[str]] = {1: _schema_v1(), 2: _schema_v2()}
 
 
 @dataclass
@@ -181,6 +228,19 @@ class Store:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A read transaction: every read inside sees one committed state, even while a
+        run writes (WAL), so a report or export never mixes two states of the store."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN DEFERRED")
+        try:
+            yield
+        finally:
+            self.db.execute("COMMIT")
 
     # ---- runs ------------------------------------------------------------------------
     def start_run(self, run_id: str, topic: str, source: str, now: str,
@@ -393,6 +453,38 @@ class Store:
         self.db.executemany("DELETE FROM missing_records WHERE source=? AND record_id=? AND "
                             "topic=?", [(source, rid, topic) for rid in ids])
 
+    def unresolved_links(self, source: str) -> list[str]:
+        """Ids of ``source`` that a link names but the store lacks and never tried to fetch.
+
+        Only links whose other end a topic matched: resolving links of linked-only records
+        too would crawl the citation graph one hop further every run.
+        """
+        if source == "pubmed":
+            sql = """SELECT DISTINCT l.pmid FROM trial_publication_links l
+                WHERE NOT EXISTS (SELECT 1 FROM articles a WHERE a.pmid = l.pmid)
+                  AND NOT EXISTS (SELECT 1 FROM linked_fetches f WHERE f.source = 'pubmed'
+                                  AND f.record_id = l.pmid)
+                  AND EXISTS (SELECT 1 FROM topic_matches m WHERE m.source = 'ctgov'
+                              AND m.record_id = l.nct_id)
+                ORDER BY CAST(l.pmid AS INTEGER)"""
+        else:
+            sql = """SELECT DISTINCT l.nct_id FROM trial_publication_links l
+                WHERE NOT EXISTS (SELECT 1 FROM trials t WHERE t.nct_id = l.nct_id)
+                  AND NOT EXISTS (SELECT 1 FROM linked_fetches f WHERE f.source = 'ctgov'
+                                  AND f.record_id = l.nct_id)
+                  AND EXISTS (SELECT 1 FROM topic_matches m WHERE m.source = 'pubmed'
+                              AND m.record_id = l.pmid)
+                ORDER BY l.nct_id"""
+        return [r[0] for r in self.db.execute(sql)]
+
+    def record_linked_fetch(self, source: str, outcomes: Iterable[tuple[str, str]],
+                            run_id: str, now: str) -> None:
+        """Remember (record id, outcome) of linked fetches, so each is attempted once."""
+        self.db.executemany(
+            "INSERT OR REPLACE INTO linked_fetches (source, record_id, run_id, attempted_at, "
+            "outcome) VALUES (?, ?, ?, ?, ?)",
+            [(source, rid, run_id, now, outcome) for rid, outcome in outcomes])
+
     def iter_raw(self, source: str) -> Iterator[tuple[str, bytes]]:
         """Every stored raw record of a source (for rebuild), decompressed."""
         cur = self.db.execute("SELECT record_id, raw FROM raw_records WHERE source=? "
@@ -448,6 +540,12 @@ class Store:
                                "AND name NOT LIKE 'sqlite_%' ORDER BY name")
         return [r[0] for r in rows]
 
+    def view_names(self) -> list[str]:
+        """The names among ``table_names`` that are views (derived, never written)."""
+        rows = self.db.execute("SELECT name FROM sqlite_master WHERE type = 'view' "
+                               "ORDER BY name")
+        return [r[0] for r in rows]
+
     def columns(self, table: str) -> list[dict[str, Any]]:
         self._check_table(table)
         return [dict(r) for r in self.db.execute(f"PRAGMA table_info({table})")]
@@ -473,8 +571,9 @@ class Store:
         run_ids = params.pop("run_ids", None)
         if run_ids is not None:
             marks = ",".join("?" * len(run_ids)) or "NULL"
+            uses = sql.count(":run_ids")
             sql = sql.replace(":run_ids", marks)
-            return pd.read_sql_query(sql, self.db, params=[*run_ids])
+            return pd.read_sql_query(sql, self.db, params=[*run_ids] * uses)
         return pd.read_sql_query(sql, self.db, params=params)
 
 
@@ -528,7 +627,38 @@ QUERIES: dict[str, str] = {
           a.title AS article_title, l.first_seen_run
         FROM trial_publication_links l LEFT JOIN trials t ON t.nct_id = l.nct_id
           LEFT JOIN articles a ON a.pmid = l.pmid
-        WHERE l.first_seen_run IN (:run_ids) ORDER BY l.nct_id, l.pmid, l.evidence""",
+        WHERE l.first_seen_run IN (:run_ids)
+          -- links between two linked-only records are never resolved (see unresolved_links)
+          AND EXISTS (SELECT 1 FROM topic_matches m WHERE (m.source = 'ctgov'
+                AND m.record_id = l.nct_id) OR (m.source = 'pubmed' AND m.record_id = l.pmid))
+        ORDER BY l.nct_id, l.pmid, l.evidence""",
+    "unreported_trials": _UNREPORTED_SQL.format(today=":today"),
+    "report_runs": """
+        SELECT run_id, topic, source, status, started_at, finished_at, window_start,
+          window_end, n_found, n_new, n_updated, n_requests, n_retries, error
+        FROM runs WHERE run_id IN (:run_ids) ORDER BY started_at, run_id, source, topic""",
+    # Per topic and source: records tracked, new to the topic in the window, and updated in
+    # it (already matched before; content changed by one of the window's runs, or withdrawn
+    # by PubMed, which changes no content).
+    "topic_counts": """
+        SELECT m.topic, m.source, COUNT(*) AS tracked,
+          COALESCE(SUM(m.first_seen_run IN (:run_ids)), 0) AS new,
+          COALESCE(SUM(m.first_seen_run NOT IN (:run_ids) AND (r.run_id IN (:run_ids)
+            OR EXISTS (SELECT 1 FROM article_changes c WHERE m.source = 'pubmed'
+                       AND c.pmid = m.record_id AND c.run_id IN (:run_ids)))), 0) AS updated
+        FROM topic_matches m LEFT JOIN raw_records r
+          ON r.source = m.source AND r.record_id = m.record_id
+        GROUP BY m.topic, m.source ORDER BY m.topic, m.source""",
+    "publications_per_year": """
+        SELECT m.topic, a.pub_year AS year, COUNT(*) AS n
+        FROM topic_matches m JOIN articles a ON a.pmid = m.record_id
+        WHERE m.source = 'pubmed' AND a.pub_year IS NOT NULL AND COALESCE(a.is_deleted, 0) = 0
+        GROUP BY m.topic, a.pub_year ORDER BY m.topic, a.pub_year""",
+    "trials_by_phase_status": """
+        SELECT m.topic, COALESCE(NULLIF(t.phase, ''), 'NA') AS phase,
+          COALESCE(t.overall_status, 'UNKNOWN') AS status, COUNT(*) AS n
+        FROM topic_matches m JOIN trials t ON t.nct_id = m.record_id
+        WHERE m.source = 'ctgov' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""",
 }
 
 

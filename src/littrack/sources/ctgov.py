@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from littrack.windows import Window, ctgov_filter
 log = logging.getLogger(__name__)
 
 MAX_RESTARTS = 3  # stale-token restarts of one walk before giving up
+IDS_PER_REQUEST = 100  # NCT numbers per filter.ids request: ~1,200 characters of URL
 _STALE = ("start over", "changed while you were paginating")
 
 
@@ -51,6 +52,42 @@ def _check_json(response: Response) -> None:
     _json(response)
 
 
+def _check_version(response: Response) -> None:
+    """A /version reply that is JSON but not an object is retried like any garbled reply."""
+    if not isinstance(_json(response), dict):
+        raise MalformedResponse("/version reply is not an object", source="ctgov",
+                                url=response.url)
+
+
+def _studies_page(response: Response, *, first: bool) -> dict[str, Any]:
+    """A /studies reply in the promised shape, or MalformedResponse (which the client retries).
+
+    Checked inside the retry loop rather than after it, so a page that parses as JSON but is
+    not a page (no ``studies`` list, a study without its NCT number, no ``totalCount`` on
+    the first page although ``countTotal=true`` asked for it) is re-requested like a 5xx
+    instead of failing the topic, or worse, being counted as complete.
+    """
+    body = _json(response)
+
+    def bad(what: str) -> MalformedResponse:
+        return MalformedResponse(f"/studies reply {what}", source="ctgov", url=response.url)
+
+    if not isinstance(body, dict) or not isinstance(body.get("studies"), list):
+        raise bad("has no 'studies' list")
+    for study in body["studies"]:
+        ident = study.get("protocolSection", {}) if isinstance(study, dict) else None
+        ident = ident.get("identificationModule", {}) if isinstance(ident, dict) else None
+        if not isinstance(ident, dict) or not isinstance(ident.get("nctId"), str):
+            raise bad("has a study without protocolSection.identificationModule.nctId")
+    total = body.get("totalCount")
+    if first and (not isinstance(total, int) or isinstance(total, bool) or total < 0):
+        raise bad(f"page 1 has no totalCount (got {total!r})")
+    token = body.get("nextPageToken")
+    if token is not None and not isinstance(token, str):
+        raise bad(f"has a non-string nextPageToken {token!r}")
+    return body
+
+
 class ClinicalTrials:
     """The ClinicalTrials.gov source of one run."""
 
@@ -61,9 +98,7 @@ class ClinicalTrials:
 
     def data_timestamp(self) -> str | None:
         """``/version``'s dataTimestamp: when it has not moved, nothing can have changed."""
-        body = _json(self.client.get(f"{self.base}/version", check=_check_json))
-        if not isinstance(body, dict):
-            raise MalformedResponse("/version reply is not an object", source="ctgov")
+        body = _json(self.client.get(f"{self.base}/version", check=_check_version))
         ts = body.get("dataTimestamp")
         return str(ts) if ts else None
 
@@ -84,13 +119,21 @@ class ClinicalTrials:
         params = self.params(topic, window)
         restarts = 0
         token: str | None = None
+        walk_total: int | None = None  # totalCount of the current walk
+        walk_seen: set[str] = set()
         while True:
             page_params = dict(params)
             if token:
                 page_params["pageToken"] = token
+            pages: list[dict[str, Any]] = []
+
+            def check(response: Response, first: bool = token is None,
+                      pages: list[dict[str, Any]] = pages) -> None:
+                pages.append(_studies_page(response, first=first))
+
             try:
-                body = _json(self.client.get(f"{self.base}/studies", page_params,
-                                             check=_check_json))
+                self.client.get(f"{self.base}/studies", page_params, check=check)
+                body = pages[-1]
             except QueryRejected as exc:
                 if token and exc.status == 400 and any(s in str(exc).lower() for s in _STALE):
                     restarts += 1
@@ -102,13 +145,40 @@ class ClinicalTrials:
                     token = None
                     continue
                 raise
-            if not isinstance(body, dict) or not isinstance(body.get("studies"), list):
-                raise MalformedResponse("/studies reply has no 'studies' list", source="ctgov",
-                                        topic=topic.name)
             total = body.get("totalCount") if token is None else None
+            if token is None:
+                walk_total, walk_seen = (total if isinstance(total, int) else None), set()
+            walk_seen.update(s["protocolSection"]["identificationModule"]["nctId"]
+                             for s in body["studies"])
             yield Page(body["studies"], total if isinstance(total, int) else None,
                        restarted=token is None and restarts > 0)
             token = body.get("nextPageToken")
             # An empty page ends the walk too: the API hands out a token after every full page.
             if not token or not body["studies"]:
                 return
+            # Every study totalCount announced is in: the token after a full last page
+            # would only fetch an empty page.
+            if walk_total is not None and len(walk_seen) >= walk_total:
+                return
+
+    def studies_by_id(self, nct_ids: Sequence[str]) -> Iterator[dict[str, Any]]:
+        """The studies with these NCT numbers (``filter.ids``), a chunk of ids per request.
+
+        The service matches aliases too and answers with the canonical record, so a caller
+        must not assume every study it gets back carries an id it asked for.
+        """
+        for i in range(0, len(nct_ids), IDS_PER_REQUEST):
+            params = {"filter.ids": ",".join(nct_ids[i:i + IDS_PER_REQUEST]),
+                      "pageSize": str(self.settings.page_size)}
+            token: str | None = None
+            while True:
+                page_params = {**params, **({"pageToken": token} if token else {})}
+                body = _json(self.client.get(f"{self.base}/studies", page_params,
+                                             check=_check_json))
+                if not isinstance(body, dict) or not isinstance(body.get("studies"), list):
+                    raise MalformedResponse("/studies reply has no 'studies' list",
+                                            source="ctgov")
+                yield from body["studies"]
+                token = body.get("nextPageToken")
+                if not token or not body["studies"]:
+                    break

@@ -1,0 +1,107 @@
+"""``littrack export``: every tidy table as one file, plus the data dictionary beside them.
+
+Why: the store is SQLite, which pandas and R read fine, but people share folders of files.
+An export is one consistent snapshot (read in a single transaction, so a run writing at the
+same time never shows half its topic), built under a temporary name and renamed into place
+like a report. CSV follows the report rules (UTF-8 with BOM, formula-looking cells
+neutralised); Parquet keeps the column types (nullable integers stay integers) and needs
+pyarrow, an optional extra.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from littrack.errors import ConfigError
+from littrack.reports import write_csv
+from littrack.schema_doc import exported_tables, render_markdown
+from littrack.store import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FORMATS = ("csv", "parquet")
+PARQUET_INSTALL = "pip install 'littrack[parquet]'"
+DICTIONARY = "schema.md"
+
+
+def require_pyarrow() -> None:
+    """Fail before any work, naming the fix, when Parquet is asked for without pyarrow."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise ConfigError(f"--format parquet needs pyarrow, which is not installed; "
+                          f"install it with: {PARQUET_INSTALL}") from None
+
+
+def ensure_replaceable(folder: Path, marker: str) -> None:
+    """Refuse to replace a folder littrack did not write (``--out ~/Documents`` by mistake).
+
+    A folder may be replaced when it does not exist, is empty, or holds ``marker``, the file
+    every littrack output of that kind contains.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{folder} exists and is not a folder")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / marker).is_file():
+        raise ConfigError(f"refusing to replace {folder}: it is not empty and holds no "
+                          f"{marker}, so littrack did not write it; choose another --out")
+
+
+def typed(frame: pd.DataFrame, columns: list[dict[str, Any]]) -> pd.DataFrame:
+    """Give columns the store's declared types (INTEGER → nullable Int64, TEXT → string).
+
+    Without this an integer column with a NULL comes out as float, and an all-NULL text
+    column has no type at all, so the Parquet schema would change with the data.
+    """
+    out = frame.copy()
+    for col in columns:
+        name, kind = col["name"], (col["type"] or "").upper()
+        if name not in out.columns:
+            continue
+        if kind == "INTEGER":
+            out[name] = out[name].astype("Int64")
+        elif kind == "TEXT":
+            out[name] = out[name].astype("string")
+    return out
+
+
+def export(store: Store, out_dir: Path, fmt: str = "csv") -> list[Path]:
+    """Write every exported table of ``store`` into ``out_dir``; return the files written."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
+    if fmt == "parquet":
+        require_pyarrow()
+    out_dir = Path(out_dir)
+    ensure_replaceable(out_dir, DICTIONARY)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.with_name(f".{out_dir.name}.partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    names: list[str] = []
+    try:
+        with store.snapshot():
+            tables = exported_tables(store)
+            for table in tables:
+                frame = store.frame(table)
+                name = f"{table}.{fmt}"
+                if fmt == "csv":
+                    write_csv(frame, tmp / name)
+                else:
+                    typed(frame, store.columns(table)).to_parquet(tmp / name, index=False,
+                                                                  engine="pyarrow")
+                names.append(name)
+            (tmp / DICTIONARY).write_text(render_markdown(store, tables=tables),
+                                          encoding="utf-8")
+            names.append(DICTIONARY)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+    return [out_dir / n for n in names]

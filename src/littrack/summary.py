@@ -1,0 +1,452 @@
+"""The at-a-glance part of a report: ``summary.md``, ``summary.html`` and PNG charts.
+
+Why it is shaped this way: the summary is built once as a small list of blocks (headings,
+paragraphs, tables, images) and then rendered twice, so the Markdown and the HTML always say
+the same thing, and escaping happens in exactly one place per format. Record text (titles,
+sponsors, error messages) is data from the services, never markup: the HTML escapes all of
+it and the Markdown backslash-escapes the characters that would turn it into links, HTML or
+table breaks. Charts are drawn with matplotlib's Agg canvas directly (no pyplot, so no
+global backend state and nothing interactive) and referenced by relative path, so a report
+folder can be moved or zipped whole.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from littrack.store import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MAX_ROWS = 50  # per table in the summary; the CSVs next to it hold everything
+CHARTS_DIR = "charts"
+LINKED_TOPIC = "(linked)"  # pipeline.LINKED_TOPIC, without importing the pipeline
+
+PHASE_ORDER = ("EARLY_PHASE1", "PHASE1", "PHASE1|PHASE2", "PHASE2", "PHASE2|PHASE3", "PHASE3",
+               "PHASE4", "NA")
+# One colour per status, the same in every report, so readers learn them.
+STATUS_COLOURS = {
+    "NOT_YET_RECRUITING": "#a6d96a", "RECRUITING": "#1a9641",
+    "ENROLLING_BY_INVITATION": "#66c2a5", "ACTIVE_NOT_RECRUITING": "#3288bd",
+    "COMPLETED": "#5e4fa2", "SUSPENDED": "#fdae61", "TERMINATED": "#d7191c",
+    "WITHDRAWN": "#8c510a", "UNKNOWN": "#bababa",
+}
+
+
+# ---- blocks ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Link:
+    text: str
+    url: str
+
+
+Cell = str | Link | None
+
+
+@dataclass
+class Heading:
+    level: int
+    text: str
+
+
+@dataclass
+class Para:
+    text: str
+
+
+@dataclass
+class Table:
+    headers: Sequence[str]
+    rows: list[list[Cell]] = field(default_factory=list)
+
+
+@dataclass
+class Image:
+    src: str  # relative path
+    alt: str
+
+
+Block = Heading | Para | Table | Image
+
+
+# ---- content -----------------------------------------------------------------------------
+def build(store: Store, run_ids: Sequence[str], title: str, frames: dict[str, pd.DataFrame],
+          charts: list[Image], today: date, now: datetime) -> list[Block]:
+    """The summary's blocks: runs, counts per topic, then each topic's new items and changes."""
+    runs = store.query("report_runs", run_ids=list(run_ids))
+    counts = store.query("topic_counts", run_ids=list(run_ids))
+    topics = sorted(set(counts["topic"]) | (set(runs["topic"]) - {LINKED_TOPIC}))
+    blocks: list[Block] = [Heading(1, title)]
+    window = (f"{len(run_ids)} run(s), {run_ids[0]} … {run_ids[-1]}" if len(run_ids) > 1
+              else f"run {run_ids[0]}" if run_ids else "no runs")
+    blocks.append(Para(f"Generated {now.strftime('%Y-%m-%d %H:%M')} UTC from {window}. "
+                       f"Unreported trials are as of {today.isoformat()}. Every table here is "
+                       f"cut at {MAX_ROWS} rows; the CSV files beside this summary hold all."))
+    blocks += _runs_section(runs)
+    blocks += _glance_section(topics, counts, frames)
+    if charts:
+        blocks.append(Heading(2, "Charts (all tracked records)"))
+        blocks += charts
+    for topic in topics:
+        blocks += _topic_section(topic, counts, frames)
+    blocks += _links_section(frames["links"])
+    return blocks
+
+
+def _runs_section(runs: pd.DataFrame) -> list[Block]:
+    out: list[Block] = [Heading(2, "Runs")]
+    if runs.empty:
+        return out + [Para("No runs in this window.")]
+    table = Table(["topic", "source", "status", "window", "found", "new", "updated",
+                   "requests", "error"])
+    for r in _records(runs):
+        window = f"{r['window_start'] or 'everything'} … {r['window_end'] or ''}"
+        status = "ok" if r["status"] == "ok" else str(r["status"]).upper()
+        table.rows.append([r["topic"], r["source"], status, window, _num(r["n_found"]),
+                           _num(r["n_new"]), _num(r["n_updated"]), _num(r["n_requests"]),
+                           r["error"]])
+    failed = int((runs["status"] != "ok").sum())
+    out.append(table)
+    if failed:
+        out.append(Para(f"{failed} topic run(s) did not finish; their records are not in this "
+                        "report and the next run asks for them again."))
+    return out
+
+
+def _for_topic(frame: pd.DataFrame, topic: str) -> pd.DataFrame:
+    """Rows of a report frame that concern ``topic`` (a ``topic`` or ``topics`` column)."""
+    if "topic" in frame.columns:
+        return frame[frame["topic"] == topic]
+    listed = frame["topics"].fillna("").map(lambda s: topic in s.split("; "))
+    return frame[listed.astype(bool)]
+
+
+def _count(counts: pd.DataFrame, topic: str, source: str, column: str) -> int:
+    hit = counts[(counts["topic"] == topic) & (counts["source"] == source)]
+    return int(hit[column].iloc[0]) if not hit.empty else 0
+
+
+def _glance_section(topics: list[str], counts: pd.DataFrame,
+                    frames: dict[str, pd.DataFrame]) -> list[Block]:
+    out: list[Block] = [Heading(2, "At a glance")]
+    if not topics:
+        return out + [Para("No topic has tracked anything yet.")]
+    table = Table(["topic", "new articles", "updated articles", "new trials", "updated trials",
+                   "trial changes", "article corrections", "unreported trials"])
+    for t in topics:
+        table.rows.append([
+            Link(t, f"#topic-{t}"),
+            str(_count(counts, t, "pubmed", "new")), str(_count(counts, t, "pubmed", "updated")),
+            str(_count(counts, t, "ctgov", "new")), str(_count(counts, t, "ctgov", "updated")),
+            str(len(_for_topic(frames["trial_changes"], t))),
+            str(len(_for_topic(frames["article_changes"], t))),
+            str(len(_for_topic(frames["unreported_trials"], t))),
+        ])
+    return out + [table]
+
+
+def _topic_section(topic: str, counts: pd.DataFrame,
+                   frames: dict[str, pd.DataFrame]) -> list[Block]:
+    out: list[Block] = [Heading(2, f"Topic {topic}")]
+    out.append(Para(
+        f"Tracked: {_count(counts, topic, 'pubmed', 'tracked')} articles and "
+        f"{_count(counts, topic, 'ctgov', 'tracked')} trials. In this window: "
+        f"{_count(counts, topic, 'pubmed', 'new')} new and "
+        f"{_count(counts, topic, 'pubmed', 'updated')} updated articles, "
+        f"{_count(counts, topic, 'ctgov', 'new')} new and "
+        f"{_count(counts, topic, 'ctgov', 'updated')} updated trials."))
+
+    arts = _for_topic(frames["new_articles"], topic)
+    out += _table_section(
+        "New articles", arts, "new_articles.csv",
+        ["PMID", "title", "journal", "year", "first author", "flags"],
+        lambda r: [Link(r["pmid"], r["url"]), r["title"], r["journal"], _num(r["year"]),
+                   r["first_author"], "RETRACTED" if _num(r["is_retracted"]) == "1" else ""])
+    trials = _for_topic(frames["new_trials"], topic)
+    out += _table_section(
+        "New trials", trials, "new_trials.csv",
+        ["NCT", "title", "status", "phase", "sponsor", "start"],
+        lambda r: [Link(r["nct_id"], r["url"]), r["title"], r["status"], r["phase"],
+                   r["sponsor"], r["start_date"]])
+    changes = _for_topic(frames["trial_changes"], topic)
+    out += _table_section(
+        "Trial changes (status, phase, enrollment, dates, results)", changes,
+        "trial_changes.csv", ["NCT", "title", "field", "was", "now", "seen"],
+        lambda r: [_nct_link(r["nct_id"]), r["title"], r["field"], _value(r["old_value"]),
+                   _value(r["new_value"]), str(r["observed_at"])[:10]])
+    corrections = _for_topic(frames["article_changes"], topic)
+    out += _table_section(
+        "Article corrections (retractions, errata, concerns, deletions)", corrections,
+        "article_changes.csv", ["PMID", "title", "field", "was", "now", "seen"],
+        lambda r: [_pmid_link(r["pmid"]), r["title"], r["field"], _value(r["old_value"]),
+                   _value(r["new_value"]), str(r["observed_at"])[:10]])
+    due = _for_topic(frames["unreported_trials"], topic)
+    out += _table_section(
+        "Unreported trials (primary completion more than 12 months ago, no results)", due,
+        "unreported_trials.csv",
+        ["NCT", "title", "status", "primary completion", "due since", "days overdue",
+         "sponsor"],
+        lambda r: [Link(r["nct_id"], r["url"]), r["title"], r["status"],
+                   r["primary_completion_date"], r["due_date"], _num(r["days_overdue"]),
+                   r["sponsor"]])
+    return out
+
+
+def _links_section(links: pd.DataFrame) -> list[Block]:
+    return _table_section(
+        "Trial–publication links found in this window", links, "links.csv",
+        ["NCT", "PMID", "evidence", "trial", "article"],
+        lambda r: [_nct_link(r["nct_id"]), _pmid_link(r["pmid"]), r["evidence"],
+                   r["trial_title"], r["article_title"]], level=2)
+
+
+def _table_section(heading: str, frame: pd.DataFrame, csv_name: str, headers: list[str],
+                   row: Any, level: int = 3) -> list[Block]:
+    out: list[Block] = [Heading(level, f"{heading}: {len(frame)}")]
+    if frame.empty:
+        return out + [Para("None.")]
+    table = Table(headers, [row(r) for r in _records(frame.head(MAX_ROWS))])
+    out.append(table)
+    if len(frame) > MAX_ROWS:
+        out.append(Para(f"… and {len(frame) - MAX_ROWS} more in {csv_name}."))
+    return out
+
+
+def _records(frame: pd.DataFrame) -> Iterable[dict[str, Any]]:
+    for rec in frame.to_dict("records"):
+        yield {k: (None if _isna(v) else v) for k, v in rec.items()}
+
+
+def _isna(v: Any) -> bool:
+    import pandas as pd
+
+    return v is None or (not isinstance(v, str) and bool(pd.isna(v)))
+
+
+def _num(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _value(v: Any) -> str:
+    return "—" if v is None or v == "" else str(v)
+
+
+def _nct_link(nct: str) -> Link:
+    return Link(nct, f"https://clinicaltrials.gov/study/{nct}")
+
+
+def _pmid_link(pmid: str) -> Link:
+    return Link(pmid, f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/")
+
+
+# ---- rendering ---------------------------------------------------------------------------
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|&~#])")
+
+
+def md_escape(text: Any) -> str:
+    """Record text as literal Markdown: no links, HTML, emphasis or table breaks."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def _md_cell(cell: Cell) -> str:
+    if cell is None:
+        return ""
+    if isinstance(cell, Link):
+        return f"[{md_escape(cell.text)}]({cell.url.replace(')', '%29').replace(' ', '%20')})"
+    return md_escape(cell)
+
+
+def render_markdown(blocks: list[Block]) -> str:
+    out: list[str] = []
+    for b in blocks:
+        if isinstance(b, Heading):  # "## Topic x" gets the anchor #topic-x on GitHub too
+            out += ["#" * b.level + " " + md_escape(b.text), ""]
+        elif isinstance(b, Para):
+            out += [md_escape(b.text), ""]
+        elif isinstance(b, Table):
+            out.append("| " + " | ".join(md_escape(h) for h in b.headers) + " |")
+            out.append("|" + "---|" * len(b.headers))
+            out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in b.rows]
+            out.append("")
+        else:
+            out += [f"![{md_escape(b.alt)}]({b.src})", ""]
+    return "\n".join(out)
+
+
+def _h(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _html_cell(cell: Cell) -> str:
+    if cell is None:
+        return ""
+    if isinstance(cell, Link):
+        return f'<a href="{_h(cell.url)}">{_h(cell.text)}</a>'
+    return _h(cell)
+
+
+_CSS = """
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222;
+       max-width: 72rem; margin: 2rem auto; padding: 0 1rem; }
+h1 { font-size: 1.6rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; }
+h3 { font-size: 1.05rem; margin-top: 1.4rem; }
+table { border-collapse: collapse; margin: .5rem 0 1rem; font-size: 14px; }
+th, td { border: 1px solid #ddd; padding: .25rem .5rem; text-align: left;
+         vertical-align: top; }
+th { background: #f3f3f3; } tr:nth-child(even) td { background: #fafafa; }
+img { max-width: 100%; display: block; margin: 1rem 0; }
+a { color: #1f5fa8; }
+"""
+
+
+def render_html(blocks: list[Block], title: str) -> str:
+    out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
+           f"<title>{_h(title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>"]
+    for b in blocks:
+        if isinstance(b, Heading):
+            anchor = (f' id="topic-{_h(b.text[6:])}"'
+                      if b.level == 2 and b.text.startswith("Topic ") else "")
+            out.append(f"<h{b.level}{anchor}>{_h(b.text)}</h{b.level}>")
+        elif isinstance(b, Para):
+            out.append(f"<p>{_h(b.text)}</p>")
+        elif isinstance(b, Table):
+            out.append("<table><thead><tr>" + "".join(f"<th>{_h(h)}</th>" for h in b.headers)
+                       + "</tr></thead><tbody>")
+            out += ["<tr>" + "".join(f"<td>{_html_cell(c)}</td>" for c in row) + "</tr>"
+                    for row in b.rows]
+            out.append("</tbody></table>")
+        else:
+            out.append(f'<img src="{_h(b.src)}" alt="{_h(b.alt)}">')
+    out += ["</body>", "</html>", ""]
+    return "\n".join(out)
+
+
+# ---- charts ------------------------------------------------------------------------------
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)  # render with Agg: no GUI, no pyplot state
+    return fig
+
+
+def _save(fig: Any, path: Path) -> None:
+    fig.savefig(path, format="png", dpi=110, metadata={"Software": None})
+
+
+def chart_publications(store: Store, path: Path) -> Image | None:
+    """Publications per year, one line per topic (articles PubMed has not withdrawn)."""
+    from matplotlib.ticker import MaxNLocator
+
+    data = store.query("publications_per_year")
+    if data.empty:
+        return None
+    fig = _figure(8.5, 4.2)
+    ax = fig.subplots()
+    for topic, rows in data.groupby("topic", sort=True):
+        ax.plot(rows["year"].astype(int), rows["n"].astype(int), marker="o", markersize=4,
+                linewidth=1.6, label=str(topic))
+    ax.set_title("Publications per year, by topic")
+    ax.set_xlabel("publication year")
+    ax.set_ylabel("articles")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(bottom=0)
+    ax.grid(axis="y", color="#e5e5e5")
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(frameon=False, fontsize=9)
+    _save(fig, path)
+    return Image(f"{CHARTS_DIR}/{path.name}", "Line chart: publications per year for each topic")
+
+
+def _phase_label(phase: str) -> str:
+    """``PHASE2|PHASE3`` → ``phase 2/3``; ``NA`` → ``no phase``; unknown values as they are."""
+    if phase == "NA":
+        return "no phase"
+    if phase == "EARLY_PHASE1":
+        return "early phase 1"
+    parts = phase.split("|")
+    if all(p.startswith("PHASE") for p in parts):
+        return "phase " + "/".join(p.removeprefix("PHASE") for p in parts)
+    return phase.replace("|", "/").replace("_", " ").lower()
+
+
+def _status_label(status: str) -> str:
+    return status.replace("_", " ").lower()
+
+
+def chart_trials(store: Store, path: Path) -> Image | None:
+    """Trials by phase, stacked by overall status: one panel per topic."""
+    from matplotlib.ticker import MaxNLocator
+
+    data = store.query("trials_by_phase_status")
+    if data.empty:
+        return None
+    topics = sorted(data["topic"].unique())
+    statuses = sorted(data["status"].unique(),
+                      key=lambda s: (list(STATUS_COLOURS).index(s) if s in STATUS_COLOURS
+                                     else len(STATUS_COLOURS), s))
+    phases = sorted(data["phase"].unique(),
+                    key=lambda p: (PHASE_ORDER.index(p) if p in PHASE_ORDER
+                                   else len(PHASE_ORDER), p))
+    fig = _figure(8.5, 1.2 + 0.35 * len(phases) * len(topics) + 0.5 * len(topics))
+    axes = fig.subplots(len(topics), 1, squeeze=False, sharex=True)[:, 0]
+    fallback = iter(["#e78ac3", "#a6cee3", "#b2df8a", "#ffd92f", "#999999"] * 10)
+    colours = {s: STATUS_COLOURS.get(s) or next(fallback) for s in statuses}
+    for ax, topic in zip(axes, topics, strict=True):
+        rows = data[data["topic"] == topic]
+        left = [0] * len(phases)
+        for status in statuses:
+            widths = [int(rows[(rows["phase"] == p) & (rows["status"] == status)]["n"].sum())
+                      for p in phases]
+            ax.barh([_phase_label(p) for p in phases], widths, left=left,
+                    color=colours[status], label=_status_label(status), height=0.7)
+            left = [a + b for a, b in zip(left, widths, strict=True)]
+        for y, total in enumerate(left):
+            if total:
+                ax.annotate(str(total), (total, y), xytext=(3, 0), textcoords="offset points",
+                            va="center", fontsize=8, color="#444444")
+        ax.set_title(topic, loc="left", fontsize=10)
+        ax.invert_yaxis()
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.grid(axis="x", color="#e5e5e5")
+        ax.set_axisbelow(True)
+    axes[-1].set_xlabel("trials")
+    axes[-1].set_xlim(0, max(1, int(data.groupby(["topic", "phase"])["n"].sum().max())) * 1.08)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", frameon=False, fontsize=9,
+               title="overall status", title_fontsize=9)
+    fig.suptitle("Trials by phase and status, by topic")
+    _save(fig, path)
+    return Image(f"{CHARTS_DIR}/{path.name}",
+                 "Bar chart: trials per phase, coloured by overall status, for each topic")
+
+
+# ---- entry point -------------------------------------------------------------------------
+def write_summary(store: Store, folder: Path, run_ids: Sequence[str], title: str,
+                  frames: dict[str, pd.DataFrame], today: date,
+                  now: datetime | None = None) -> None:
+    """Write summary.md, summary.html and charts/*.png into a report folder being built."""
+    now = now or datetime.now(UTC)
+    charts_dir = folder / CHARTS_DIR
+    charts_dir.mkdir(exist_ok=True)
+    charts = [c for c in (chart_publications(store, charts_dir / "publications_per_year.png"),
+                          chart_trials(store, charts_dir / "trials_by_phase_status.png"))
+              if c is not None]
+    blocks = build(store, run_ids, title, frames, charts, today, now)
+    (folder / "summary.md").write_text(render_markdown(blocks), encoding="utf-8")
+    (folder / "summary.html").write_text(render_html(blocks, title), encoding="utf-8")
