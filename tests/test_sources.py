@@ -97,17 +97,18 @@ def test_unknown_field_is_a_rejected_query(pubmed: PubMed, eutils_fake: EutilsFa
         pubmed.search(Topic("t", pubmed_query="x[NoField]"), Window(None, TODAY))
 
 
-def test_ctgov_walks_every_page_and_ends_on_the_empty_one(
+def test_ctgov_walks_every_page_and_stops_once_total_count_is_in(
         trials: ClinicalTrials, ctgov_fake: CtgovFake) -> None:
     match = {"query.intr": "MDMA"}
     for i in range(2000):
         ctgov_fake.add_study(study(f"NCT{1000000 + i:08d}"), matches=[match])
     topic = Topic("t", ctgov=CtgovQuery(intr="MDMA"))
     pages = list(trials.search(topic, Window(None, TODAY)))
-    assert [len(p.studies) for p in pages] == [1000, 1000, 0]  # full page → token → empty
+    # a full last page carries a token, but totalCount says nothing follows: no empty page
+    assert [len(p.studies) for p in pages] == [1000, 1000]
     assert pages[0].total == 2000 and pages[1].total is None
     reqs = ctgov_fake.requests("/studies")
-    assert [r.params.get("pageSize") for r in reqs] == ["1000"] * 3
+    assert [r.params.get("pageSize") for r in reqs] == ["1000"] * 2
     assert "pageToken" not in reqs[0].params and reqs[1].params["pageToken"]
 
 

@@ -48,6 +48,9 @@ def setup_logging(settings: Settings | None, verbose: int, quiet: bool = False) 
         fh.setFormatter(fmt)
         root.addHandler(fh)
     root.setLevel(level)
+    # Libraries' debug chatter (matplotlib font lookups, PIL) drowns littrack's own lines.
+    for noisy in ("matplotlib", "PIL", "urllib3"):
+        logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
 
 
 def _settings(ctx: click.Context) -> Settings:

@@ -11,7 +11,13 @@ ClinicalTrials.gov rate-limits and 5xxs. So every request goes through ``HttpCli
 * retries with exponential backoff and full jitter on 429, 5xx, connection errors, timeouts,
   truncated bodies and bodies that a caller's ``check`` rejects, honouring ``Retry-After``;
 * any other 4xx is our own mistake and raises ``QueryRejected`` at once with the service's
-  words.
+  words (except replies a source marks transient in ``transient_4xx``, such as NCBI's 400
+  relaying a backend outage);
+* a body shorter than its Content-Length is a truncated reply (``http.client`` does not say
+  so when a body is read in chunks), and the topic deadline also bounds a server that
+  trickles its body slowly enough to dodge the per-read timeout;
+* sources that find a reply unusable only after parsing it (``retry_later``) spend the same
+  budget with the same backoff, so there is one retry policy for everything.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from littrack.errors import (
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+_READ_CHUNK = 64 * 1024
 USER_AGENT = f"littrack/{__version__} (+https://pypi.org/project/littrack/)"
 
 
@@ -76,20 +83,39 @@ class Stats:
     requests: int = 0
     retries: int = 0
     retry_reasons: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count_request(self) -> None:
+        with self._lock:  # the EFetch prefetch thread and the main thread share a client
+            self.requests += 1
+
+    def count_retry(self, reason: str) -> None:
+        with self._lock:
+            self.retries += 1
+            self.retry_reasons[reason] = self.retry_reasons.get(reason, 0) + 1
 
 
 class HttpClient:
     """One client per service; ``stats`` counts what a run spent."""
 
     def __init__(self, source: str, rate_per_second: float, retry: RetrySettings,
-                 *, rng: random.Random | None = None) -> None:
+                 *, rng: random.Random | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.source = source
         self.retry = retry
         self.pacer = Pacer(rate_per_second)
         self.stats = Stats()
         self.deadline: float | None = None  # time.monotonic() value set per topic
         self.topic: str | None = None
+        # Values never to repeat in a message or log line (the NCBI API key), even when a
+        # service echoes them in an error body.
+        self.secrets: tuple[str, ...] = ()
+        # Substrings of a 4xx body that mean "our backend failed, try again" rather than
+        # "your request is wrong" (NCBI relays PubOne outages as HTTP 400 <ERROR>s).
+        self.transient_4xx: tuple[bytes, ...] = ()
         self._rng = rng or random.Random()
+        self._rng_lock = threading.Lock()
+        self._sleep_fn = sleep
         # Loopback fakes must never be reached through a proxy from the environment.
         self._direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         self._default = urllib.request.build_opener()
@@ -106,12 +132,12 @@ class HttpClient:
              check: Callable[[Response], None] | None = None) -> Response:
         """Send with pacing and retries; return a 2xx response that passed ``check``."""
         request.add_header("User-Agent", USER_AGENT)
-        safe_url = redact(request.full_url)
+        safe_url = self.scrub(request.full_url)
         last: str = "no attempt"
         for attempt in range(self.retry.max_tries):
             self._check_deadline(safe_url, last)
             self.pacer.wait()
-            self.stats.requests += 1
+            self.stats.count_request()
             retry_after: float | None = None
             try:
                 response = self._open(request)
@@ -120,8 +146,9 @@ class HttpClient:
                 return response
             except urllib.error.HTTPError as exc:
                 body = _read_quietly(exc)
-                if exc.code not in RETRY_STATUS:
-                    text = body.decode("utf-8", "replace").strip()[:500]
+                transient = any(marker in body for marker in self.transient_4xx)
+                if exc.code not in RETRY_STATUS and not transient:
+                    text = self.scrub(body.decode("utf-8", "replace").strip()[:500])
                     raise QueryRejected(
                         f"HTTP {exc.code} from {safe_url}: {text or exc.reason}",
                         source=self.source, topic=self.topic, url=safe_url, status=exc.code,
@@ -134,15 +161,31 @@ class HttpClient:
                 last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
             if attempt + 1 >= self.retry.max_tries:
                 break
-            delay = self._backoff(attempt, retry_after)
-            self.stats.retries += 1
-            reason = last.split(":")[0].split(" (")[0]
-            self.stats.retry_reasons[reason] = self.stats.retry_reasons.get(reason, 0) + 1
-            log.warning("%s: %s from %s; retry %d/%d in %.1fs", self.source, redact(last),
-                        safe_url, attempt + 1, self.retry.max_tries - 1, delay)
-            self._sleep(delay, safe_url, last)
-        raise SourceError(f"gave up after {self.retry.max_tries} tries: {redact(last)} "
+            self.retry_later(attempt, last, safe_url, retry_after)
+        raise SourceError(f"gave up after {self.retry.max_tries} tries: {self.scrub(last)} "
                           f"({safe_url})", source=self.source, topic=self.topic, url=safe_url)
+
+    def retry_later(self, attempt: int, last: str, url: str,
+                    retry_after: float | None = None) -> None:
+        """Count, log and wait out retry number ``attempt + 1`` (backoff, deadline-bounded).
+
+        ``send`` calls it for transport failures; a source calls it when a reply passed the
+        transport but failed to parse, so both spend one budget under one policy.
+        """
+        url, last = self.scrub(url), self.scrub(last)
+        delay = self._backoff(attempt, retry_after)
+        self.stats.count_retry(last.split(":")[0].split(" (")[0])
+        log.warning("%s: %s from %s; retry %d/%d in %.1fs", self.source, last, url,
+                    attempt + 1, self.retry.max_tries - 1, delay)
+        self._sleep(delay, url, last)
+
+    def scrub(self, text: str) -> str:
+        """``redact`` plus removal of this client's secrets wherever they appear."""
+        text = redact(text)
+        for secret in self.secrets:
+            if secret:
+                text = text.replace(secret, "***")
+        return text
 
     def _open(self, request: urllib.request.Request) -> Response:
         opener = self._direct if _is_loopback(request.full_url) else self._default
@@ -151,12 +194,33 @@ class HttpClient:
         if self.deadline is not None:
             timeout = max(0.1, min(timeout, self.deadline - time.monotonic()))
         with opener.open(request, timeout=timeout) as resp:
-            body = resp.read()  # raises IncompleteRead when the body is cut off
+            expected = resp.length  # Content-Length, when the server sent one
+            parts: list[bytes] = []
+            received = 0
+            while True:
+                # At most one recv per read (read() would block until 64 KiB arrived), so
+                # the topic deadline also bounds a server that trickles its body.
+                chunk = resp.read1(_READ_CHUNK)
+                if not chunk:
+                    break
+                parts.append(chunk)
+                received += len(chunk)
+                if self.deadline is not None and time.monotonic() >= self.deadline:
+                    raise DeadlineExceeded(
+                        f"topic deadline of {self.retry.topic_deadline:g}s passed while "
+                        f"reading a reply ({received} bytes so far) from "
+                        f"{self.scrub(request.full_url)}", source=self.source,
+                        topic=self.topic, url=self.scrub(request.full_url))
+            body = b"".join(parts)
+            if expected is not None and received < expected:
+                # http.client only notices a cut-off body on an unbounded read().
+                raise http.client.IncompleteRead(body, expected - received)
             return Response(resp.status, resp.headers, body, resp.url)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         ceiling = min(self.retry.backoff_cap, self.retry.backoff_base * (2 ** attempt))
-        delay = self._rng.uniform(0, ceiling)  # full jitter
+        with self._rng_lock:
+            delay = self._rng.uniform(0, ceiling)  # full jitter
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.retry.backoff_cap))
         return delay
@@ -172,7 +236,7 @@ class HttpClient:
             raise DeadlineExceeded(f"topic deadline of {self.retry.topic_deadline:g}s would "
                                    f"pass while backing off (last: {last}) at {url}",
                                    source=self.source, topic=self.topic, url=url)
-        time.sleep(delay)
+        self._sleep_fn(delay)
 
 
 def _read_quietly(exc: urllib.error.HTTPError) -> bytes:

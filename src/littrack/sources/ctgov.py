@@ -96,6 +96,13 @@ class ClinicalTrials:
         self.client = client
         self.base = settings.base_url.rstrip("/")
 
+    def _page(self, params: dict[str, str], *, first: bool) -> dict[str, Any]:
+        """GET one /studies page, its shape checked inside the client's retry loop."""
+        pages: list[dict[str, Any]] = []
+        self.client.get(f"{self.base}/studies", params,
+                        check=lambda r: pages.append(_studies_page(r, first=first)))
+        return pages[-1]
+
     def data_timestamp(self) -> str | None:
         """``/version``'s dataTimestamp: when it has not moved, nothing can have changed."""
         body = _json(self.client.get(f"{self.base}/version", check=_check_version))
@@ -125,15 +132,8 @@ class ClinicalTrials:
             page_params = dict(params)
             if token:
                 page_params["pageToken"] = token
-            pages: list[dict[str, Any]] = []
-
-            def check(response: Response, first: bool = token is None,
-                      pages: list[dict[str, Any]] = pages) -> None:
-                pages.append(_studies_page(response, first=first))
-
             try:
-                self.client.get(f"{self.base}/studies", page_params, check=check)
-                body = pages[-1]
+                body = self._page(page_params, first=token is None)
             except QueryRejected as exc:
                 if token and exc.status == 400 and any(s in str(exc).lower() for s in _STALE):
                     restarts += 1
@@ -173,11 +173,7 @@ class ClinicalTrials:
             token: str | None = None
             while True:
                 page_params = {**params, **({"pageToken": token} if token else {})}
-                body = _json(self.client.get(f"{self.base}/studies", page_params,
-                                             check=_check_json))
-                if not isinstance(body, dict) or not isinstance(body.get("studies"), list):
-                    raise MalformedResponse("/studies reply has no 'studies' list",
-                                            source="ctgov")
+                body = self._page(page_params, first=False)
                 yield from body["studies"]
                 token = body.get("nextPageToken")
                 if not token or not body["studies"]:

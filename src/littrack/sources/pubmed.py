@@ -10,13 +10,19 @@ which would fetch unknown DTDs from the network and build whole sets in memory.
 
 from __future__ import annotations
 
+import copy
+import gc
 import io
 import logging
+import math
 import threading
 import warnings
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from urllib.request import Request
 
@@ -25,20 +31,27 @@ from defusedxml import ElementTree as SafeET
 
 from littrack.config import DEFAULT_EUTILS_URL, NcbiSettings, Topic
 from littrack.errors import Incomplete, MalformedResponse, QueryRejected
-from littrack.http import HttpClient, Response
+from littrack.http import HttpClient, Response, Stats
 from littrack.normalize import Deleted, Normalized
 from littrack.normalize.pubmed import parse_efetch
-from littrack.windows import Window, pubmed_term
+from littrack.windows import PUBMED_EPOCH, Window, pubmed_term
 
 log = logging.getLogger(__name__)
 
 ESEARCH_CAP = 9999  # PubMed hands out at most this many ids per query (retstart < 9999)
 RECHECK_MISSING = 1  # re-requests of PMIDs an EFetch silently left out
+EFETCH_IN_FLIGHT = 8  # at most this many EFetch downloads side by side (see fetch)
+# Splitting an over-cap window: each date slice is sized to hold this share of the cap, from
+# the density of the slice before it; a backfill's first slice is the last year.
+SLICE_FILL = 0.85
+FIRST_BACKFILL_SLICE_DAYS = 365
+# NCBI relays backend outages as HTTP 400 <ERROR> envelopes (research notes §5): retry those.
+TRANSIENT_400 = (b"Failed to connect to PubOne", b"proxy_stream()")
 
 
 @dataclass
 class SearchResult:
-    """What ESearch said for one window (possibly split in date halves)."""
+    """What ESearch said for one window (possibly split into date slices)."""
 
     ids: list[str]
     count: int
@@ -59,7 +72,9 @@ class Batch:
 # ---- the Entrez seam ---------------------------------------------------------------------
 _transport_lock = threading.Lock()
 _active: tuple[HttpClient, str] | None = None
+_thread = threading.local()  # .client: this thread's requests go through it (PubMed.using)
 _ENTREZ_BASE = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils"
+_NEVER = float("-inf")  # Entrez._open.previous that makes Entrez's own delay zero
 
 
 class _Handle(io.BytesIO):
@@ -75,14 +90,27 @@ def _urlopen(request: Request, *args: Any, **kwargs: Any) -> _Handle:
     if _active is None:
         raise RuntimeError("littrack's Entrez transport used without an active client")
     client, base = _active
+    client = getattr(_thread, "client", None) or client
     url = request.full_url
     if url.startswith(_ENTREZ_BASE):
         request.full_url = base + url[len(_ENTREZ_BASE):]
-    return _Handle(client.send(request, check=_check_xml_reply))
+    # Entrez sleeps 0.37 s (0.1 s with a key) after its previous request before calling us;
+    # littrack's pacer already spaces every request, so Entrez's own clock must not add a
+    # second, slower spacing (nor serialize the EFetch downloads that run side by side).
+    Entrez._open.previous = _NEVER  # type: ignore[attr-defined]
+    try:
+        return _Handle(client.send(request, check=_check_xml_reply))
+    finally:
+        Entrez._open.previous = _NEVER  # type: ignore[attr-defined]
 
 
 def _check_xml_reply(response: Response) -> None:
-    """Reject, so the client retries, bodies NCBI sends with a 200 but cannot be used."""
+    """Reject, so the client retries, bodies NCBI sends with a 200 but cannot be used.
+
+    ESearch replies are small, so they are parsed here in full: a garbled one is retried like
+    a 5xx. EFetch replies are only checked for their envelope; their records are parsed (and
+    a garbled batch re-requested) by ``PubMed.fetch``.
+    """
     head = response.body[:2048].lstrip()
     if not head.startswith(b"<"):
         raise MalformedResponse(f"not XML: {head[:80]!r}", source="pubmed", url=response.url)
@@ -90,9 +118,11 @@ def _check_xml_reply(response: Response) -> None:
         raise MalformedResponse(f"in-band error: {_error_text(response.body)}",
                                 source="pubmed", url=response.url)
     if b"<PubmedArticleSet" in head and not response.body.rstrip().endswith(
-            b"</PubmedArticleSet>"):
+            (b"</PubmedArticleSet>", b"<PubmedArticleSet/>")):
         raise MalformedResponse("EFetch reply cut off before </PubmedArticleSet>",
                                 source="pubmed", url=response.url)
+    if b"<eSearchResult" in head:
+        parse_esearch(response.body)
 
 
 def _error_text(body: bytes) -> str:
@@ -164,7 +194,28 @@ class PubMed:
     def __init__(self, settings: NcbiSettings, client: HttpClient) -> None:
         self.settings = settings
         self.client = client
+        client.secrets = (settings.api_key,) if settings.api_key else ()
+        client.transient_4xx = TRANSIENT_400
         install_transport(client, settings.base_url or DEFAULT_EUTILS_URL)
+
+    def client_for_topic(self, topic: str) -> HttpClient:
+        """A client with its own request counts and deadline that shares this one's pacer.
+
+        For a search run ahead of its topic on another thread (``using``): its requests are
+        counted for that topic, and the one pacer keeps the process under NCBI's rate.
+        """
+        client = copy.copy(self.client)  # same pacer, retry policy, secrets and openers
+        client.stats, client.topic, client.deadline = Stats(), topic, None
+        return client
+
+    @contextmanager
+    def using(self, client: HttpClient) -> Iterator[None]:
+        """Send this thread's requests through ``client`` (see ``client_for_topic``)."""
+        _thread.client = client
+        try:
+            yield
+        finally:
+            _thread.client = None
 
     def _identity(self) -> dict[str, str | None]:
         return {"tool": self.settings.tool, "email": self.settings.email,
@@ -194,20 +245,49 @@ class PubMed:
         notes = self._vet(topic, reply, full)
         if reply.count <= len(reply.ids):
             return SearchResult(reply.ids, reply.count, reply.webenv, reply.query_key, notes)
-        # More hits than ESearch hands out: halve the date range until each half fits.
-        try:
-            halves = window.split()
-        except ValueError:
-            raise Incomplete(f"{reply.count} records entered on one day exceed PubMed's "
-                             f"{ESEARCH_CAP}-id limit; narrow the query", source="pubmed",
-                             topic=topic.name) from None
-        log.info("pubmed topic %s: %d hits > %d, splitting %s", topic.name, reply.count,
-                 ESEARCH_CAP, window)
+        log.info("pubmed topic %s: %d hits > %d, splitting %s by Entrez date", topic.name,
+                 reply.count, ESEARCH_CAP, window)
+        return self._walk_back(topic, window, modified, reply.count, notes)
+
+    def _walk_back(self, topic: Topic, window: Window, modified: bool, total: int,
+                   notes: list[str]) -> SearchResult:
+        """Cover an over-cap window with consecutive date slices, newest first.
+
+        Each slice is sized from the density (hits per day) of the slice after it, to hold
+        about ``SLICE_FILL`` of the cap, and once the ids still missing would fit in one
+        slice the rest of the window is asked for at once. So a window of N hits costs about
+        one ESearch per N / 8,500, where halving the date range costs two per level (and a
+        backfill from 1780 has many nearly empty levels). A slice that still overflows is
+        shrunk and asked again; every slice's own count is checked, none is assumed.
+        """
+        assert topic.pubmed_query is not None
+        start, end = window.start or PUBMED_EPOCH, window.end
+        target = ESEARCH_CAP * SLICE_FILL
+        days = max(1, int(target * ((end - start).days + 1) / total))  # uniform guess
+        if window.is_full:
+            days = min(days, FIRST_BACKFILL_SLICE_DAYS)
         seen: dict[str, None] = {}
-        for half in halves:
-            part = self._search(topic, half, modified, full=False)
-            seen.update(dict.fromkeys(part.ids))
-            notes += part.warnings
+        hi = end
+        while hi >= start:
+            if total - len(seen) <= target:
+                days = (hi - start).days + 1  # what is left fits: ask for all of it
+            lo = max(start, hi - timedelta(days=days - 1))
+            span = (hi - lo).days + 1
+            term = pubmed_term(topic.pubmed_query, Window(lo, hi), modified=modified)
+            reply = parse_esearch(self._call(Entrez.esearch, term=term, retmax=ESEARCH_CAP,
+                                             usehistory="y"))
+            notes += self._vet(topic, reply, full=False)
+            if reply.count > len(reply.ids):
+                if span == 1:
+                    raise Incomplete(f"{reply.count} records entered on one day exceed "
+                                     f"PubMed's {ESEARCH_CAP}-id limit; narrow the query",
+                                     source="pubmed", topic=topic.name)
+                days = max(1, min(span // 2, int(span * target / reply.count)))
+                total = max(total, len(seen) + reply.count)
+                continue
+            seen.update(dict.fromkeys(reply.ids))
+            days = max(1, min(span * 4, int(span * target / max(reply.count, 1))))
+            hi = lo - timedelta(days=1)
         return SearchResult(list(seen), len(seen), None, None, notes)
 
     def _vet(self, topic: Topic, reply: ESearchReply, full: bool) -> list[str]:
@@ -232,7 +312,7 @@ class PubMed:
 
     # -- fetch --
     def fetch(self, ids: list[str], search: SearchResult | None = None) -> Iterator[Batch]:
-        """EFetch ``ids`` in batches, downloading the next batch while this one is parsed.
+        """EFetch ``ids`` in batches, downloading the next batches while this one is parsed.
 
         When ``ids`` is exactly the ESearch result in order, batches page the history
         server (short GETs); otherwise they POST id lists.
@@ -248,26 +328,42 @@ class PubMed:
                                   retmax=len(chunks[i]))
             return self._call(Entrez.efetch, retmode="xml", id=",".join(chunks[i]))
 
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="efetch") as pool:
-            pending: Future[bytes] | None = pool.submit(download, 0) if chunks else None
+        # Downloads in flight while a batch is parsed and stored: enough to keep the pacer
+        # busy when a reply takes about a second (starts stay paced; memory stays bounded).
+        depth = max(2, min(EFETCH_IN_FLIGHT, math.ceil(1.0 / self.client.pacer.interval)))
+        pool = ThreadPoolExecutor(max_workers=depth, thread_name_prefix="efetch")
+        pending: deque[Future[bytes]] = deque()
+        try:
             for i, chunk in enumerate(chunks):
-                assert pending is not None
-                body = pending.result()
-                pending = pool.submit(download, i + 1) if i + 1 < len(chunks) else None
-                yield self._reconcile(chunk, body)
+                while len(pending) < depth and i + len(pending) < len(chunks):
+                    pending.append(pool.submit(download, i + len(pending)))
+                body = pending.popleft().result()
+                if i + depth < len(chunks):
+                    pending.append(pool.submit(download, i + depth))
+                yield self._reconcile(chunk, body, lambda i=i: download(i))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
-    def _reconcile(self, asked: list[str], body: bytes) -> Batch:
+    def _reconcile(self, asked: list[str], body: bytes, again: Callable[[], bytes]) -> Batch:
         """Parse a batch and account for every PMID asked for: returned, deleted or missing."""
-        batch = Batch([], [], [])
-        self._parse_into(body, batch)
+        batch = self._parse_batch(body, again)
         wanted = set(asked)
         got = {r.record_id for r in batch.records} | set(batch.deleted)
         missing = [p for p in asked if p not in got]
         for _ in range(RECHECK_MISSING):
             if not missing:
                 break
-            self._parse_into(self._call(Entrez.efetch, retmode="xml", id=",".join(missing)),
-                             batch)
+            log.info("pubmed: EFetch returned %d of %d PMIDs asked for; asking again for %d",
+                     len(asked) - len(missing), len(asked), len(missing))
+            ids = ",".join(missing)
+
+            def refetch(ids: str = ids) -> bytes:
+                return self._call(Entrez.efetch, retmode="xml", id=ids)
+
+            more = self._parse_batch(refetch(), refetch)
+            seen = {r.record_id for r in batch.records}
+            batch.records += [r for r in more.records if r.record_id not in seen]
+            batch.deleted += more.deleted
             got = {r.record_id for r in batch.records} | set(batch.deleted)
             missing = [p for p in asked if p not in got]
         batch.records = [r for r in batch.records if r.record_id in wanted]
@@ -277,7 +373,44 @@ class PubMed:
                         "%s", len(missing), ", ".join(missing[:10]))
         return batch
 
+    def _parse_batch(self, body: bytes, again: Callable[[], bytes]) -> Batch:
+        """Parse one EFetch reply; a garbled one is downloaded ``again`` under the retry policy.
+
+        The envelope check in the transport catches cut-off and in-band-error replies; this
+        catches what only a parse can see (broken markup inside a well-ended body, an
+        unparseable record), so such a batch is re-requested instead of failing the topic.
+        """
+        tries = self.client.retry.max_tries
+        for attempt in range(tries):
+            batch = Batch([], [], [])
+            try:
+                self._parse_into(body, batch)
+                return batch
+            except MalformedResponse as exc:
+                reason = str(exc).removeprefix("[pubmed] ")
+                if attempt + 1 >= tries:
+                    raise MalformedResponse(f"EFetch reply unusable after {tries} tries: "
+                                            f"{reason}", source="pubmed",
+                                            topic=self.client.topic) from None
+                self.client.retry_later(attempt, f"malformed reply ({reason})", "efetch.fcgi")
+                body = again()
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _parse_into(self, body: bytes, batch: Batch) -> None:
+        parse_into(body, batch)
+
+
+def parse_into(body: bytes, batch: Batch) -> None:
+    """Add one EFetch reply's records and deletions to ``batch`` (first copy of a PMID wins).
+
+    The cyclic garbage collector is paused meanwhile: parsing makes no reference cycles, but
+    the hundreds of thousands of objects a batch accumulates would make it traverse the
+    growing batch again and again (a quarter of the parse time). Bounded by one reply.
+    """
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
         seen = {r.record_id for r in batch.records}
         for item in parse_efetch(body):
             if isinstance(item, Deleted):
@@ -285,3 +418,6 @@ class PubMed:
             elif item.record_id not in seen:
                 seen.add(item.record_id)
                 batch.records.append(item)
+    finally:
+        if paused:
+            gc.enable()
