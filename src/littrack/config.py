@@ -275,8 +275,13 @@ def parse_settings(data: dict[str, Any], path: Path, env: Mapping[str, str]) -> 
 
     topics = _parse_topics(check, data["topics"])
     schedules = _parse_schedules(check, data.get("schedule", {}), None)
-    for item in data["topics"]:
-        schedules += _parse_schedules(check, item.get("schedule", {}), item["name"])
+    for item, topic in zip(data["topics"], topics, strict=True):
+        own = _parse_schedules(check, item.get("schedule", {}), item["name"])
+        for sched in own:
+            if not topic.has(sched.source):  # would silently never run
+                raise check.fail(f"topic {topic.name!r}.schedule.{sched.source}",
+                                 f"the topic has no [topics.{sched.source}] query to schedule")
+        schedules += own
     log_file = lt.get("log_file")
     return Settings(
         config_path=path, data_dir=data_dir, topics=topics, ncbi=ncbi, ctgov=ctgov,
