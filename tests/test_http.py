@@ -316,3 +316,26 @@ def test_response_type_is_what_checks_receive(ct: CtgovFake) -> None:
     client.get(f"{ct.url}/api/v2/version", check=check)
     assert len(seen) == 2 and seen[1].status == 200 and seen[1].url.endswith("/version")
     assert client.stats.retries == 1
+
+
+def test_a_stop_request_cuts_a_backoff_short_and_sends_nothing_more() -> None:
+    """SIGTERM during a long backoff must not wait it out (serve's bounded stop)."""
+    retry = RetrySettings(max_tries=5, backoff_base=600.0, backoff_cap=600.0, timeout=2.0)
+    client = HttpClient("ctgov", 1000.0, retry, rng=random.Random(1))  # real time.sleep
+    client.stop = threading.Event()
+
+    def stop_then_reject(response: Response) -> None:
+        client.stop.set()  # the signal arrives while this reply is being judged
+        raise MalformedResponse("not what we wanted", source="ctgov")
+
+    from littrack.errors import StopRequested
+
+    with Scripted([]) as server:
+        started = time.monotonic()
+        with pytest.raises(StopRequested, match="while backing off"):
+            client.get(server.url + "/x", check=stop_then_reject)
+        assert time.monotonic() - started < 5  # not the up-to-600 s backoff
+        assert server.count() == 1
+        with pytest.raises(StopRequested, match="before"):
+            client.get(server.url + "/x")
+        assert server.count() == 1

@@ -13,6 +13,9 @@ Every failure a user can cause or meet is a ``LittrackError``; anything else is 
     ├── LockTimeout            another littrack process holds the data directory
     └── StoreError             the database cannot be used (e.g. written by a newer littrack)
 
+    StopRequested              not an error: SIGTERM/SIGINT asked the run to stop; the
+                               current topic rolls back and no further topic starts
+
 The CLI maps ``ConfigError`` to exit code 2 and any other ``LittrackError`` of a topic to exit
 code 1 after the other topics ran. Messages never contain API keys: ``redact`` is applied
 to every URL and text that comes from a request.
@@ -83,3 +86,7 @@ class LockTimeout(LittrackError):
 
 class StoreError(LittrackError):
     """The store cannot be opened or migrated."""
+
+
+class StopRequested(Exception):
+    """A signal asked the run to stop (deliberately outside the LittrackError tree)."""

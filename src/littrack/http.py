@@ -43,6 +43,7 @@ from littrack.errors import (
     MalformedResponse,
     QueryRejected,
     SourceError,
+    StopRequested,
     redact,
 )
 
@@ -107,6 +108,9 @@ class HttpClient:
         self.stats = Stats()
         self.deadline: float | None = None  # time.monotonic() value set per topic
         self.topic: str | None = None
+        # Set by the pipeline: a stop request cuts a backoff wait short instead of sitting
+        # out the whole delay (and then the next request's timeout).
+        self.stop: threading.Event | None = None
         # Values never to repeat in a message or log line (the NCBI API key), even when a
         # service echoes them in an error body.
         self.secrets: tuple[str, ...] = ()
@@ -135,6 +139,8 @@ class HttpClient:
         safe_url = self.scrub(request.full_url)
         last: str = "no attempt"
         for attempt in range(self.retry.max_tries):
+            if self.stop is not None and self.stop.is_set():
+                raise StopRequested(f"stop requested before {safe_url}")
             self._check_deadline(safe_url, last)
             self.pacer.wait()
             self.stats.count_request()
@@ -236,6 +242,10 @@ class HttpClient:
             raise DeadlineExceeded(f"topic deadline of {self.retry.topic_deadline:g}s would "
                                    f"pass while backing off (last: {last}) at {url}",
                                    source=self.source, topic=self.topic, url=url)
+        if self.stop is not None and self._sleep_fn is time.sleep:
+            if self.stop.wait(delay):
+                raise StopRequested(f"stop requested while backing off ({last})")
+            return
         self._sleep_fn(delay)
 
 

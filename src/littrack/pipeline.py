@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from littrack.config import Settings, Topic
-from littrack.errors import Incomplete, LittrackError, redact
+from littrack.errors import Incomplete, LittrackError, StopRequested, redact
 from littrack.http import HttpClient
 from littrack.lock import DataDirLock
 from littrack.normalize.ctgov import dig, normalize_study
@@ -55,10 +55,6 @@ def iso(dt: datetime) -> str:
 def new_run_id(now: datetime) -> str:
     """Sortable and unique: start time plus a short random suffix."""
     return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
-
-
-class StopRequested(Exception):
-    """A signal asked the run to stop; the current topic rolls back."""
 
 
 @dataclass
@@ -107,6 +103,8 @@ class Runner:
             "ctgov": HttpClient("ctgov", settings.ctgov.requests_per_minute / 60.0,
                                 settings.retry),
         }
+        for client in self.clients.values():
+            client.stop = stop
         self._pubmed: PubMed | None = None
         self._ctgov: ClinicalTrials | None = None
         self.fetched_pmids: set[str] = set()
