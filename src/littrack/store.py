@@ -358,11 +358,7 @@ class Store:
             return "unchanged"
         new_main = rec.tables[main_t.name][0]
         if row is None:
-            cols = (*main_t.columns, *BOOKKEEPING)
-            values = [new_main.get(c) for c in main_t.columns] + [now, now, now]
-            self.db.execute(
-                f"INSERT INTO {main_t.name} ({', '.join(cols)}) VALUES "
-                f"({', '.join('?' * len(cols))}) ON CONFLICT DO NOTHING", values)
+            self._insert_main(main_t, new_main, now)
         else:
             old = self.db.execute(f"SELECT * FROM {main_t.name} WHERE {main_t.record_key}=?",
                                   (rec.record_id,)).fetchone()
@@ -373,6 +369,26 @@ class Store:
                 f"UPDATE {main_t.name} SET {sets}, last_seen_at=?, updated_at=? "
                 f"WHERE {main_t.record_key}=?",
                 [new_main.get(c) for c in main_t.columns] + [now, now, rec.record_id])
+        self._replace_children(rec)
+        self.db.execute(
+            "INSERT INTO raw_records (source, record_id, content_hash, fetched_at, run_id, raw) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, record_id) DO UPDATE SET "
+            "content_hash=excluded.content_hash, fetched_at=excluded.fetched_at, "
+            "run_id=excluded.run_id, raw=excluded.raw",
+            (rec.source, rec.record_id, digest, now, run_id, zlib.compress(rec.raw, 6)))
+        self._add_links(rec, run_id)
+        return "new" if row is None else "updated"
+
+    def _insert_main(self, main_t: Table, row: dict[str, Any], now: str) -> None:
+        cols = (*main_t.columns, *BOOKKEEPING)
+        self.db.execute(
+            f"INSERT INTO {main_t.name} ({', '.join(cols)}) VALUES "
+            f"({', '.join('?' * len(cols))}) ON CONFLICT DO NOTHING",
+            [row.get(c) for c in main_t.columns] + [now, now, now])
+
+    def _replace_children(self, rec: Normalized) -> None:
+        """Child rows are replaced as a whole: a removed author or condition must go too."""
+        main_t = MAIN_TABLE[rec.source]
         for t in RECORD_TABLES[rec.source]:
             if t is main_t:
                 continue
@@ -383,17 +399,12 @@ class Store:
                     f"INSERT OR REPLACE INTO {t.name} ({', '.join(t.columns)}) VALUES "
                     f"({', '.join('?' * len(t.columns))})",
                     [[r.get(c) for c in t.columns] for r in rows])
-        self.db.execute(
-            "INSERT INTO raw_records (source, record_id, content_hash, fetched_at, run_id, raw) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, record_id) DO UPDATE SET "
-            "content_hash=excluded.content_hash, fetched_at=excluded.fetched_at, "
-            "run_id=excluded.run_id, raw=excluded.raw",
-            (rec.source, rec.record_id, digest, now, run_id, zlib.compress(rec.raw, 6)))
+
+    def _add_links(self, rec: Normalized, run_id: str) -> None:
         self.db.executemany(
             "INSERT OR IGNORE INTO trial_publication_links (nct_id, pmid, evidence, "
             "first_seen_run) VALUES (?, ?, ?, ?)",
             [(*link, run_id) for link in changes.links(rec)])
-        return "new" if row is None else "updated"
 
     def _log_changes(self, rec: Normalized, old: dict[str, Any], new: dict[str, Any],
                      now: str, run_id: str) -> None:
@@ -406,12 +417,6 @@ class Store:
             "VALUES (?, ?, ?, ?, ?, ?)",
             [(rec.record_id, run_id, now, *d) for d in changes.diff(old, new, fields)])
 
-    def touch(self, source: str, ids: Iterable[str], now: str) -> None:
-        """Mark records as seen again without re-fetching them."""
-        t = MAIN_TABLE[source]
-        self.db.executemany(f"UPDATE {t.name} SET last_seen_at=? WHERE {t.record_key}=?",
-                            [(now, rid) for rid in ids])
-
     def match(self, topic: str, source: str, ids: Iterable[str], run_id: str) -> int:
         """Record that ``topic`` found ``ids`` in this run; return how many are new to it."""
         self.db.executemany(
@@ -419,8 +424,10 @@ class Store:
             "last_seen_run) VALUES (?, ?, ?, ?, ?) ON CONFLICT (topic, source, record_id) "
             "DO UPDATE SET last_seen_run=excluded.last_seen_run",
             [(topic, source, rid, run_id, run_id) for rid in ids])
+        # Unary + keeps the planner off the primary key (topic, source, …), which would walk
+        # every match the topic ever had; the run's own rows come from topic_matches_first.
         return int(self.db.execute(
-            "SELECT COUNT(*) FROM topic_matches WHERE topic=? AND source=? AND "
+            "SELECT COUNT(*) FROM topic_matches WHERE +topic=? AND +source=? AND "
             "first_seen_run=?", (topic, source, run_id)).fetchone()[0])
 
     def mark_deleted(self, pmids: Iterable[str], now: str, run_id: str) -> int:
@@ -509,23 +516,11 @@ class Store:
         cur = self.db.execute(f"UPDATE {main_t.name} SET {sets} WHERE {main_t.record_key}=?",
                               [*values, rec.record_id])
         if not cur.rowcount:
-            cols = (*main_t.columns, *BOOKKEEPING)
-            self.db.execute(f"INSERT INTO {main_t.name} ({', '.join(cols)}) VALUES "
-                            f"({', '.join('?' * len(cols))})",
-                            [new_main.get(c) for c in main_t.columns] + [now, now, now])
-        for t in RECORD_TABLES[rec.source]:
-            if t is main_t:
-                continue
-            self.db.execute(f"DELETE FROM {t.name} WHERE {t.record_key}=?", (rec.record_id,))
-            self.db.executemany(
-                f"INSERT OR REPLACE INTO {t.name} ({', '.join(t.columns)}) VALUES "
-                f"({', '.join('?' * len(t.columns))})",
-                [[r.get(c) for c in t.columns] for r in rec.tables.get(t.name, [])])
+            self._insert_main(main_t, new_main, now)
+        self._replace_children(rec)
         self.db.execute("UPDATE raw_records SET content_hash=? WHERE source=? AND record_id=?",
                         (_content_hash(rec), rec.source, rec.record_id))
-        self.db.executemany(
-            "INSERT OR IGNORE INTO trial_publication_links (nct_id, pmid, evidence, "
-            "first_seen_run) VALUES (?, ?, ?, 'rebuild')", list(changes.links(rec)))
+        self._add_links(rec, "rebuild")
 
     # ---- reads -----------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
