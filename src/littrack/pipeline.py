@@ -133,24 +133,34 @@ class Runner:
 
     def run_topic(self, topic: Topic, source: str) -> TopicResult:
         """Run one topic of one source; never raises LittrackError (records it instead)."""
-        result = TopicResult(topic.name, source)
-        client = self.clients[source]
-        before = self._before = (client.stats.requests, client.stats.retries)
-        client.topic = topic.name
-        client.deadline = time.monotonic() + self.settings.retry.topic_deadline
-        started = time.monotonic()
         now = self.clock()
         wm = self.store.watermark(topic.name, source)
         window = next_window(date.fromisoformat(wm.watermark) if wm else None, now.date(),
                              self._overlap(source), self.full)
-        self.store.start_run(self.run_id, topic.name, source, iso(now),
-                             (window.start.isoformat() if window.start else None,
-                              window.end.isoformat()))
-        try:
+
+        def work(result: TopicResult) -> None:
             if source == "pubmed":
                 self._run_pubmed(topic, window, now, result)
             else:
                 self._run_ctgov(topic, window, now, wm.data_timestamp if wm else None, result)
+
+        return self._accounted(TopicResult(topic.name, source), now, window, work)
+
+    def _accounted(self, result: TopicResult, now: datetime, window: Window,
+                   work: Callable[[TopicResult], None]) -> TopicResult:
+        """The bookkeeping every unit of work shares: its run row, its client's topic and
+        deadline, its request counts, and a failure recorded rather than raised (a stop
+        request still propagates, so no further work starts)."""
+        client = self.clients[result.source]
+        before = self._before = (client.stats.requests, client.stats.retries)
+        client.topic = result.topic
+        client.deadline = time.monotonic() + self.settings.retry.topic_deadline
+        started = time.monotonic()
+        self.store.start_run(self.run_id, result.topic, result.source, iso(now),
+                             (window.start.isoformat() if window.start else None,
+                              window.end.isoformat()))
+        try:
+            work(result)
             result.status = "ok"
         except StopRequested as exc:
             result.status, result.error = "failed", str(exc)
@@ -158,7 +168,7 @@ class Runner:
         except LittrackError as exc:
             result.status, result.error = "failed", str(exc)
         except Exception as exc:  # a bug: record it, keep the other topics running
-            log.exception("%s topic %s: unexpected error", source, topic.name)
+            log.exception("%s %s: unexpected error", result.source, result.topic)
             result.status, result.error = "failed", redact(f"internal error: {exc!r}")
         finally:
             result.n_requests = client.stats.requests - before[0]
@@ -166,8 +176,8 @@ class Runner:
             result.seconds = time.monotonic() - started
             client.deadline = None
             if result.status != "ok":
-                self.store.finish_run(self.run_id, topic.name, source, iso(self.clock()),
-                                      "failed", n_found=result.n_found,
+                self.store.finish_run(self.run_id, result.topic, result.source,
+                                      iso(self.clock()), "failed", n_found=result.n_found,
                                       n_requests=result.n_requests,
                                       n_retries=result.n_retries, error=result.error)
             _log_result(result)
@@ -179,12 +189,15 @@ class Runner:
     def _finish_ok(self, topic: Topic, source: str, now: datetime, result: TopicResult,
                    data_timestamp: str | None = None) -> None:
         """Watermark and run row, inside the topic's transaction."""
-        client = self.clients[source]
         self.store.set_watermark(topic.name, source, now.date().isoformat(), self.run_id,
                                  iso(now), data_timestamp)
+        self._finish_run_ok(result)
+
+    def _finish_run_ok(self, result: TopicResult) -> None:
+        client = self.clients[result.source]
         self.store.finish_run(
-            self.run_id, topic.name, source, iso(self.clock()), "ok", n_found=result.n_found,
-            n_new=result.n_new, n_updated=result.n_updated,
+            self.run_id, result.topic, result.source, iso(self.clock()), "ok",
+            n_found=result.n_found, n_new=result.n_new, n_updated=result.n_updated,
             n_requests=client.stats.requests - self._before[0],
             n_retries=client.stats.retries - self._before[1])
 
@@ -330,47 +343,23 @@ class Runner:
         return out
 
     def _resolve(self, source: str, ids: list[str]) -> TopicResult:
-        result = TopicResult(LINKED_TOPIC, source, n_found=len(ids))
-        client = self.clients[source]
-        before = self._before = (client.stats.requests, client.stats.retries)
-        client.topic = LINKED_TOPIC
-        client.deadline = time.monotonic() + self.settings.retry.topic_deadline
-        started, now = time.monotonic(), self.clock()
+        now = self.clock()
         stamp = iso(now)
-        self.store.start_run(self.run_id, LINKED_TOPIC, source, stamp,
-                             (None, now.date().isoformat()))
-        try:
+
+        def work(result: TopicResult) -> None:
             with self.store.transaction():
                 outcomes = (self._fetch_linked_pubmed if source == "pubmed"
                             else self._fetch_linked_ctgov)(ids, stamp, result)
                 self.store.record_linked_fetch(source, outcomes.items(), self.run_id, stamp)
                 missing = sum(o != "saved" for o in outcomes.values())
                 result.note = f"{missing} linked id(s) not found" if missing else None
-                self.store.finish_run(
-                    self.run_id, LINKED_TOPIC, source, iso(self.clock()), "ok",
-                    n_found=result.n_found, n_new=result.n_new, n_updated=result.n_updated,
-                    n_requests=client.stats.requests - before[0],
-                    n_retries=client.stats.retries - before[1])
-            result.status = "ok"
-        except StopRequested as exc:
-            result.status, result.error = "failed", str(exc)
-        except LittrackError as exc:
-            result.status, result.error = "failed", str(exc)
-        except Exception as exc:  # a bug: record it like a topic's
-            log.exception("%s linked records: unexpected error", source)
-            result.status, result.error = "failed", f"internal error: {exc!r}"
-        finally:
-            result.n_requests = client.stats.requests - before[0]
-            result.n_retries = client.stats.retries - before[1]
-            result.seconds = time.monotonic() - started
-            client.deadline = None
-            if result.status != "ok":
-                self.store.finish_run(self.run_id, LINKED_TOPIC, source, iso(self.clock()),
-                                      "failed", n_found=result.n_found,
-                                      n_requests=result.n_requests,
-                                      n_retries=result.n_retries, error=result.error)
-            _log_result(result)
-        return result
+                self._finish_run_ok(result)
+
+        result = TopicResult(LINKED_TOPIC, source, n_found=len(ids))
+        try:
+            return self._accounted(result, now, Window(None, now.date()), work)
+        except StopRequested:  # recorded as failed by _accounted; the report is still written
+            return result
 
     def _fetch_linked_pubmed(self, pmids: list[str], stamp: str,
                              result: TopicResult) -> dict[str, str]:
