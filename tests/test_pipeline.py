@@ -159,3 +159,29 @@ def test_ctgov_topic_with_unknown_parameter_names_topic_and_service_words(
         assert store.watermark("mdma-end-of-life", "ctgov") is None
         assert store.watermark("mdma-ptsd", "ctgov") is not None
     assert ctgov_matches(settings, "mdma-ptsd")
+
+
+def test_rebuild_restores_the_tables_offline(tmp_path: Path, eutils_fake: EutilsFake,
+                                             ctgov_fake: CtgovFake) -> None:
+    """After a parser fix, `littrack rebuild` re-derives every row from the raw records."""
+    config = write_test_config(tmp_path)
+    settings = settings_for(tmp_path, eutils_fake, ctgov_fake)
+    populate(settings, eutils_fake, ctgov_fake, articles=12, trials=6)
+    assert run(settings).exit_code == 0
+    db = settings.db_path
+    tables = ["articles", "article_authors", "article_mesh", "trials", "trial_conditions"]
+    snapshot = {t: sorted(db_rows(db, f"SELECT * FROM {t}")) for t in tables}
+    con = sqlite3.connect(db)
+    con.execute("UPDATE articles SET title = 'broken by an old parser'")
+    con.execute("DELETE FROM article_mesh")
+    con.execute("DELETE FROM trial_conditions")
+    con.commit()
+    con.close()
+    n_requests = eutils_fake.count() + ctgov_fake.count()
+    env = {**os.environ, **fake_env(tmp_path, eutils_fake, ctgov_fake)}
+    proc = subprocess.run([sys.executable, "-m", "littrack", "--config", str(config),
+                           "rebuild"], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "pubmed: rebuilt 12 records" in proc.stdout
+    assert eutils_fake.count() + ctgov_fake.count() == n_requests  # offline
+    assert {t: sorted(db_rows(db, f"SELECT * FROM {t}")) for t in tables} == snapshot
