@@ -33,7 +33,7 @@ from littrack.tables import MAIN_TABLE, RECORD_TABLES, Table
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BOOKKEEPING = ("first_seen_at", "last_seen_at", "updated_at")
 _INTEGER_COLUMNS = {
     "position", "affiliation_position", "pub_year", "is_major", "is_retracted", "has_erratum",
@@ -152,7 +152,17 @@ def _schema_v2() -> list[str]:
     ]
 
 
-MIGRATIONS: dict[int, list[str]] = {1: _schema_v1(), 2: _schema_v2()}
+def _schema_v3() -> list[str]:
+    return [
+        # What the summary's queries need at 1,000,000 articles (bench/store_scale.py): the
+        # records a window's runs saved (``topic_counts``: "updated"), and publication years
+        # read from an index instead of from whole article rows (``publications_per_year``).
+        "CREATE INDEX IF NOT EXISTS raw_records_run ON raw_records (run_id)",
+        "CREATE INDEX IF NOT EXISTS articles_year ON articles (pmid, pub_year, is_deleted)",
+    ]
+
+
+MIGRATIONS: dict[int, list[str]] = {1: _schema_v1(), 2: _schema_v2(), 3: _schema_v3()}
 
 
 @dataclass
@@ -466,21 +476,26 @@ class Store:
         Only links whose other end a topic matched: resolving links of linked-only records
         too would crawl the citation graph one hop further every run.
         """
+        # Each distinct id once, in index order (so the lookups in articles / trials walk
+        # their index in order too), and the topic check only for the few ids missing: this
+        # runs every run, over every link in the store (bench/store_scale.py).
         if source == "pubmed":
-            sql = """SELECT DISTINCT l.pmid FROM trial_publication_links l
+            sql = """SELECT l.pmid FROM (SELECT DISTINCT pmid FROM trial_publication_links) l
                 WHERE NOT EXISTS (SELECT 1 FROM articles a WHERE a.pmid = l.pmid)
                   AND NOT EXISTS (SELECT 1 FROM linked_fetches f WHERE f.source = 'pubmed'
                                   AND f.record_id = l.pmid)
-                  AND EXISTS (SELECT 1 FROM topic_matches m WHERE m.source = 'ctgov'
-                              AND m.record_id = l.nct_id)
+                  AND EXISTS (SELECT 1 FROM trial_publication_links o WHERE o.pmid = l.pmid
+                              AND EXISTS (SELECT 1 FROM topic_matches m
+                                          WHERE m.source = 'ctgov' AND m.record_id = o.nct_id))
                 ORDER BY CAST(l.pmid AS INTEGER)"""
         else:
-            sql = """SELECT DISTINCT l.nct_id FROM trial_publication_links l
+            sql = """SELECT l.nct_id FROM (SELECT DISTINCT nct_id FROM trial_publication_links) l
                 WHERE NOT EXISTS (SELECT 1 FROM trials t WHERE t.nct_id = l.nct_id)
                   AND NOT EXISTS (SELECT 1 FROM linked_fetches f WHERE f.source = 'ctgov'
                                   AND f.record_id = l.nct_id)
-                  AND EXISTS (SELECT 1 FROM topic_matches m WHERE m.source = 'pubmed'
-                              AND m.record_id = l.pmid)
+                  AND EXISTS (SELECT 1 FROM trial_publication_links o WHERE o.nct_id = l.nct_id
+                              AND EXISTS (SELECT 1 FROM topic_matches m
+                                          WHERE m.source = 'pubmed' AND m.record_id = o.pmid))
                 ORDER BY l.nct_id"""
         return [r[0] for r in self.db.execute(sql)]
 
@@ -635,15 +650,22 @@ QUERIES: dict[str, str] = {
     # Per topic and source: records tracked, new to the topic in the window, and updated in
     # it (already matched before; content changed by one of the window's runs, or withdrawn
     # by PubMed, which changes no content).
+    # Only ``tracked`` reads every match (from the primary key's index alone); ``new`` and
+    # ``updated`` start from the window's runs (indexes on first_seen_run, raw_records.run_id
+    # and article_changes.run_id; the unary + keeps the planner on those), so the query stays
+    # fast at a million records.
     "topic_counts": """
         SELECT m.topic, m.source, COUNT(*) AS tracked,
-          COALESCE(SUM(m.first_seen_run IN (:run_ids)), 0) AS new,
-          COALESCE(SUM(m.first_seen_run NOT IN (:run_ids) AND (r.run_id IN (:run_ids)
-            OR EXISTS (SELECT 1 FROM article_changes c WHERE m.source = 'pubmed'
-                       AND c.pmid = m.record_id AND c.run_id IN (:run_ids)))), 0) AS updated
-        FROM topic_matches m LEFT JOIN raw_records r
-          ON r.source = m.source AND r.record_id = m.record_id
-        GROUP BY m.topic, m.source ORDER BY m.topic, m.source""",
+          (SELECT COUNT(*) FROM topic_matches n WHERE +n.topic = m.topic
+             AND +n.source = m.source AND n.first_seen_run IN (:run_ids)) AS new,
+          (SELECT COUNT(*) FROM (SELECT r.record_id FROM raw_records r
+               WHERE +r.source = m.source AND r.run_id IN (:run_ids)
+             UNION SELECT c.pmid FROM article_changes c
+               WHERE m.source = 'pubmed' AND c.run_id IN (:run_ids)) x
+             JOIN topic_matches u ON u.topic = m.topic AND u.source = m.source
+               AND u.record_id = x.record_id
+             WHERE u.first_seen_run NOT IN (:run_ids)) AS updated
+        FROM topic_matches m GROUP BY m.topic, m.source ORDER BY m.topic, m.source""",
     "publications_per_year": """
         SELECT m.topic, a.pub_year AS year, COUNT(*) AS n
         FROM topic_matches m JOIN articles a ON a.pmid = m.record_id

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print figures (README "Benchmarks"; results in bench/RESULTS.md)."""
