@@ -14,6 +14,7 @@ from littrack.store import Store
 from tests.builders.ctgov import study
 from tests.builders.pubmed import article_xml
 from tests.corpus import ctgov_matches, fake_env, populate, settings_for, write_test_config
+from tests.dbutil import db_rows
 from tests.fakes import CtgovFake, EutilsFake
 
 TOPICS = ["mdma-ptsd", "mdma-end-of-life", "mdma-autism-social-anxiety"]
@@ -23,13 +24,6 @@ def read_csv(path: Path) -> list[dict[str, str]]:
     with open(path, encoding="utf-8-sig", newline="") as fh:
         return list(csv.DictReader(fh))
 
-
-def db_rows(path: Path, sql: str) -> list[tuple]:
-    con = sqlite3.connect(path)
-    try:
-        return [tuple(r) for r in con.execute(sql)]
-    finally:
-        con.close()
 
 
 def test_cli_first_and_second_run(tmp_path: Path, eutils_fake: EutilsFake,

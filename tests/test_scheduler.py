@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -31,6 +30,7 @@ from littrack.lock import DataDirLock
 from littrack.scheduler import Job, Service, cron_trigger, is_due, next_fire, plan_jobs
 from littrack.store import Store
 from tests.corpus import Corpus, fake_env, populate, write_test_config
+from tests.dbutil import db_rows
 from tests.fakes import CtgovFake, EutilsFake
 
 MINIMAL = """
@@ -60,19 +60,6 @@ def scheduled_settings(tmp_path: Path, eutils: EutilsFake, ctgov: CtgovFake,
                        **kw: Any) -> Settings:
     return load_settings(scheduled_config(tmp_path, **kw), env=fake_env(tmp_path, eutils, ctgov))
 
-
-def db_rows(path: Path, sql: str, args: tuple = ()) -> list[tuple]:
-    if not path.exists():
-        return []
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return [tuple(r) for r in con.execute(sql, args)]
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):  # polled while the first run creates the schema
-            return []
-        raise
-    finally:
-        con.close()
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:

@@ -13,7 +13,6 @@ import re
 import shlex
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from littrack.config import Schedule, load_settings
 from littrack.lock import DataDirLock
 from littrack.scheduler import cron_trigger, next_fire
 from tests.corpus import Corpus, fake_env, populate, write_test_config
+from tests.dbutil import db_rows as rows
 from tests.fakes import CtgovFake, EutilsFake
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,19 +37,6 @@ LITTRACK = Path(sys.executable).with_name("littrack")  # the console script of t
 
 
 # ---- helpers -------------------------------------------------------------------------------
-def rows(db: Path, sql: str, args: tuple = ()) -> list[tuple]:
-    if not db.exists():
-        return []
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-    try:
-        return [tuple(r) for r in con.execute(sql, args)]
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):  # polled while the first run creates the schema
-            return []
-        raise
-    finally:
-        con.close()
-
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str,
                proc: subprocess.Popen | None = None) -> None:

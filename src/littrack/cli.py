@@ -61,6 +61,13 @@ def _settings(ctx: click.Context) -> Settings:
     return obj["settings"]  # type: ignore[no-any-return]
 
 
+def _require_store(settings: Settings) -> None:
+    """Offline commands read an existing store; opening one would create an empty one."""
+    if not settings.db_path.exists():
+        raise ConfigError(f"{settings.db_path}: no littrack database here (run `littrack run` "
+                          "first)")
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn LittrackErrors into one-line messages and the documented exit codes."""
     import functools
@@ -286,9 +293,7 @@ def report(ctx: click.Context, since: datetime, out: Path | None) -> None:
     day = since.date().isoformat()
     out = out or settings.data_dir / "reports-since" / day
     ensure_replaceable(out, "summary.md")
-    if not settings.db_path.exists():
-        raise ConfigError(f"{settings.db_path}: no littrack database here (run `littrack run` "
-                          "first)")
+    _require_store(settings)
     with Store(settings.db_path) as store, store.snapshot():
         run_ids = store.run_ids_since(day)
         path = write_report(store, out, run_ids, f"littrack report since {day}")
@@ -316,9 +321,7 @@ def export_tables(ctx: click.Context, fmt: str, out: Path | None) -> None:
     settings = _settings(ctx)
     if fmt == "parquet":
         require_pyarrow()
-    if not settings.db_path.exists():
-        raise ConfigError(f"{settings.db_path}: no littrack database here (run `littrack run` "
-                          "first)")
+    _require_store(settings)
     out = out or settings.data_dir / "export"
     with Store(settings.db_path) as store:
         files = export(store, out, fmt)
