@@ -38,6 +38,12 @@ from littrack.windows import PUBMED_EPOCH, Window, pubmed_term
 
 log = logging.getLogger(__name__)
 
+# Entrez warns on every request sent without an email; littrack warns once per run instead
+# (pipeline.run). A process-wide filter, because warnings.catch_warnings is not thread-safe
+# and searches and downloads run on side threads.
+warnings.filterwarnings("ignore", message=r"\s*Email address is not specified",
+                        category=UserWarning, module=r"Bio\.Entrez")
+
 ESEARCH_CAP = 9999  # PubMed hands out at most this many ids per query (retstart < 9999)
 RECHECK_MISSING = 1  # re-requests of PMIDs an EFetch silently left out
 EFETCH_IN_FLIGHT = 8  # at most this many EFetch downloads side by side (see fetch)
@@ -222,11 +228,7 @@ class PubMed:
                 "api_key": self.settings.api_key}
 
     def _call(self, func: Any, **params: Any) -> bytes:
-        with warnings.catch_warnings():
-            # Entrez warns on every request without an email; littrack warns once at start.
-            warnings.filterwarnings("ignore", message=".*Email address is not specified",
-                                    category=UserWarning)
-            handle = func(db="pubmed", **params, **self._identity())
+        handle = func(db="pubmed", **params, **self._identity())
         body = handle.read()
         return body.encode("utf-8") if isinstance(body, str) else body
 
