@@ -296,11 +296,14 @@ def test_pacer_spaces_request_starts() -> None:
     """Request starts (retries included) never exceed the published rate."""
     pacer = Pacer(40.0)
     starts = []
-    for _ in range(5):
+    for _ in range(11):
         pacer.wait()
         starts.append(time.monotonic())
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
-    assert min(gaps) >= 0.025 - 0.002
+    # Starts are scheduled 25 ms apart; one thread woken late by the OS can shorten the gap
+    # *after* it, never the schedule, so the robust checks are the span and the median gap.
+    gaps = sorted(b - a for a, b in zip(starts, starts[1:], strict=False))
+    assert starts[-1] - starts[0] >= 10 * 0.025 - 0.002
+    assert gaps[len(gaps) // 2] >= 0.025 - 0.002
 
 
 def test_response_type_is_what_checks_receive(ct: CtgovFake) -> None:

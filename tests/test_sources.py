@@ -88,7 +88,10 @@ def test_every_request_identifies_us_and_stays_under_the_rate(
     for r in reqs:
         assert r.params["tool"] == "littrack" and r.params["email"] == "tests@example.org"
     starts = [r.time for r in reqs]
-    assert all(b - a >= 0.3 for a, b in zip(starts, starts[1:], strict=False))
+    # 2.85 requests/s: the schedule spaces starts 0.35 s apart (a single late wake-up can
+    # shorten one gap, never the schedule, so check the span; the fake's limiter checks
+    # every 1 s window and sent no 429 above)
+    assert starts[-1] - starts[0] >= 9 * 0.35 - 0.05
 
 
 def test_unknown_field_is_a_rejected_query(pubmed: PubMed, eutils_fake: EutilsFake) -> None:
