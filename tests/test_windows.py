@@ -38,14 +38,3 @@ def test_window_contains_watermark_day_minus_overlap(wm: date, today: date, over
     assert w.start is not None and w.start <= min(wm, today) - timedelta(days=overlap) + \
         timedelta(days=0)
     assert w.end == today and w.start <= w.end
-
-
-@given(days, days)
-def test_split_halves_cover_the_window_without_gap(a: date, b: date) -> None:
-    start, end = min(a, b), max(a, b)
-    if start == end:
-        return
-    left, right = Window(start, end).split()
-    assert left.start == start and right.end == end
-    assert right.start == left.end + timedelta(days=1)
-    assert left.start <= left.end and right.start <= right.end

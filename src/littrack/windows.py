@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-# Earliest Entrez date we ever ask for when a full window must be split (PubMed has records
-# from the 1780s; MEDLINE's electronic era starts in the 1940s).
+# Earliest Entrez date we ever ask for when a full window must be sliced (PubMed has records
+# from the 1780s).
 PUBMED_EPOCH = date(1780, 1, 1)
 
 
@@ -27,14 +27,6 @@ class Window:
     @property
     def is_full(self) -> bool:
         return self.start is None
-
-    def split(self) -> tuple[Window, Window]:
-        """Halve the window by date (used to stay under PubMed's 9,999-id ESearch cap)."""
-        start = self.start or PUBMED_EPOCH
-        if start >= self.end:
-            raise ValueError(f"cannot split the one-day window {start}")
-        middle = start + (self.end - start) // 2
-        return Window(start, middle), Window(middle + timedelta(days=1), self.end)
 
 
 def next_window(watermark: date | None, today: date, overlap_days: int,
