@@ -95,6 +95,14 @@ class Stats:
             self.retries += 1
             self.retry_reasons[reason] = self.retry_reasons.get(reason, 0) + 1
 
+    def absorb(self, other: Stats) -> None:
+        """Add another client's counts (a search run ahead on its own client)."""
+        with self._lock:
+            self.requests += other.requests
+            self.retries += other.retries
+            for reason, n in other.retry_reasons.items():
+                self.retry_reasons[reason] = self.retry_reasons.get(reason, 0) + n
+
 
 class HttpClient:
     """One client per service; ``stats`` counts what a run spent."""

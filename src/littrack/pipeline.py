@@ -240,12 +240,7 @@ class Runner:
         try:
             result = future.result()
         finally:  # the search's requests and retries belong to this topic
-            stats = self.clients["pubmed"].stats
-            for _ in range(client.stats.requests):
-                stats.count_request()
-            for reason, n in client.stats.retry_reasons.items():
-                for _ in range(n):
-                    stats.count_retry(reason)
+            self.clients["pubmed"].stats.absorb(client.stats)
         if ahead_window != window:  # the date changed since: ask for the right window
             return self.pubmed.search(topic, window)
         return result
