@@ -21,7 +21,7 @@ from littrack import summary
 from littrack.cli import cli
 from littrack.normalize import Normalized
 from littrack.normalize.ctgov import normalize_study
-from littrack.normalize.pubmed import parse_efetch
+from littrack.normalize.pubmed_efetch import parse_efetch
 from littrack.reports import write_report
 from littrack.store import Store
 from tests.builders.ctgov import study

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from littrack import vocab
+
 
 @dataclass(frozen=True)
 class Table:
@@ -105,4 +107,4 @@ CTGOV_TABLES: tuple[Table, ...] = (
 )
 RECORD_TABLES: dict[str, tuple[Table, ...]] = {"pubmed": PUBMED_TABLES, "ctgov": CTGOV_TABLES}
 MAIN_TABLE: dict[str, Table] = {"pubmed": ARTICLES, "ctgov": TRIALS}
-SOURCES: tuple[str, ...] = ("pubmed", "ctgov")
+SOURCES = vocab.SOURCES  # the names live in littrack.vocab
