@@ -262,10 +262,10 @@ def status(ctx: click.Context, as_json: bool) -> None:
     """
     import json
 
-    from littrack import scheduler
+    from littrack.status import format_status, status
 
-    report = scheduler.status(_settings(ctx))
-    click.echo(json.dumps(report, indent=2) if as_json else scheduler.format_status(report))
+    report = status(_settings(ctx))
+    click.echo(json.dumps(report, indent=2) if as_json else format_status(report))
 
 
 @cli.command()
