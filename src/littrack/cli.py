@@ -285,7 +285,7 @@ def report(ctx: click.Context, since: datetime, out: Path | None) -> None:
     charts/), over a window of runs. Reads one consistent snapshot without the
     data-directory lock, so it works while a run is in progress.
     """
-    from littrack.export import ensure_replaceable
+    from littrack.folders import ensure_replaceable
     from littrack.reports import write_report
     from littrack.store import Store
 
