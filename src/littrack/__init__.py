@@ -6,12 +6,18 @@ store → pipeline → reports; scheduler and cli on top.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "load"]
 
 
-def load(table: str, data_dir: str | None = None, config: str | None = None):  # noqa: ANN201
+def load(table: str, data_dir: str | None = None,
+         config: str | None = None) -> pd.DataFrame:
     """Read one tidy table from the store as a pandas DataFrame (no network)."""
     from littrack.store import load_table
 

@@ -418,6 +418,7 @@ class Store:
 
     def _log_changes(self, rec: Normalized, old: dict[str, Any], new: dict[str, Any],
                      now: str, run_id: str) -> None:
+        fields: tuple[str, ...]
         if rec.source == "ctgov":
             table, key, fields = "trial_changes", "nct_id", changes.TRIAL_TRACKED
         else:

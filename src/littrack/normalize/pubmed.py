@@ -113,6 +113,7 @@ def element_text(elem: Element | None) -> str | None:
     """Flatten inline markup (<i>, <sup>, MathML) and whitespace; empty -> None."""
     if elem is None:
         return None
+    text: str | None
     if len(elem):
         text = "".join(elem.itertext())
     else:
@@ -234,7 +235,7 @@ def _serialize(elem: Element) -> bytes:
             e.attrib = {EXPAT_NAMES[k]: v for k, v in e.attrib.items()}
     tail, elem.tail = elem.tail, None
     try:
-        return ET.tostring(elem, encoding="utf-8")
+        return bytes(ET.tostring(elem, encoding="utf-8"))
     finally:
         elem.tail = tail
 

@@ -105,7 +105,8 @@ def parse_efetch(source: bytes | BinaryIO) -> Iterator[Normalized | Deleted]:
                     pmids = tuple(p for p in (element_text(e) for e in elem.iter("PMID")) if p)
                     yield Deleted(pmids)
                 elem.clear()
-            del root[: len(finished)]  # type: ignore[index]
+            if root is not None:
+                del root[: len(finished)]
         # Drop the bytes no record slice can need any more. Not simply up to the end of `buf`:
         # expat may hold back the start of a tag split across reads until it sees the rest.
         keep_from = scanner.mark
@@ -280,7 +281,7 @@ class _Scanner:
             target=ET.TreeBuilder(), forbid_dtd=False, forbid_entities=True, forbid_external=True
         )
         parser = self._xml.parser
-        target = self._xml.target
+        target: Any = self._xml.target  # the TreeBuilder given above
         self.root: Element | None = None
         self.finished: list[tuple[Element, int, int]] = []
         self.open_start: int | None = None  # byte offset of the open top-level element

@@ -24,6 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from copy import copy
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from urllib.request import Request
@@ -75,7 +76,7 @@ def entrez_request(url: str, params: dict[str, Any]) -> Request:
     no_email = not params.get("email")
     if no_email:
         params = {**params, "email": ""}
-    request: Request = Entrez._build_request(url, params)  # type: ignore[attr-defined]
+    request: Request = Entrez._build_request(url, params)  # type: ignore[no-untyped-call]
     if no_email:
         if request.data is not None:
             body = request.data if isinstance(request.data, bytes) else b""
@@ -304,7 +305,7 @@ class PubMed:
                 body = pending.popleft().result()
                 if i + depth < len(chunks):
                     pending.append(pool.submit(download, i + depth))
-                yield self._reconcile(chunk, body, lambda i=i: download(i))
+                yield self._reconcile(chunk, body, partial(download, i))
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
