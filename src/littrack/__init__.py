@@ -1,7 +1,8 @@
 """littrack: track PubMed articles and ClinicalTrials.gov studies per topic in tidy tables.
 
-Data flow: config → windows (since when) → http → sources (pubmed, ctgov) → normalize →
-store → pipeline → reports; scheduler and cli on top.
+Data flow: config → windows (since when) → http → sources (pubmed, ctgov, each handing over
+records reshaped by its normalize module) → store → reports → pipeline; scheduler and cli on
+top. README "Development" lists the modules layer by layer.
 """
 
 from __future__ import annotations

@@ -63,11 +63,6 @@ def _json(response: Response) -> Any:
                                 url=response.url) from None
 
 
-def _check_json(response: Response) -> None:
-    """Let the client retry 200s that are HTML or cut-off JSON."""
-    _json(response)
-
-
 def _check_version(response: Response) -> None:
     """A /version reply that is JSON but not an object is retried like any garbled reply."""
     if not isinstance(_json(response), dict):
