@@ -1,0 +1,384 @@
+"""The store's migration history: named steps, append-only, each recorded when applied.
+
+Why frozen: a store on disk was built by the steps of the release that wrote it. A step is
+hand-written SQL that never reads the current declaration (``tables.py``), so editing a
+column there cannot rewrite history: it needs a new step at the end of ``STEPS``, and
+``tests/test_migrations.py`` fails until the steps build exactly the declared schema. Released
+steps are never edited, reordered or removed; a changed view is dropped and re-created by a
+new step (``recreate_view``).
+
+Each applied step is a row of ``schema_migrations`` (the sqlite-utils / Alembic idea). A store
+written by release 0.1.0 has no such table: its ``PRAGMA user_version`` (1..3) says how many of
+the first steps it already holds, and they are adopted as applied. ``user_version`` keeps
+counting the applied steps, so release 0.1.0 refuses a store upgraded past it instead of
+writing into a schema it does not know.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from littrack.errors import StoreError
+
+
+@dataclass(frozen=True)
+class Step:
+    """One migration: its name (``NNNN_what``) and its statements, run in one transaction."""
+
+    name: str
+    sqlite: tuple[str, ...]
+
+
+def recreate_view(name: str, select_sql: str) -> tuple[str, ...]:
+    """The statements of a step that replaces a view's definition."""
+    return (f"DROP VIEW IF EXISTS {name}", f"CREATE VIEW {name} AS {select_sql}")
+
+
+# ---- frozen history: append below, never edit above ------------------------------------
+
+# Release 0.1.0, PRAGMA user_version 1: record tables, matches, runs, watermarks, history,
+# links, missing records.
+_STEP_1 = (
+    r"""CREATE TABLE IF NOT EXISTS articles (
+  pmid TEXT NOT NULL,
+  record_type TEXT,
+  title TEXT,
+  vernacular_title TEXT,
+  abstract TEXT,
+  journal TEXT,
+  journal_iso TEXT,
+  volume TEXT,
+  issue TEXT,
+  pages TEXT,
+  pub_year INTEGER,
+  pub_date TEXT,
+  pub_date_text TEXT,
+  epub_date TEXT,
+  entrez_date TEXT,
+  doi TEXT,
+  pmcid TEXT,
+  language TEXT,
+  medline_status TEXT,
+  is_retracted INTEGER,
+  has_erratum INTEGER,
+  has_concern INTEGER,
+  is_retraction_notice INTEGER,
+  is_deleted INTEGER,
+  first_seen_at TEXT NOT NULL,
+  last_seen_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (pmid)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS article_authors (
+  pmid TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  last_name TEXT,
+  fore_name TEXT,
+  initials TEXT,
+  collective_name TEXT,
+  orcid TEXT,
+  affiliation TEXT,
+  PRIMARY KEY (pmid, position)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS article_author_affiliations (
+  pmid TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  affiliation_position INTEGER NOT NULL,
+  affiliation TEXT,
+  PRIMARY KEY (pmid, position, affiliation_position)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS article_mesh (
+  pmid TEXT NOT NULL,
+  descriptor_ui TEXT NOT NULL,
+  descriptor TEXT,
+  qualifier_ui TEXT NOT NULL,
+  qualifier TEXT,
+  is_major INTEGER,
+  PRIMARY KEY (pmid, descriptor_ui, qualifier_ui)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS article_publication_types (
+  pmid TEXT NOT NULL,
+  publication_type TEXT NOT NULL,
+  ui TEXT,
+  PRIMARY KEY (pmid, publication_type)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS article_keywords (
+  pmid TEXT NOT NULL,
+  keyword TEXT NOT NULL,
+  owner TEXT,
+  is_major INTEGER,
+  PRIMARY KEY (pmid, keyword)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS article_trial_ids (
+  pmid TEXT NOT NULL,
+  nct_id TEXT NOT NULL,
+  PRIMARY KEY (pmid, nct_id)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS article_ids (
+  pmid TEXT NOT NULL,
+  id_type TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (pmid, id_type, value)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS article_comments (
+  pmid TEXT NOT NULL,
+  ref_type TEXT NOT NULL,
+  ref_pmid TEXT,
+  ref_source TEXT NOT NULL,
+  PRIMARY KEY (pmid, ref_type, ref_source)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS trials (
+  nct_id TEXT NOT NULL,
+  acronym TEXT,
+  brief_title TEXT,
+  official_title TEXT,
+  overall_status TEXT,
+  last_known_status TEXT,
+  why_stopped TEXT,
+  phase TEXT,
+  study_type TEXT,
+  enrollment INTEGER,
+  enrollment_type TEXT,
+  start_date TEXT,
+  start_date_type TEXT,
+  primary_completion_date TEXT,
+  primary_completion_date_type TEXT,
+  completion_date TEXT,
+  completion_date_type TEXT,
+  first_posted TEXT,
+  last_update_posted TEXT,
+  results_first_posted TEXT,
+  has_results INTEGER,
+  lead_sponsor TEXT,
+  lead_sponsor_class TEXT,
+  first_seen_at TEXT NOT NULL,
+  last_seen_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (nct_id)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS trial_phases (
+  nct_id TEXT NOT NULL,
+  phase TEXT NOT NULL,
+  PRIMARY KEY (nct_id, phase)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS trial_conditions (
+  nct_id TEXT NOT NULL,
+  condition TEXT NOT NULL,
+  PRIMARY KEY (nct_id, condition)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS trial_interventions (
+  nct_id TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  type TEXT,
+  name TEXT,
+  other_names TEXT,
+  PRIMARY KEY (nct_id, position)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS trial_locations (
+  nct_id TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  facility TEXT,
+  city TEXT,
+  state TEXT,
+  country TEXT,
+  status TEXT,
+  PRIMARY KEY (nct_id, position)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS trial_references (
+  nct_id TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  pmid TEXT,
+  type TEXT,
+  citation TEXT,
+  PRIMARY KEY (nct_id, position)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS trial_mesh (
+  nct_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  mesh_id TEXT,
+  term TEXT NOT NULL,
+  PRIMARY KEY (nct_id, kind, term)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS trial_secondary_ids (
+  nct_id TEXT NOT NULL,
+  secondary_id TEXT NOT NULL,
+  type TEXT,
+  domain TEXT,
+  PRIMARY KEY (nct_id, secondary_id)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS raw_records (
+  source TEXT NOT NULL, record_id TEXT NOT NULL, content_hash TEXT NOT NULL,
+  fetched_at TEXT NOT NULL, run_id TEXT NOT NULL, raw BLOB NOT NULL,
+  PRIMARY KEY (source, record_id))""",
+    r"""CREATE TABLE IF NOT EXISTS topic_matches (
+  topic TEXT NOT NULL, source TEXT NOT NULL, record_id TEXT NOT NULL,
+  first_seen_run TEXT NOT NULL, last_seen_run TEXT NOT NULL,
+  PRIMARY KEY (topic, source, record_id))""",
+    r"""CREATE INDEX IF NOT EXISTS topic_matches_first ON topic_matches (first_seen_run)""",
+    r"""CREATE INDEX IF NOT EXISTS topic_matches_record ON topic_matches (source, record_id)""",
+    r"""CREATE TABLE IF NOT EXISTS runs (
+  run_id TEXT NOT NULL, topic TEXT NOT NULL, source TEXT NOT NULL,
+  started_at TEXT NOT NULL, finished_at TEXT, status TEXT NOT NULL
+    CHECK (status IN ('running', 'ok', 'failed')),
+  window_start TEXT, window_end TEXT,
+  n_found INTEGER, n_new INTEGER, n_updated INTEGER, n_requests INTEGER, n_retries INTEGER,
+  error TEXT,
+  PRIMARY KEY (run_id, topic, source))""",
+    r"""CREATE INDEX IF NOT EXISTS runs_topic ON runs (topic, source, started_at)""",
+    r"""CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at)""",
+    r"""CREATE TABLE IF NOT EXISTS watermarks (
+  topic TEXT NOT NULL, source TEXT NOT NULL, watermark TEXT NOT NULL,
+  data_timestamp TEXT, run_id TEXT NOT NULL, updated_at TEXT NOT NULL,
+  PRIMARY KEY (topic, source))""",
+    r"""CREATE TABLE IF NOT EXISTS trial_changes (
+  nct_id TEXT NOT NULL, run_id TEXT NOT NULL, observed_at TEXT NOT NULL,
+  field TEXT NOT NULL, old_value TEXT, new_value TEXT)""",
+    r"""CREATE INDEX IF NOT EXISTS trial_changes_run ON trial_changes (run_id)""",
+    r"""CREATE INDEX IF NOT EXISTS trial_changes_nct ON trial_changes (nct_id)""",
+    r"""CREATE TABLE IF NOT EXISTS article_changes (
+  pmid TEXT NOT NULL, run_id TEXT NOT NULL, observed_at TEXT NOT NULL,
+  field TEXT NOT NULL, old_value TEXT, new_value TEXT)""",
+    r"""CREATE INDEX IF NOT EXISTS article_changes_run ON article_changes (run_id)""",
+    r"""CREATE TABLE IF NOT EXISTS trial_publication_links (
+  nct_id TEXT NOT NULL, pmid TEXT NOT NULL, evidence TEXT NOT NULL,
+  first_seen_run TEXT NOT NULL,
+  PRIMARY KEY (nct_id, pmid, evidence))""",
+    r"""CREATE INDEX IF NOT EXISTS links_pmid ON trial_publication_links (pmid)""",
+    r"""CREATE INDEX IF NOT EXISTS links_run ON trial_publication_links (first_seen_run)""",
+    r"""CREATE TABLE IF NOT EXISTS missing_records (
+  source TEXT NOT NULL, record_id TEXT NOT NULL, topic TEXT NOT NULL, run_id TEXT NOT NULL,
+  observed_at TEXT NOT NULL,
+  PRIMARY KEY (source, record_id, topic))""",
+    r"""CREATE INDEX IF NOT EXISTS articles_entrez ON articles (entrez_date)""",
+    r"""CREATE INDEX IF NOT EXISTS trials_completion ON trials (primary_completion_date)""",
+)
+
+# Release 0.1.0, user_version 2: linked_fetches and the trials_due_unreported view.
+_STEP_2 = (
+    r"""CREATE TABLE IF NOT EXISTS linked_fetches (
+  source TEXT NOT NULL, record_id TEXT NOT NULL, run_id TEXT NOT NULL,
+  attempted_at TEXT NOT NULL, outcome TEXT NOT NULL,
+  PRIMARY KEY (source, record_id))""",
+    "CREATE VIEW IF NOT EXISTS trials_due_unreported AS "
+    r"""
+SELECT t.nct_id, t.brief_title AS title, t.overall_status AS status, t.phase,
+  t.lead_sponsor AS sponsor, t.primary_completion_date, t.primary_completion_date_type,
+  t.due_date, CAST(julianday(date('now')) - julianday(t.due_date) AS INTEGER) AS days_overdue,
+  (SELECT COUNT(DISTINCT l.pmid) FROM trial_publication_links l WHERE l.nct_id = t.nct_id)
+    AS linked_pmids,
+  (SELECT GROUP_CONCAT(topic, '; ') FROM (SELECT DISTINCT topic FROM topic_matches m
+     WHERE m.source = 'ctgov' AND m.record_id = t.nct_id ORDER BY topic)) AS topics,
+  'https://clinicaltrials.gov/study/' || t.nct_id AS url
+FROM (SELECT trials.*, date(CASE
+        WHEN length(primary_completion_date) = 4 THEN primary_completion_date || '-12-31'
+        WHEN length(primary_completion_date) = 7
+          THEN date(primary_completion_date || '-01', '+1 month', '-1 day')
+        ELSE date(primary_completion_date) END, '+12 months') AS due_date
+      FROM trials) t
+WHERE t.due_date < date('now')
+  AND COALESCE(t.has_results, 0) = 0 AND t.results_first_posted IS NULL
+  AND COALESCE(t.overall_status, '') <> 'WITHDRAWN'
+  AND NOT EXISTS (SELECT 1 FROM trial_references r WHERE r.nct_id = t.nct_id
+                  AND r.type = 'RESULT' AND r.pmid IS NOT NULL)
+  AND NOT EXISTS (SELECT 1 FROM trial_publication_links l
+                  JOIN article_publication_types pt ON pt.pmid = l.pmid
+                  WHERE l.nct_id = t.nct_id AND (pt.publication_type LIKE 'Clinical Trial, Phase%'
+                    OR pt.publication_type IN ('Clinical Trial', 'Controlled Clinical Trial',
+                      'Randomized Controlled Trial', 'Pragmatic Clinical Trial',
+                      'Equivalence Trial', 'Adaptive Clinical Trial')))
+ORDER BY t.due_date, t.nct_id""",
+)
+
+# Release 0.1.0, user_version 3: the indexes the summary needs at a million articles.
+_STEP_3 = (
+    r"""CREATE INDEX IF NOT EXISTS raw_records_run ON raw_records (run_id)""",
+    r"""CREATE INDEX IF NOT EXISTS articles_year ON articles (pmid, pub_year, is_deleted)""",
+)
+
+STEPS: tuple[Step, ...] = (
+    Step("0001_initial", _STEP_1),
+    Step("0002_linked_fetches_unreported_view", _STEP_2),
+    Step("0003_summary_indexes", _STEP_3),
+)
+RELEASE_0_1_0_STEPS = 3  # a 0.1.0 store's user_version counts these
+
+# ---- the runner -------------------------------------------------------------------------
+
+_LEDGER = """CREATE TABLE IF NOT EXISTS schema_migrations (
+  name TEXT NOT NULL,
+  applied_at TEXT NOT NULL,
+  PRIMARY KEY (name)
+)"""
+
+
+def _applied(db: sqlite3.Connection) -> list[str] | None:
+    """Names of the applied steps in order; None when the store has no ledger yet."""
+    has = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                     "AND name = 'schema_migrations'").fetchone()
+    if not has:
+        return None
+    return [r[0] for r in db.execute("SELECT name FROM schema_migrations ORDER BY name")]
+
+
+def _check(applied: Sequence[str], where: str) -> None:
+    known = [s.name for s in STEPS]
+    unknown = [n for n in applied if n not in known]
+    if unknown:
+        raise StoreError(f"{where}: the store has migration {unknown[0]!r}, which is newer "
+                         f"than this littrack understands; upgrade littrack")
+    if list(applied) != known[:len(applied)]:
+        raise StoreError(f"{where}: applied migrations {list(applied)} are not a prefix of "
+                         f"this littrack's history; the store was changed by hand")
+
+
+def pending(db: sqlite3.Connection, where: str) -> list[Step]:
+    """The steps this store still lacks (read only; raises when the store is newer)."""
+    applied = _applied(db)
+    if applied is None:
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if version > RELEASE_0_1_0_STEPS:
+            raise StoreError(f"{where}: schema version {version} is newer than this "
+                             f"littrack understands; upgrade littrack")
+        applied = [s.name for s in STEPS[:version]]
+    _check(applied, where)
+    return list(STEPS[len(applied):])
+
+
+def migrate(db: sqlite3.Connection, where: str, now: str) -> list[str]:
+    """Bring the store up to the last step; return the names applied now.
+
+    ``db`` is in autocommit mode (``isolation_level=None``). Each step runs in its own
+    ``BEGIN IMMEDIATE`` transaction, and the ledger is read again inside it, so two
+    processes opening one new store at once apply every step exactly once.
+    """
+    if not pending(db, where) and _applied(db) is not None:
+        return []
+    done: list[str] = []
+    while True:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if _applied(db) is None:
+                version = int(db.execute("PRAGMA user_version").fetchone()[0])
+                db.execute(_LEDGER)
+                db.executemany("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                               [(s.name, now) for s in STEPS[:version]])
+            todo = pending(db, where)
+            if not todo:
+                db.execute("COMMIT")
+                return done
+            for stmt in todo[0].sqlite:
+                db.execute(stmt)
+            db.execute("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                       (todo[0].name, now))
+            db.execute(f"PRAGMA user_version = {len(STEPS) - len(todo) + 1}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        done.append(todo[0].name)
+
+
+def applied_steps(db: sqlite3.Connection) -> list[str]:
+    return _applied(db) or []
