@@ -69,7 +69,7 @@ def declared(tmp_path: Path) -> dict[str, Any]:
 
 def test_every_step_from_empty_builds_exactly_the_declared_schema(tmp_path: Path) -> None:
     with Store(tmp_path / "littrack.sqlite") as store:
-        assert store.migrations == [s.name for s in migrations.STEPS]
+        assert migrations.applied(store.db) == [s.name for s in migrations.STEPS]
     want, got = declared(tmp_path), shape(tmp_path / "littrack.sqlite")
     assert set(got) == set(want), set(got) ^ set(want)
     for name in want:
@@ -108,7 +108,7 @@ def test_a_0_1_0_store_is_adopted_and_upgraded_in_place(tmp_path: Path) -> None:
     before = {t: _rows(path, t) for t in ("articles", "trials", "runs", "topic_matches",
                                          "raw_records", "watermarks")}
     with Store(path) as store:
-        assert store.migrations == [s.name for s in migrations.STEPS]
+        assert migrations.applied(store.db) == [s.name for s in migrations.STEPS]
     with sqlite3.connect(path) as db:
         adopted = db.execute("SELECT name FROM schema_migrations ORDER BY name").fetchall()
     assert [r[0] for r in adopted][:migrations.RELEASE_0_1_0_STEPS] == [
@@ -147,7 +147,7 @@ def test_an_upgraded_0_1_0_store_runs_incrementally(tmp_path: Path, eutils_fake:
 
     assert result.exit_code == 0
     with Store(settings.db_path) as store:
-        assert store.migrations == [s.name for s in migrations.STEPS]
+        assert migrations.applied(store.db) == [s.name for s in migrations.STEPS]
         assert store.query("new_articles", run_ids=[result.run_id])["pmid"].tolist() == [
             "39999999"]
         changes = store.query("trial_changes", run_ids=[result.run_id])

@@ -20,9 +20,11 @@ def test_every_declared_column_is_described() -> None:
 
 def test_the_declaration_names_every_relation_of_a_fresh_store(tmp_path: Path) -> None:
     with Store(tmp_path / "fresh.sqlite") as store:
-        assert set(store.table_names()) == {r.name for r in RELATIONS}
+        names = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master WHERE type "
+                                                "IN ('table', 'view')")}
+        assert names == {r.name for r in RELATIONS}
         for relation in RELATIONS:
-            assert [c["name"] for c in store.columns(relation.name)] == [
+            assert [c[1] for c in store.db.execute(f"PRAGMA table_info({relation.name})")] == [
                 c.name for c in relation.fields], relation.name
 
 

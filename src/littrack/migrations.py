@@ -313,7 +313,7 @@ _LEDGER = """CREATE TABLE IF NOT EXISTS schema_migrations (
 )"""
 
 
-def _applied(db: sqlite3.Connection) -> list[str] | None:
+def applied(db: sqlite3.Connection) -> list[str] | None:
     """Names of the applied steps in order; None when the store has no ledger yet."""
     has = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
                      "AND name = 'schema_migrations'").fetchone()
@@ -322,28 +322,28 @@ def _applied(db: sqlite3.Connection) -> list[str] | None:
     return [r[0] for r in db.execute("SELECT name FROM schema_migrations ORDER BY name")]
 
 
-def _check(applied: Sequence[str], where: str) -> None:
+def _check(done: Sequence[str], where: str) -> None:
     known = [s.name for s in STEPS]
-    unknown = [n for n in applied if n not in known]
+    unknown = [n for n in done if n not in known]
     if unknown:
         raise StoreError(f"{where}: the store has migration {unknown[0]!r}, which is newer "
                          f"than this littrack understands; upgrade littrack")
-    if list(applied) != known[:len(applied)]:
-        raise StoreError(f"{where}: applied migrations {list(applied)} are not a prefix of "
+    if list(done) != known[:len(done)]:
+        raise StoreError(f"{where}: applied migrations {list(done)} are not a prefix of "
                          f"this littrack's history; the store was changed by hand")
 
 
 def pending(db: sqlite3.Connection, where: str) -> list[Step]:
     """The steps this store still lacks (read only; raises when the store is newer)."""
-    applied = _applied(db)
-    if applied is None:
+    done = applied(db)
+    if done is None:
         version = int(db.execute("PRAGMA user_version").fetchone()[0])
         if version > RELEASE_0_1_0_STEPS:
             raise StoreError(f"{where}: schema version {version} is newer than this "
                              f"littrack understands; upgrade littrack")
-        applied = [s.name for s in STEPS[:version]]
-    _check(applied, where)
-    return list(STEPS[len(applied):])
+        done = [s.name for s in STEPS[:version]]
+    _check(done, where)
+    return list(STEPS[len(done):])
 
 
 def migrate(db: sqlite3.Connection, where: str, now: str) -> list[str]:
@@ -353,13 +353,13 @@ def migrate(db: sqlite3.Connection, where: str, now: str) -> list[str]:
     ``BEGIN IMMEDIATE`` transaction, and the ledger is read again inside it, so two
     processes opening one new store at once apply every step exactly once.
     """
-    if not pending(db, where) and _applied(db) is not None:
+    if not pending(db, where) and applied(db) is not None:
         return []
     done: list[str] = []
     while True:
         db.execute("BEGIN IMMEDIATE")
         try:
-            if _applied(db) is None:
+            if applied(db) is None:
                 version = int(db.execute("PRAGMA user_version").fetchone()[0])
                 db.execute(_LEDGER)
                 db.executemany("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
@@ -378,7 +378,3 @@ def migrate(db: sqlite3.Connection, where: str, now: str) -> list[str]:
             raise
         db.execute("COMMIT")
         done.append(todo[0].name)
-
-
-def applied_steps(db: sqlite3.Connection) -> list[str]:
-    return _applied(db) or []

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from littrack import changes, migrations
 from littrack.errors import ConfigError, StoreError
 from littrack.normalize import Normalized
-from littrack.tables import BOOKKEEPING, MAIN_TABLE, RECORD_TABLES, UNREPORTED_SQL, Table
+from littrack.tables import BOOKKEEPING, BY_NAME, MAIN_TABLE, RECORD_TABLES, UNREPORTED_SQL, Table
 from littrack.vocab import DATABASE_FILE, utc_now
 
 if TYPE_CHECKING:
@@ -85,11 +85,6 @@ class Store:
         self.close()
 
     # ---- schema ----------------------------------------------------------------------
-    @property
-    def migrations(self) -> list[str]:
-        """Names of the migration steps applied to this store, in order."""
-        return migrations.applied_steps(self.db)
-
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception (incl. KeyboardInterrupt)."""
@@ -411,24 +406,9 @@ class Store:
         return {n: int(self.db.execute(f"SELECT COUNT(*) FROM {n}").fetchone()[0])
                 for n in names}
 
-    def table_names(self) -> list[str]:
-        rows = self.db.execute("SELECT name FROM sqlite_master WHERE type IN ('table','view') "
-                               "AND name NOT LIKE 'sqlite_%' ORDER BY name")
-        return [r[0] for r in rows]
-
-    def view_names(self) -> list[str]:
-        """The names among ``table_names`` that are views (derived, never written)."""
-        rows = self.db.execute("SELECT name FROM sqlite_master WHERE type = 'view' "
-                               "ORDER BY name")
-        return [r[0] for r in rows]
-
-    def columns(self, table: str) -> list[dict[str, Any]]:
-        self._check_table(table)
-        return [dict(r) for r in self.db.execute(f"PRAGMA table_info({table})")]
-
     def _check_table(self, table: str) -> None:
-        if table not in self.table_names():
-            raise ConfigError(f"unknown table {table!r} (known: {', '.join(self.table_names())})")
+        if table not in BY_NAME:
+            raise ConfigError(f"unknown table {table!r} (known: {', '.join(sorted(BY_NAME))})")
 
     def frame(self, table: str) -> pd.DataFrame:
         """A whole table (raw blobs excluded) as a DataFrame."""
