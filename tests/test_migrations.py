@@ -34,8 +34,8 @@ def _squash(sql: str) -> str:
 
 
 def shape(path: Path) -> dict[str, Any]:
-    """Everything that makes a schema: tables with columns, types, NOT NULL, keys and
-    CHECKs; indexes with their columns; views with their SELECT."""
+    """Everything that makes a schema: tables with columns, types, NOT NULL, keys, CHECKs
+    and foreign keys; indexes with their columns; views with their SELECT."""
     db = sqlite3.connect(path)
     out: dict[str, Any] = {}
     objects = db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master "
@@ -43,8 +43,9 @@ def shape(path: Path) -> dict[str, Any]:
     for kind, name, table, sql in objects:
         if kind == "table":
             cols = [tuple(r[1:]) for r in db.execute(f"PRAGMA table_info({name})")]
-            out[f"table {name}"] = (cols, sorted(re.findall(r"CHECK \(([^()]*\([^()]*\))\)",
-                                                            sql)))
+            checks = sorted(re.findall(r"CHECK \(([^()]*\([^()]*\))\)", sql))
+            keys = sorted(tuple(r[2:5]) for r in db.execute(f"PRAGMA foreign_key_list({name})"))
+            out[f"table {name}"] = (cols, checks, keys)
         elif kind == "index":
             cols = [r[2] for r in db.execute(f"PRAGMA index_info({name})")]
             out[f"index {name}"] = (table, cols)
@@ -160,6 +161,25 @@ def test_an_upgraded_0_1_0_store_runs_incrementally(tmp_path: Path, eutils_fake:
     for old in old_articles:  # untouched by the run: same row, same first_seen_at
         if old[0] in corpus.articles:
             assert kept[old[0]][-3] == old[-3]
+
+
+def test_a_child_row_needs_its_record(tmp_path: Path) -> None:
+    with Store(tmp_path / "littrack.sqlite") as store:
+        with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+            store.db.execute("INSERT INTO trial_conditions (nct_id, condition) "
+                             "VALUES ('NCT00000001', 'PTSD')")
+
+
+def test_an_orphan_child_row_is_not_carried_into_the_keyed_tables(tmp_path: Path) -> None:
+    path = tmp_path / "littrack.sqlite"
+    shutil.copy(V010, path)
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO article_keywords (pmid, keyword) VALUES ('1', 'orphan')")
+        kept = db.execute("SELECT COUNT(*) FROM article_keywords").fetchone()[0] - 1
+    with Store(path):
+        pass
+    assert _rows(path, "article_keywords") and len(_rows(path, "article_keywords")) == kept
+    assert ("1", "orphan") not in {r[:2] for r in _rows(path, "article_keywords")}
 
 
 def test_a_store_from_a_newer_littrack_is_refused(tmp_path: Path) -> None:

@@ -297,10 +297,274 @@ _STEP_3 = (
     r"""CREATE INDEX IF NOT EXISTS articles_year ON articles (pmid, pub_year, is_deleted)""",
 )
 
+# Foreign keys from every child record table and the change logs to their record (articles,
+# trials): SQLite cannot add a constraint to a table, so each is rebuilt (new table, copy,
+# drop, rename; the view that reads them is dropped first and re-created last). A child row
+# whose record is missing could not have been written by littrack and is not copied.
+_STEP_4 = (
+    "DROP VIEW trials_due_unreported",
+    r"""CREATE TABLE article_authors_new (
+  pmid TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  last_name TEXT,
+  fore_name TEXT,
+  initials TEXT,
+  collective_name TEXT,
+  orcid TEXT,
+  affiliation TEXT,
+  PRIMARY KEY (pmid, position),
+  FOREIGN KEY (pmid) REFERENCES articles (pmid)
+)""",
+    r"""INSERT INTO article_authors_new (pmid, position, last_name, fore_name, initials,
+collective_name, orcid, affiliation) SELECT pmid, position, last_name, fore_name, initials,
+collective_name, orcid, affiliation FROM article_authors WHERE EXISTS (SELECT 1 FROM
+articles p WHERE p.pmid = article_authors.pmid)""",
+    "DROP TABLE article_authors",
+    "ALTER TABLE article_authors_new RENAME TO article_authors",
+    r"""CREATE TABLE article_author_affiliations_new (
+  pmid TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  affiliation_position INTEGER NOT NULL,
+  affiliation TEXT,
+  PRIMARY KEY (pmid, position, affiliation_position),
+  FOREIGN KEY (pmid) REFERENCES articles (pmid)
+)""",
+    r"""INSERT INTO article_author_affiliations_new (pmid, position, affiliation_position,
+affiliation) SELECT pmid, position, affiliation_position, affiliation FROM
+article_author_affiliations WHERE EXISTS (SELECT 1 FROM articles p WHERE p.pmid =
+article_author_affiliations.pmid)""",
+    "DROP TABLE article_author_affiliations",
+    "ALTER TABLE article_author_affiliations_new RENAME TO article_author_affiliations",
+    r"""CREATE TABLE article_mesh_new (
+  pmid TEXT NOT NULL,
+  descriptor_ui TEXT NOT NULL,
+  descriptor TEXT,
+  qualifier_ui TEXT NOT NULL,
+  qualifier TEXT,
+  is_major INTEGER,
+  PRIMARY KEY (pmid, descriptor_ui, qualifier_ui),
+  FOREIGN KEY (pmid) REFERENCES articles (pmid)
+)""",
+    r"""INSERT INTO article_mesh_new (pmid, descriptor_ui, descriptor, qualifier_ui, qualifier,
+is_major) SELECT pmid, descriptor_ui, descriptor, qualifier_ui, qualifier, is_major FROM
+article_mesh WHERE EXISTS (SELECT 1 FROM articles p WHERE p.pmid = article_mesh.pmid)""",
+    "DROP TABLE article_mesh",
+    "ALTER TABLE article_mesh_new RENAME TO article_mesh",
+    r"""CREATE TABLE article_publication_types_new (
+  pmid TEXT NOT NULL,
+  publication_type TEXT NOT NULL,
+  ui TEXT,
+  PRIMARY KEY (pmid, publication_type),
+  FOREIGN KEY (pmid) REFERENCES articles (pmid)
+)""",
+    r"""INSERT INTO article_publication_types_new (pmid, publication_type, ui) SELECT pmid,
+publication_type, ui FROM article_publication_types WHERE EXISTS (SELECT 1 FROM articles p
+WHERE p.pmid = article_publication_types.pmid)""",
+    "DROP TABLE article_publication_types",
+    "ALTER TABLE article_publication_types_new RENAME TO article_publication_types",
+    r"""CREATE TABLE article_keywords_new (
+  pmid TEXT NOT NULL,
+  keyword TEXT NOT NULL,
+  owner TEXT,
+  is_major INTEGER,
+  PRIMARY KEY (pmid, keyword),
+  FOREIGN KEY (pmid) REFERENCES articles (pmid)
+)""",
+    r"""INSERT INTO article_keywords_new (pmid, keyword, owner, is_major) SELECT pmid, keyword,
+owner, is_major FROM article_keywords WHERE EXISTS (SELECT 1 FROM articles p WHERE p.pmid =
+article_keywords.pmid)""",
+    "DROP TABLE article_keywords",
+    "ALTER TABLE article_keywords_new RENAME TO article_keywords",
+    r"""CREATE TABLE article_trial_ids_new (
+  pmid TEXT NOT NULL,
+  nct_id TEXT NOT NULL,
+  PRIMARY KEY (pmid, nct_id),
+  FOREIGN KEY (pmid) REFERENCES articles (pmid)
+)""",
+    r"""INSERT INTO article_trial_ids_new (pmid, nct_id) SELECT pmid, nct_id FROM article_trial_ids
+WHERE EXISTS (SELECT 1 FROM articles p WHERE p.pmid = article_trial_ids.pmid)""",
+    "DROP TABLE article_trial_ids",
+    "ALTER TABLE article_trial_ids_new RENAME TO article_trial_ids",
+    r"""CREATE TABLE article_ids_new (
+  pmid TEXT NOT NULL,
+  id_type TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (pmid, id_type, value),
+  FOREIGN KEY (pmid) REFERENCES articles (pmid)
+)""",
+    r"""INSERT INTO article_ids_new (pmid, id_type, value) SELECT pmid, id_type, value FROM
+article_ids WHERE EXISTS (SELECT 1 FROM articles p WHERE p.pmid = article_ids.pmid)""",
+    "DROP TABLE article_ids",
+    "ALTER TABLE article_ids_new RENAME TO article_ids",
+    r"""CREATE TABLE article_comments_new (
+  pmid TEXT NOT NULL,
+  ref_type TEXT NOT NULL,
+  ref_pmid TEXT,
+  ref_source TEXT NOT NULL,
+  PRIMARY KEY (pmid, ref_type, ref_source),
+  FOREIGN KEY (pmid) REFERENCES articles (pmid)
+)""",
+    r"""INSERT INTO article_comments_new (pmid, ref_type, ref_pmid, ref_source) SELECT pmid,
+ref_type, ref_pmid, ref_source FROM article_comments WHERE EXISTS (SELECT 1 FROM articles p
+WHERE p.pmid = article_comments.pmid)""",
+    "DROP TABLE article_comments",
+    "ALTER TABLE article_comments_new RENAME TO article_comments",
+    r"""CREATE TABLE trial_phases_new (
+  nct_id TEXT NOT NULL,
+  phase TEXT NOT NULL,
+  PRIMARY KEY (nct_id, phase),
+  FOREIGN KEY (nct_id) REFERENCES trials (nct_id)
+)""",
+    r"""INSERT INTO trial_phases_new (nct_id, phase) SELECT nct_id, phase FROM trial_phases WHERE
+EXISTS (SELECT 1 FROM trials p WHERE p.nct_id = trial_phases.nct_id)""",
+    "DROP TABLE trial_phases",
+    "ALTER TABLE trial_phases_new RENAME TO trial_phases",
+    r"""CREATE TABLE trial_conditions_new (
+  nct_id TEXT NOT NULL,
+  condition TEXT NOT NULL,
+  PRIMARY KEY (nct_id, condition),
+  FOREIGN KEY (nct_id) REFERENCES trials (nct_id)
+)""",
+    r"""INSERT INTO trial_conditions_new (nct_id, condition) SELECT nct_id, condition FROM
+trial_conditions WHERE EXISTS (SELECT 1 FROM trials p WHERE p.nct_id =
+trial_conditions.nct_id)""",
+    "DROP TABLE trial_conditions",
+    "ALTER TABLE trial_conditions_new RENAME TO trial_conditions",
+    r"""CREATE TABLE trial_interventions_new (
+  nct_id TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  type TEXT,
+  name TEXT,
+  other_names TEXT,
+  PRIMARY KEY (nct_id, position),
+  FOREIGN KEY (nct_id) REFERENCES trials (nct_id)
+)""",
+    r"""INSERT INTO trial_interventions_new (nct_id, position, type, name, other_names) SELECT
+nct_id, position, type, name, other_names FROM trial_interventions WHERE EXISTS (SELECT 1
+FROM trials p WHERE p.nct_id = trial_interventions.nct_id)""",
+    "DROP TABLE trial_interventions",
+    "ALTER TABLE trial_interventions_new RENAME TO trial_interventions",
+    r"""CREATE TABLE trial_locations_new (
+  nct_id TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  facility TEXT,
+  city TEXT,
+  state TEXT,
+  country TEXT,
+  status TEXT,
+  PRIMARY KEY (nct_id, position),
+  FOREIGN KEY (nct_id) REFERENCES trials (nct_id)
+)""",
+    r"""INSERT INTO trial_locations_new (nct_id, position, facility, city, state, country, status)
+SELECT nct_id, position, facility, city, state, country, status FROM trial_locations WHERE
+EXISTS (SELECT 1 FROM trials p WHERE p.nct_id = trial_locations.nct_id)""",
+    "DROP TABLE trial_locations",
+    "ALTER TABLE trial_locations_new RENAME TO trial_locations",
+    r"""CREATE TABLE trial_references_new (
+  nct_id TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  pmid TEXT,
+  type TEXT,
+  citation TEXT,
+  PRIMARY KEY (nct_id, position),
+  FOREIGN KEY (nct_id) REFERENCES trials (nct_id)
+)""",
+    r"""INSERT INTO trial_references_new (nct_id, position, pmid, type, citation) SELECT nct_id,
+position, pmid, type, citation FROM trial_references WHERE EXISTS (SELECT 1 FROM trials p
+WHERE p.nct_id = trial_references.nct_id)""",
+    "DROP TABLE trial_references",
+    "ALTER TABLE trial_references_new RENAME TO trial_references",
+    r"""CREATE TABLE trial_mesh_new (
+  nct_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  mesh_id TEXT,
+  term TEXT NOT NULL,
+  PRIMARY KEY (nct_id, kind, term),
+  FOREIGN KEY (nct_id) REFERENCES trials (nct_id)
+)""",
+    r"""INSERT INTO trial_mesh_new (nct_id, kind, mesh_id, term) SELECT nct_id, kind, mesh_id, term
+FROM trial_mesh WHERE EXISTS (SELECT 1 FROM trials p WHERE p.nct_id = trial_mesh.nct_id)""",
+    "DROP TABLE trial_mesh",
+    "ALTER TABLE trial_mesh_new RENAME TO trial_mesh",
+    r"""CREATE TABLE trial_secondary_ids_new (
+  nct_id TEXT NOT NULL,
+  secondary_id TEXT NOT NULL,
+  type TEXT,
+  domain TEXT,
+  PRIMARY KEY (nct_id, secondary_id),
+  FOREIGN KEY (nct_id) REFERENCES trials (nct_id)
+)""",
+    r"""INSERT INTO trial_secondary_ids_new (nct_id, secondary_id, type, domain) SELECT nct_id,
+secondary_id, type, domain FROM trial_secondary_ids WHERE EXISTS (SELECT 1 FROM trials p
+WHERE p.nct_id = trial_secondary_ids.nct_id)""",
+    "DROP TABLE trial_secondary_ids",
+    "ALTER TABLE trial_secondary_ids_new RENAME TO trial_secondary_ids",
+    r"""CREATE TABLE trial_changes_new (
+  nct_id TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  observed_at TEXT NOT NULL,
+  field TEXT NOT NULL,
+  old_value TEXT,
+  new_value TEXT,
+  FOREIGN KEY (nct_id) REFERENCES trials (nct_id)
+)""",
+    r"""INSERT INTO trial_changes_new (nct_id, run_id, observed_at, field, old_value, new_value)
+SELECT nct_id, run_id, observed_at, field, old_value, new_value FROM trial_changes WHERE
+EXISTS (SELECT 1 FROM trials p WHERE p.nct_id = trial_changes.nct_id)""",
+    "DROP TABLE trial_changes",
+    "ALTER TABLE trial_changes_new RENAME TO trial_changes",
+    "CREATE INDEX trial_changes_run ON trial_changes (run_id)",
+    "CREATE INDEX trial_changes_nct ON trial_changes (nct_id)",
+    r"""CREATE TABLE article_changes_new (
+  pmid TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  observed_at TEXT NOT NULL,
+  field TEXT NOT NULL,
+  old_value TEXT,
+  new_value TEXT,
+  FOREIGN KEY (pmid) REFERENCES articles (pmid)
+)""",
+    r"""INSERT INTO article_changes_new (pmid, run_id, observed_at, field, old_value, new_value)
+SELECT pmid, run_id, observed_at, field, old_value, new_value FROM article_changes WHERE
+EXISTS (SELECT 1 FROM articles p WHERE p.pmid = article_changes.pmid)""",
+    "DROP TABLE article_changes",
+    "ALTER TABLE article_changes_new RENAME TO article_changes",
+    "CREATE INDEX article_changes_run ON article_changes (run_id)",
+    "CREATE VIEW trials_due_unreported AS "
+    r"""
+SELECT t.nct_id, t.brief_title AS title, t.overall_status AS status, t.phase,
+  t.lead_sponsor AS sponsor, t.primary_completion_date, t.primary_completion_date_type,
+  t.due_date, CAST(julianday(date('now')) - julianday(t.due_date) AS INTEGER) AS days_overdue,
+  (SELECT COUNT(DISTINCT l.pmid) FROM trial_publication_links l WHERE l.nct_id = t.nct_id)
+    AS linked_pmids,
+  (SELECT GROUP_CONCAT(topic, '; ') FROM (SELECT DISTINCT topic FROM topic_matches m
+     WHERE m.source = 'ctgov' AND m.record_id = t.nct_id ORDER BY topic)) AS topics,
+  'https://clinicaltrials.gov/study/' || t.nct_id AS url
+FROM (SELECT trials.*, date(CASE
+        WHEN length(primary_completion_date) = 4 THEN primary_completion_date || '-12-31'
+        WHEN length(primary_completion_date) = 7
+          THEN date(primary_completion_date || '-01', '+1 month', '-1 day')
+        ELSE date(primary_completion_date) END, '+12 months') AS due_date
+      FROM trials) t
+WHERE t.due_date < date('now')
+  AND COALESCE(t.has_results, 0) = 0 AND t.results_first_posted IS NULL
+  AND COALESCE(t.overall_status, '') <> 'WITHDRAWN'
+  AND NOT EXISTS (SELECT 1 FROM trial_references r WHERE r.nct_id = t.nct_id
+                  AND r.type = 'RESULT' AND r.pmid IS NOT NULL)
+  AND NOT EXISTS (SELECT 1 FROM trial_publication_links l
+                  JOIN article_publication_types pt ON pt.pmid = l.pmid
+                  WHERE l.nct_id = t.nct_id AND (pt.publication_type LIKE 'Clinical Trial, Phase%'
+                    OR pt.publication_type IN ('Clinical Trial', 'Controlled Clinical Trial',
+                      'Randomized Controlled Trial', 'Pragmatic Clinical Trial',
+                      'Equivalence Trial', 'Adaptive Clinical Trial')))
+ORDER BY t.due_date, t.nct_id""",
+)
+
 STEPS: tuple[Step, ...] = (
     Step("0001_initial", _STEP_1),
     Step("0002_linked_fetches_unreported_view", _STEP_2),
     Step("0003_summary_indexes", _STEP_3),
+    Step("0004_record_foreign_keys", _STEP_4),
 )
 RELEASE_0_1_0_STEPS = 3  # a 0.1.0 store's user_version counts these
 

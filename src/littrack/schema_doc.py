@@ -56,7 +56,10 @@ def render_markdown(names: Sequence[str] | None = None) -> str:
         for rel in (r for r in chosen if r.group == group):
             kind = "view" if isinstance(rel, View) else "table"
             key = () if isinstance(rel, View) else rel.key
-            out += ["", f"### {rel.name}", "", f"*{kind}*. {rel.description}", "",
+            about = rel.description + "".join(
+                f" Foreign key: `{', '.join(fk.columns)}` → `{fk.table}`."
+                for fk in (() if isinstance(rel, View) else rel.foreign_keys))
+            out += ["", f"### {rel.name}", "", f"*{kind}*. {about}", "",
                     "| column | type | description |", "|---|---|---|"]
             for col in rel.fields:
                 label = f"**{col.name}**" if col.name in key else col.name

@@ -69,6 +69,9 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             migrations.migrate(self.db, str(self.path), utc_now())
+            # After migrating (a step that rebuilds tables needs them off): child rows must
+            # belong to a stored record (tables.py declares which).
+            self.db.execute("PRAGMA foreign_keys=ON")
         except BaseException as exc:
             self.db.close()
             if isinstance(exc, sqlite3.DatabaseError):

@@ -45,6 +45,15 @@ class Index:
 
 
 @dataclass(frozen=True)
+class ForeignKey:
+    """``columns`` name a row of ``table`` (by its key ``refers``)."""
+
+    columns: tuple[str, ...]
+    table: str
+    refers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Table:
     """A stored table. ``record_key`` names the record a row belongs to (record tables)."""
 
@@ -56,6 +65,7 @@ class Table:
     record_key: str = ""
     indexes: tuple[Index, ...] = ()
     exported: bool = True
+    foreign_keys: tuple[ForeignKey, ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -98,6 +108,9 @@ def create_table_sql(table: Table, dialect: str = "sqlite") -> str:
         lines.append(line)
     if table.key:
         lines.append(f"PRIMARY KEY ({', '.join(table.key)})")
+    for fk in table.foreign_keys:
+        lines.append(f"FOREIGN KEY ({', '.join(fk.columns)}) REFERENCES {fk.table} "
+                     f"({', '.join(fk.refers)})")
     return f"CREATE TABLE {table.name} (\n  " + ",\n  ".join(lines) + "\n)"
 
 
@@ -143,6 +156,10 @@ WHERE t.due_date < {today}
                       'Equivalence Trial', 'Adaptive Clinical Trial')))
 ORDER BY t.due_date, t.nct_id"""
 
+
+# A child row belongs to a stored record: the record's row is written first and never deleted.
+_OF_ARTICLE = (ForeignKey(("pmid",), "articles", ("pmid",)),)
+_OF_TRIAL = (ForeignKey(("nct_id",), "trials", ("nct_id",)),)
 
 PUBMED = "PubMed"
 CTGOV = "ClinicalTrials.gov"
@@ -230,6 +247,7 @@ ARTICLE_AUTHORS = Table(
                "The author's first affiliation (all of them are in "
                "`article_author_affiliations`)."),
     ),
+    foreign_keys=_OF_ARTICLE,
 )
 ARTICLE_AFFILIATIONS = Table(
     'article_author_affiliations', PUBMED,
@@ -244,6 +262,7 @@ ARTICLE_AFFILIATIONS = Table(
                '1-based order of this affiliation for the author.', required=True),
         Column('affiliation', 'text', 'Affiliation text as given.'),
     ),
+    foreign_keys=_OF_ARTICLE,
 )
 ARTICLE_MESH = Table(
     'article_mesh', PUBMED,
@@ -261,6 +280,7 @@ ARTICLE_MESH = Table(
         Column('is_major', 'integer',
                '1 when the descriptor or this qualifier is a major topic of the article.'),
     ),
+    foreign_keys=_OF_ARTICLE,
 )
 ARTICLE_PUBLICATION_TYPES = Table(
     'article_publication_types', PUBMED,
@@ -274,6 +294,7 @@ ARTICLE_PUBLICATION_TYPES = Table(
                '`Retracted Publication`.', required=True),
         Column('ui', 'text', 'MeSH unique id of the publication type.'),
     ),
+    foreign_keys=_OF_ARTICLE,
 )
 ARTICLE_KEYWORDS = Table(
     'article_keywords', PUBMED,
@@ -286,6 +307,7 @@ ARTICLE_KEYWORDS = Table(
         Column('owner', 'text', 'Who assigned it: `NOTNLM` (author keywords), `NLM`, …'),
         Column('is_major', 'integer', '1 when marked as a major topic.'),
     ),
+    foreign_keys=_OF_ARTICLE,
 )
 ARTICLE_TRIAL_IDS = Table(
     'article_trial_ids', PUBMED,
@@ -296,6 +318,7 @@ ARTICLE_TRIAL_IDS = Table(
         Column('pmid', 'text', 'PubMed identifier.', required=True),
         Column('nct_id', 'text', 'NCT number (validated `NCT` + 8 digits).', required=True),
     ),
+    foreign_keys=_OF_ARTICLE,
 )
 ARTICLE_IDS = Table(
     'article_ids', PUBMED,
@@ -309,6 +332,7 @@ ARTICLE_IDS = Table(
                required=True),
         Column('value', 'text', 'Identifier value.', required=True),
     ),
+    foreign_keys=_OF_ARTICLE,
 )
 ARTICLE_COMMENTS = Table(
     'article_comments', PUBMED,
@@ -325,6 +349,7 @@ ARTICLE_COMMENTS = Table(
         Column('ref_pmid', 'text', 'PMID of the related record, when given.'),
         Column('ref_source', 'text', 'Citation of the related record as printed.', required=True),
     ),
+    foreign_keys=_OF_ARTICLE,
 )
 TRIALS = Table(
     'trials', CTGOV,
@@ -383,6 +408,7 @@ TRIAL_PHASES = Table(
         Column('nct_id', 'text', 'NCT number.', required=True),
         Column('phase', 'text', 'Phase: `EARLY_PHASE1`, `PHASE1` … `PHASE4`, `NA`.', required=True),
     ),
+    foreign_keys=_OF_TRIAL,
 )
 TRIAL_CONDITIONS = Table(
     'trial_conditions', CTGOV,
@@ -393,6 +419,7 @@ TRIAL_CONDITIONS = Table(
         Column('nct_id', 'text', 'NCT number.', required=True),
         Column('condition', 'text', 'Condition as registered.', required=True),
     ),
+    foreign_keys=_OF_TRIAL,
 )
 TRIAL_INTERVENTIONS = Table(
     'trial_interventions', CTGOV,
@@ -406,6 +433,7 @@ TRIAL_INTERVENTIONS = Table(
         Column('name', 'text', 'Intervention name.'),
         Column('other_names', 'text', 'Other names of the intervention, joined with `|`.'),
     ),
+    foreign_keys=_OF_TRIAL,
 )
 TRIAL_LOCATIONS = Table(
     'trial_locations', CTGOV,
@@ -421,6 +449,7 @@ TRIAL_LOCATIONS = Table(
         Column('country', 'text', 'Country.'),
         Column('status', 'text', 'Recruitment status of this site.'),
     ),
+    foreign_keys=_OF_TRIAL,
 )
 TRIAL_REFERENCES = Table(
     'trial_references', CTGOV,
@@ -436,6 +465,7 @@ TRIAL_REFERENCES = Table(
                ' by ClinicalTrials.gov).'),
         Column('citation', 'text', 'Citation text.'),
     ),
+    foreign_keys=_OF_TRIAL,
 )
 TRIAL_MESH = Table(
     'trial_mesh', CTGOV,
@@ -448,6 +478,7 @@ TRIAL_MESH = Table(
         Column('mesh_id', 'text', 'MeSH unique id.'),
         Column('term', 'text', 'MeSH term.', required=True),
     ),
+    foreign_keys=_OF_TRIAL,
 )
 TRIAL_SECONDARY_IDS = Table(
     'trial_secondary_ids', CTGOV,
@@ -460,6 +491,7 @@ TRIAL_SECONDARY_IDS = Table(
         Column('type', 'text', 'Kind of id, e.g. `NIH`, `FDA`, `EUDRACT_NUMBER`, `OTHER`.'),
         Column('domain', 'text', 'Issuing organization or registry.'),
     ),
+    foreign_keys=_OF_TRIAL,
 )
 TRIAL_CHANGES = Table(
     'trial_changes', HISTORY,
@@ -481,6 +513,7 @@ TRIAL_CHANGES = Table(
         Index('trial_changes_run', ('run_id',)),
         Index('trial_changes_nct', ('nct_id',)),
     ),
+    foreign_keys=_OF_TRIAL,
 )
 ARTICLE_CHANGES = Table(
     'article_changes', HISTORY,
@@ -498,6 +531,7 @@ ARTICLE_CHANGES = Table(
         Column('new_value', 'text', 'Value after (`0`/`1`).'),
     ),
     indexes=(Index('article_changes_run', ('run_id',)),),
+    foreign_keys=_OF_ARTICLE,
 )
 TRIAL_PUBLICATION_LINKS = Table(
     'trial_publication_links', HISTORY,
