@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("littrack.config",),                            # what to track (validates cron lines)
     ("littrack.windows",),                           # since when
     ("littrack.http",),                              # pacing, timeouts, retries
-    ("littrack.tables",),                            # the declared tables
+    ("littrack.tables", "littrack.migrations"),      # the declared schema, its history
     ("littrack.normalize.*",),                       # pure: records -> rows
     ("littrack.sources.*",),                         # services -> normalized records
     ("littrack.changes",),                           # what counts as a change or a link

@@ -30,7 +30,7 @@ from littrack.http import HttpClient
 from littrack.lock import DataDirLock
 from littrack.sources import Hits, Source, open_source
 from littrack.store import Store
-from littrack.vocab import LINKED_TOPIC, SOURCES
+from littrack.vocab import LINKED_TOPIC, SOURCES, TIMESTAMP_FORMAT
 from littrack.windows import Window, next_window
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def utcnow() -> datetime:
 
 
 def iso(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.strftime(TIMESTAMP_FORMAT)
 
 
 def new_run_id(now: datetime) -> str:

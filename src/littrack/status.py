@@ -13,7 +13,7 @@ from littrack.config import Settings
 from littrack.crontab import cron_trigger, is_due, next_fire
 from littrack.jobs import parse_stamp, plan_jobs
 from littrack.store import Store
-from littrack.vocab import SOURCES
+from littrack.vocab import SOURCES, utc_stamp
 
 MAIN_COUNTS = ("articles", "trials", "topic_matches", "runs", "article_changes",
                "trial_changes", "trial_publication_links", "missing_records", "raw_records")
@@ -62,7 +62,7 @@ def status(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
             "last_run": run, "last_ok_at": last_ok, "watermark": mark,
         })
     return {"config": str(settings.config_path), "database": str(db),
-            "database_exists": db.exists(), "now": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "database_exists": db.exists(), "now": utc_stamp(now),
             "topics": rows, "counts": counts}
 
 
