@@ -324,6 +324,42 @@ TABLES: dict[str, TableDoc] = {
         "run_id": f"{_RUN} missed it.",
         "observed_at": "When (UTC).",
     }),
+    "deliveries": TableDoc("Runs and bookkeeping", "Every notification littrack planned "
+                           "on a `[[notify]]` channel, recorded before it was sent and "
+                           "confirmed after; a `pending` one is resent with the same key. "
+                           "Not exported (holds whole messages).", {
+        "delivery_id": "Stable key of the delivery: the e-mail's Message-ID (before the `@`) "
+                       "and the webhook's `Idempotency-Key`; the same on every resend.",
+        "entry": "Name of the `[[notify]]` entry.",
+        "channel": "`email`, `webhook` or `atom`.",
+        "created_at": "When it was planned (UTC).",
+        "status": "`pending` (not confirmed yet: failed, or the process ended between "
+                  "sending and recording) or `sent`.",
+        "attempts": "How many times it was sent or tried.",
+        "last_attempt_at": "When it was last sent or tried (UTC).",
+        "sent_at": "When its delivery was confirmed (UTC).",
+        "error": "Why the last attempt failed (no secrets), if it did.",
+        "n_items": "How many items it carries.",
+        "summary": "Its counts, as in the e-mail subject ('2 new articles, 1 trial change').",
+        "payload": "What is sent, zlib-compressed: the whole e-mail, the webhook's JSON body, "
+                   "or the feed entries.",
+    }, exported=False),
+    "delivery_items": TableDoc("Runs and bookkeeping", "Which item went out in which "
+                               "delivery: no item is planned twice on a channel.", {
+        "entry": "Name of the `[[notify]]` entry.",
+        "channel": "`email`, `webhook` or `atom`.",
+        "item_key": "The item: `new:<topic>:<source>:<id>`, `trial_change:<nct>:<run>`, "
+                    "`correction:<pmid>:<run>` or `unreported:<nct>`.",
+        "delivery_id": "The `deliveries.delivery_id` that carries it.",
+    }),
+    "notify_cursors": TableDoc("Runs and bookkeeping", "How far each notify channel has "
+                               "looked.", {
+        "entry": "Name of the `[[notify]]` entry.",
+        "channel": "`email`, `webhook` or `atom`.",
+        "through_run": "The last `runs.run_id` its deliveries considered.",
+        "checked_at": "When it last looked for something to deliver (UTC): the catch-up "
+                      "test of daily and weekly digests.",
+    }),
     "linked_fetches": TableDoc("Runs and bookkeeping", "Records fetched because a tracked "
                                "record links to them, each attempted once.", {
         "source": "`pubmed` or `ctgov`.",
