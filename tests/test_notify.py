@@ -22,6 +22,7 @@ from littrack.config import load_settings
 from littrack.errors import ConfigError
 from littrack.notify import deliver, is_due
 from littrack.pipeline import run
+from littrack.scheduler import Service
 from littrack.store import Store
 from tests.builders.ctgov import study
 from tests.corpus import Corpus, ctgov_matches, fake_env, populate, write_test_config
@@ -434,3 +435,35 @@ secret_env = "S"
     (entry,) = settings.notify
     assert entry.email is not None and entry.email.password == PASSWORD
     assert PASSWORD not in repr(settings) and HOOK_SECRET not in repr(settings)
+
+
+def test_serve_delivers_after_each_run_and_fires_digests_at_their_slot(
+        tmp_path: Path, eutils_fake: EutilsFake, ctgov_fake: CtgovFake) -> None:
+    with WebhookReceiver() as hook:
+        config, settings, corpus = setup(tmp_path, eutils_fake, ctgov_fake, None, hook)
+        want = expected_keys(corpus)
+        service = Service(settings, lock_wait=30)
+        service.start(once_now=True)  # the PubMed and the CT.gov job, each with its hook
+        try:
+            assert len(service.wait_for(2, timeout=120)) == 2
+        finally:
+            assert service.shutdown(30)
+        keys = [i["key"] for i in hook.accepted_items()]
+        assert len(keys) == len(set(keys)) and set(keys) == want
+        assert len(hook.accepted) == 2  # one delivery after each run
+
+        # a daily digest that never went out is due: serve fires it at start
+        daily = notify_toml(None, hook, when="daily", extra='at = "06:30"')
+        config.write_text(config.read_text() + daily.replace(
+            'name = "ptsd-team"', 'name = "daily-team"').replace("ptsd.xml", "daily.xml"))
+        settings = load_settings(config, env=env_for(tmp_path, eutils_fake, ctgov_fake))
+        service = Service(settings, lock_wait=30)
+        assert service.due_now() == []  # the runs are not due again
+        service.start()
+        try:
+            assert hook.wait_for(3, timeout=60) == 3
+        finally:
+            assert service.shutdown(30)
+        digest = list(hook.accepted.values())[2].json
+        assert digest["entry"] == "daily-team"
+        assert {i["key"] for i in digest["items"]} == want

@@ -43,6 +43,7 @@ class _Handler(BaseHTTPRequestHandler):
             fault = receiver.faults.pop(0) if receiver.faults else None
             if fault is None or fault == "drop":
                 receiver.accepted.setdefault(key, post)
+            receiver.lock.notify_all()
         if fault == "drop":  # accepted, but the answer never arrives: reset the connection
             self.close_connection = True
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
@@ -67,7 +68,7 @@ class _Server(ThreadingHTTPServer):
 
 class WebhookReceiver:
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()
         self.posts: list[Post] = []
         self.accepted: dict[str, Post] = {}
         self.faults: list[str] = []
@@ -87,6 +88,12 @@ class WebhookReceiver:
     def drop_next(self) -> None:
         with self.lock:
             self.faults.append("drop")
+
+    def wait_for(self, accepted: int, timeout: float) -> int:
+        """Block until ``accepted`` deliveries arrived (or the timeout); return how many."""
+        with self.lock:
+            self.lock.wait_for(lambda: len(self.accepted) >= accepted, timeout)
+            return len(self.accepted)
 
     def accepted_items(self) -> list[dict[str, Any]]:
         """Every item of every accepted delivery, in order (duplicates would show twice)."""
