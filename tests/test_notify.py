@@ -25,6 +25,7 @@ from littrack.pipeline import run
 from littrack.scheduler import Service
 from littrack.store import Store
 from tests.builders.ctgov import study
+from tests.builders.pubmed import article_xml
 from tests.corpus import Corpus, ctgov_matches, fake_env, populate, write_test_config
 from tests.dbutil import db_rows
 from tests.fakes import CtgovFake, EutilsFake
@@ -467,3 +468,42 @@ def test_serve_delivers_after_each_run_and_fires_digests_at_their_slot(
         digest = list(hook.accepted.values())[2].json
         assert digest["entry"] == "daily-team"
         assert {i["key"] for i in digest["items"]} == want
+
+
+def test_a_retraction_arrives_as_a_correction_and_include_filters_kinds(
+        tmp_path: Path, eutils_fake: EutilsFake, ctgov_fake: CtgovFake) -> None:
+    """An entry that asks only for corrections and trial changes: the first run's new
+    records send nothing (an empty digest is not sent); a retraction is one correction,
+    in its own section, with the record's text escaped in the HTML part."""
+    with SmtpFake(tmp_path, security="none", username=None) as smtp, \
+            WebhookReceiver() as hook:
+        config, settings, corpus = setup(
+            tmp_path, eutils_fake, ctgov_fake, smtp, hook, security="none",
+            extra='include = ["corrections", "trial_changes"]')
+        assert run(settings, write_report=False).exit_code == 0
+        assert all(r.ok and not r.sent for r in deliver(settings))
+        assert smtp.messages() == [] and hook.posts == []
+
+        pmid = min(p for p, topics in corpus.articles.items() if "mdma-ptsd" in topics)
+        today = datetime.now(UTC).date()
+        eutils_fake.update_article(pmid, article_xml(
+            pmid, title="<script>alert(1)</script> A retracted finding",
+            comments=[("RetractionIn", "39999990")], entrez_date=today), mdat=today)
+        assert run(settings, write_report=False).exit_code == 0
+        assert all(r.ok for r in deliver(settings))
+
+        (mail,) = smtp.messages()
+        assert mail.message["Subject"] == "littrack ptsd-team: 1 correction"
+        text = mail.part("plain")
+        assert "== Corrections ==" in text and "retracted: no → yes" in text
+        assert f"PubMed https://pubmed.ncbi.nlm.nih.gov/{pmid}/" in text
+        html_part = mail.part("html")
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html_part
+        assert "<script>" not in html_part
+        (post,) = hook.accepted.values()
+        (item,) = post.json["items"]
+        assert item["kind"] == "corrections" and item["id"] == pmid
+        assert item["changes"] == [{"field": "is_retracted", "was": "0", "now": "1"}]
+        assert "mdma-ptsd" in item["topics"]
+        (entry,) = feed(tmp_path / "data" / "feeds" / "ptsd.xml").entries
+        assert entry.title.startswith("Correction: <script>")  # text, parsed back intact
