@@ -404,6 +404,16 @@ def test_a_daily_digest_is_due_once_its_slot_passed(
      'to = ["c@d.org"]\nsmtp_port = "25"\n', "notify 'x'.email.smtp_port: must be int"),
     ('[[notify]]\nname = "x"\n[notify.atom]\npath = "../../etc/feed.xml"\n',
      "notify 'x'.atom.path: must be a file path inside the data directory"),
+    ('[[notify]]\nname = "x"\n[notify.webhook]\nurl = "https://h.example/x"\n'
+     'url_env = "U"\n', "notify 'x'.webhook: needs url or url_env"),
+    ('[[notify]]\nname = "x"\nwhen = "daily"\nday = "fri"\n[notify.atom]\npath = "f.xml"\n',
+     "notify 'x'.day: only weekly digests have a day"),
+    ('[[notify]]\nname = "x"\nwhen = "weekly"\nday = "someday"\n[notify.atom]\n'
+     'path = "f.xml"\n', "notify 'x'.day: must be a weekday"),
+    ('[[notify]]\nname = "x"\nwhen = "daily"\nat = "25:00"\n[notify.atom]\npath = "f.xml"\n',
+     "notify 'x'.at: must be a time HH:MM"),
+    ('[[notify]]\nname = "x"\nwhen = "daily"\ntimezone = "Mars/Base"\n[notify.atom]\n'
+     'path = "f.xml"\n', "notify 'x'.timezone: invalid time zone 'Mars/Base'"),
 ])
 def test_bad_notify_config_exits_2_naming_entry_and_key(tmp_path: Path, snippet: str,
                                                         message: str) -> None:
@@ -507,3 +517,38 @@ def test_a_retraction_arrives_as_a_correction_and_include_filters_kinds(
         assert "mdma-ptsd" in item["topics"]
         (entry,) = feed(tmp_path / "data" / "feeds" / "ptsd.xml").entries
         assert entry.title.startswith("Correction: <script>")  # text, parsed back intact
+
+
+def test_a_webhook_url_token_stays_out_of_messages_and_logs(
+        tmp_path: Path, eutils_fake: EutilsFake, ctgov_fake: CtgovFake,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Slack-style URLs carry their token in the path: it can come from url_env, and no
+    message, log line or preview repeats the path."""
+    token = "T0001/B0002/sekrit-token-xyz"
+    with WebhookReceiver() as hook:
+        config = write_test_config(tmp_path, extra="""
+[[notify]]
+name = "slack"
+[notify.webhook]
+url_env = "LITTRACK_SLACK_URL"
+""")
+        env = {**env_for(tmp_path, eutils_fake, ctgov_fake),
+               "LITTRACK_SLACK_URL": f"{hook.url}/services/{token}"}
+        settings = load_settings(config, env=env)
+        populate(settings, eutils_fake, ctgov_fake, articles=3, trials=2)
+        assert run(settings, write_report=False).exit_code == 0
+        hook.fail_next(404)
+        caplog.set_level("DEBUG")
+        (failed,) = deliver(settings)
+        assert failed.error and "HTTP 404" in failed.error
+        dry = cli(config, env, "notify", "--dry-run")
+        status = cli(config, env, "status")
+        assert "--- slack webhook → http://127.0.0.1:" in dry.stdout
+        for text in (failed.error, caplog.text, dry.stdout + dry.stderr,
+                     status.stdout + status.stderr, repr(settings)):
+            assert "sekrit" not in text
+        (ok,) = deliver(settings)
+        assert ok.ok and hook.posts[-1].path == f"/hook/services/{token}"
+    bad = cli(config, {**env, "LITTRACK_SLACK_URL": "ftp://x/sekrit"}, "check")
+    assert bad.returncode == 2 and "$LITTRACK_SLACK_URL is not an http(s) URL" in bad.stderr
+    assert "sekrit" not in bad.stderr
