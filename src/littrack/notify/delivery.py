@@ -168,7 +168,7 @@ class Deliverer:
     def _preview(self, entry: NotifyEntry, channel: str, pending: list[dict[str, object]],
                  items: list[Item]) -> str:
         where = {"email": lambda: ", ".join(entry.email.to) if entry.email else "",
-                 "webhook": lambda: entry.webhook.url if entry.webhook else "",
+                 "webhook": lambda: entry.webhook.safe_url if entry.webhook else "",
                  "atom": lambda: str(entry.atom.path) if entry.atom else ""}[channel]()
         lines = [f"--- {entry.name} {channel} → {where}"]
         if pending:
