@@ -1,6 +1,6 @@
 import pytest
 
-from tests.fakes import CtgovFake, EutilsFake
+from tests.fakes import CtgovFake, EuropePmcFake, EutilsFake
 
 
 @pytest.fixture
@@ -15,5 +15,13 @@ def eutils_fake():
 def ctgov_fake():
     """A started CtgovFake; client base URL: ctgov_fake.url + "/api/v2"."""
     with CtgovFake() as fake:
+        yield fake
+    assert not fake.errors, fake.errors[0]
+
+
+@pytest.fixture
+def europepmc_fake():
+    """A started EuropePmcFake; client base URL: europepmc_fake.url + its prefix."""
+    with EuropePmcFake() as fake:
         yield fake
     assert not fake.errors, fake.errors[0]

@@ -16,14 +16,14 @@ from pathlib import Path
 from littrack.config import Settings, load_settings
 from tests.builders.ctgov import study
 from tests.builders.pubmed import Author, article_xml
-from tests.fakes import CtgovFake, EutilsFake
+from tests.fakes import CtgovFake, EuropePmcFake, EutilsFake
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_CONFIG = ROOT / "config" / "littrack.toml"
 
 
 def write_test_config(tmp_path: Path, *, ctgov_per_minute: float = 600, backoff: float = 0.01,
-                timeout: float = 10.0, extra: str = "") -> Path:
+                timeout: float = 10.0, extra: str = "", europepmc: bool = False) -> Path:
     """The shipped config (same topics and queries) tuned for fast loopback runs.
 
     PubMed keeps its real pacing (the fake enforces NCBI's 3/s); ClinicalTrials.gov pacing
@@ -36,22 +36,31 @@ def write_test_config(tmp_path: Path, *, ctgov_per_minute: float = 600, backoff:
     text = re.sub(r"(?m)^timeout = .*$", f"timeout = {timeout}", text)
     text = re.sub(r"(?m)^backoff_cap = .*$", "backoff_cap = 2.0", text)
     text = text.replace("[ncbi]\n", "[ncbi]\nemail = \"tests@example.org\"\n", 1)
+    text = re.sub(r"(?m)^requests_per_second = 1\.0 .*$", "requests_per_second = 10.0", text)
+    if not europepmc:  # tests of the other two sources run without a Europe PMC fake
+        text = re.sub(r'(?ms)^\[topics\.europepmc\]\n.*?"""\n.*?"""\n', "", text)
     path = tmp_path / "littrack.toml"
     path.write_text(text + extra, encoding="utf-8")
     return path
 
 
-def fake_env(tmp_path: Path, eutils: EutilsFake, ctgov: CtgovFake) -> dict[str, str]:
+def fake_env(tmp_path: Path, eutils: EutilsFake, ctgov: CtgovFake,
+             europepmc: EuropePmcFake | None = None) -> dict[str, str]:
+    # Without a Europe PMC fake its URL is a closed loopback port: never the real service.
     return {
         "LITTRACK_DATA_DIR": str(tmp_path / "data"),
         "LITTRACK_EUTILS_URL": eutils.url + "/entrez/eutils",
         "LITTRACK_CTGOV_URL": ctgov.url + "/api/v2",
+        "LITTRACK_EUROPEPMC_URL": (europepmc.url + europepmc.prefix if europepmc
+                                   else "http://127.0.0.1:9/europepmc/webservices/rest"),
     }
 
 
-def settings_for(tmp_path: Path, eutils: EutilsFake, ctgov: CtgovFake, **kw: object) -> Settings:
-    path = write_test_config(tmp_path, **kw)  # type: ignore[arg-type]
-    return load_settings(path, env=fake_env(tmp_path, eutils, ctgov))
+def settings_for(tmp_path: Path, eutils: EutilsFake, ctgov: CtgovFake,
+                 europepmc: EuropePmcFake | None = None, **kw: object) -> Settings:
+    path = write_test_config(tmp_path, europepmc=europepmc is not None,
+                             **kw)  # type: ignore[arg-type]
+    return load_settings(path, env=fake_env(tmp_path, eutils, ctgov, europepmc))
 
 
 @dataclass

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from littrack.normalize import Normalized
+from littrack.vocab import CTGOV, EUROPEPMC, PUBMED
 
 # Fields whose change a trial's followers care about (the FDAAA-style "what moved").
 TRIAL_TRACKED = (
@@ -19,6 +20,14 @@ TRIAL_TRACKED = (
 )
 # Article flags that only ever matter when they appear (or disappear, e.g. a bad merge).
 ARTICLE_TRACKED = ("is_retracted", "has_erratum", "has_concern", "is_deleted")
+# A preprint being published (its journal version linked), or a new version of it.
+PREPRINT_TRACKED = ("published_pmid", "version_number")
+# Per source: the change log table, its record column, the fields it follows.
+TRACKED: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    PUBMED: ("article_changes", "pmid", ARTICLE_TRACKED),
+    CTGOV: ("trial_changes", "nct_id", TRIAL_TRACKED),
+    EUROPEPMC: ("preprint_changes", "ppr_id", PREPRINT_TRACKED),
+}
 
 NCT_IN_TEXT = re.compile(r"\bNCT\s?(\d{8})\b", re.IGNORECASE)
 
@@ -47,7 +56,7 @@ def links(record: Normalized) -> Iterator[tuple[str, str, str]]:
     NCT number written in its title or abstract) and ``ctgov_reference`` (a PMID in the
     study's referencesModule).
     """
-    if record.source == "pubmed":
+    if record.source == PUBMED:
         pmid = record.record_id
         for row in record.tables.get("article_trial_ids", []):
             yield row["nct_id"], pmid, "pubmed_databank"
@@ -59,7 +68,7 @@ def links(record: Normalized) -> Iterator[tuple[str, str, str]]:
             if nct not in seen:
                 seen.add(nct)
                 yield nct, pmid, "pubmed_text"
-    else:
+    elif record.source == CTGOV:
         nct = record.record_id
         pmids = {row["pmid"] for row in record.tables.get("trial_references", [])
                  if row.get("pmid") and str(row["pmid"]).isdigit()}

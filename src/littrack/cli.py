@@ -20,6 +20,7 @@ import click
 from littrack import __version__
 from littrack.config import Settings, load_settings
 from littrack.errors import ConfigError, LittrackError, LockTimeout
+from littrack.vocab import SOURCES
 
 EXIT_OK, EXIT_TOPIC_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
 log = logging.getLogger("littrack")
@@ -133,7 +134,7 @@ class _StopOnSignal:
 @cli.command()
 @click.option("--topic", "-t", "topics", multiple=True, metavar="NAME",
               help="Only this topic (repeatable). Default: every topic in the config.")
-@click.option("--source", "-s", type=click.Choice(["pubmed", "ctgov"]),
+@click.option("--source", "-s", type=click.Choice(SOURCES),
               help="Only this source. Default: both.")
 @click.option("--full", is_flag=True, help="Ignore watermarks: ask for everything again.")
 @click.option("--wait", "wait", type=float, default=60.0, show_default=True, metavar="SECONDS",
@@ -189,7 +190,7 @@ def check(ctx: click.Context) -> None:
     settings = _settings(ctx)
     click.echo(f"config {settings.config_path}: ok; data in {settings.data_dir}")
     for t in settings.topics:
-        sources = ", ".join(s for s in ("pubmed", "ctgov") if t.has(s))
+        sources = ", ".join(s for s in SOURCES if t.has(s))
         click.echo(f"  {t.name:<30} {sources}")
     for s in settings.schedules:
         click.echo(f"  schedule {s.source}{' ' + s.topic if s.topic else ''}: "
@@ -202,7 +203,7 @@ def check(ctx: click.Context) -> None:
 
 
 @cli.command()
-@click.option("--source", "-s", type=click.Choice(["pubmed", "ctgov"]),
+@click.option("--source", "-s", type=click.Choice(SOURCES),
               help="Only this source. Default: both.")
 @click.option("--wait", type=float, default=60.0, show_default=True, metavar="SECONDS",
               help="How long to wait for another running littrack to finish.")
@@ -213,16 +214,19 @@ def rebuild(ctx: click.Context, source: str | None, wait: float) -> None:
 
     Use after upgrading littrack's parser: no request is made, history is kept.
     """
+    import importlib
+
     from littrack.lock import DataDirLock
-    from littrack.normalize import ctgov, pubmed
     from littrack.store import Store
     from littrack.vocab import utc_now
 
     settings = _settings(ctx)
-    parsers = {"pubmed": pubmed.normalize_raw, "ctgov": ctgov.normalize_raw}
+    # Each source's normalizer is littrack.normalize.<source>, with normalize_raw.
+    parsers = {s: importlib.import_module(f"littrack.normalize.{s}").normalize_raw
+               for s in SOURCES}
     now = utc_now()
     with DataDirLock(settings.data_dir, wait), Store(settings.db_path) as store:
-        for src in [source] if source else ["pubmed", "ctgov"]:
+        for src in [source] if source else SOURCES:
             parse = parsers[src]
             n = store.rebuild((parse(raw) for _, raw in store.iter_raw(src)), now)
             click.echo(f"{src}: rebuilt {n} records")

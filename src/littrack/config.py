@@ -19,11 +19,12 @@ from urllib.parse import urlsplit
 
 from littrack.crontab import cron_trigger
 from littrack.errors import ConfigError
-from littrack.vocab import DATABASE_FILE
+from littrack.vocab import CTGOV, DATABASE_FILE, EUROPEPMC, PUBMED, SOURCES
 
 DEFAULT_CONFIG = Path("config/littrack.toml")
 DEFAULT_EUTILS_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils"
 DEFAULT_CTGOV_URL = "https://clinicaltrials.gov/api/v2"
+DEFAULT_EUROPEPMC_URL = "https://www.ebi.ac.uk/europepmc/webservices/rest"
 TOPIC_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 CTGOV_STATUSES = frozenset(
     "ACTIVE_NOT_RECRUITING COMPLETED ENROLLING_BY_INVITATION NOT_YET_RECRUITING RECRUITING "
@@ -71,6 +72,16 @@ class CtgovSettings:
 
 
 @dataclass(frozen=True)
+class EuropePmcSettings:
+    base_url: str = DEFAULT_EUROPEPMC_URL
+    page_size: int = 1000  # the service's maximum
+    overlap_days: int = 3
+    # No published limit; the service asks for reasonable use. Well under what clients
+    # commonly send (1-3/s), since a day's new preprints take a few requests at most.
+    requests_per_second: float = 1.0
+
+
+@dataclass(frozen=True)
 class Schedule:
     """When ``littrack serve`` runs a source (optionally one topic)."""
 
@@ -108,9 +119,14 @@ class Topic:
     description: str = ""
     pubmed_query: str | None = None
     ctgov: CtgovQuery | None = None
+    europepmc_query: str | None = None  # Europe PMC search syntax
 
     def has(self, source: str) -> bool:
-        return (self.pubmed_query is not None) if source == "pubmed" else self.ctgov is not None
+        if source == PUBMED:
+            return self.pubmed_query is not None
+        if source == CTGOV:
+            return self.ctgov is not None
+        return source == EUROPEPMC and self.europepmc_query is not None
 
 
 NOTIFY_INCLUDE = ("new_articles", "new_trials", "trial_changes", "corrections", "unreported")
@@ -191,6 +207,7 @@ class Settings:
     ncbi: NcbiSettings = NcbiSettings()
     ctgov: CtgovSettings = CtgovSettings()
     retry: RetrySettings = RetrySettings()
+    europepmc: EuropePmcSettings = EuropePmcSettings()
     schedules: tuple[Schedule, ...] = ()
     log_level: str = "INFO"
     log_file: Path | None = None
@@ -232,6 +249,10 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "base_url": (_STR, False), "page_size": (_INT, False), "overlap_days": (_INT, False),
         "requests_per_minute": (_NUM, False),
     },
+    "europepmc": {
+        "base_url": (_STR, False), "page_size": (_INT, False), "overlap_days": (_INT, False),
+        "requests_per_second": (_NUM, False),
+    },
     "retry": {
         "max_tries": (_INT, False), "backoff_base": (_NUM, False), "backoff_cap": (_NUM, False),
         "timeout": (_NUM, False),
@@ -239,8 +260,10 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     },
 }
 _TOPIC_KEYS = {"name": (_STR, True), "description": (_STR, False), "pubmed": ((dict,), False),
-               "ctgov": ((dict,), False), "schedule": ((dict,), False)}
+               "ctgov": ((dict,), False), "europepmc": ((dict,), False),
+               "schedule": ((dict,), False)}
 _PUBMED_KEYS = {"query": (_STR, True)}
+_EUROPEPMC_KEYS = {"query": (_STR, True)}
 _CTGOV_KEYS = {"cond": (_STR, False), "intr": (_STR, False), "term": (_STR, False),
                "overall_status": (_LIST, False)}
 _SCHEDULE_KEYS = {"cron": (_STR, True), "timezone": (_STR, False)}
@@ -368,6 +391,17 @@ def parse_settings(data: dict[str, Any], path: Path, env: Mapping[str, str]) -> 
                                            ct.get("requests_per_minute", 45.0), 1, 600)),
     )
 
+    ep = sections["europepmc"]
+    europepmc = EuropePmcSettings(
+        base_url=_url(check, "europepmc.base_url", env.get("LITTRACK_EUROPEPMC_URL")
+                      or ep.get("base_url", DEFAULT_EUROPEPMC_URL)),
+        page_size=_bounded(check, "europepmc.page_size", ep.get("page_size", 1000), 1, 1000),
+        overlap_days=_bounded(check, "europepmc.overlap_days", ep.get("overlap_days", 3),
+                              0, 365),
+        requests_per_second=float(_bounded(check, "europepmc.requests_per_second",
+                                           ep.get("requests_per_second", 1.0), 0.01, 10)),
+    )
+
     rt = sections["retry"]
     retry = RetrySettings(**{k: _positive(check, f"retry.{k}", v) for k, v in rt.items()})
     if retry.max_tries < 1:
@@ -386,7 +420,7 @@ def parse_settings(data: dict[str, Any], path: Path, env: Mapping[str, str]) -> 
     notify = _parse_notify(check, data.get("notify", []), topics, data_dir, env)
     return Settings(
         config_path=path, data_dir=data_dir, topics=topics, ncbi=ncbi, ctgov=ctgov,
-        retry=retry, schedules=schedules, log_level=log_level,
+        retry=retry, europepmc=europepmc, schedules=schedules, log_level=log_level,
         log_file=Path(log_file) if log_file else None, notify=notify,
     )
 
@@ -427,10 +461,19 @@ def _parse_topics(check: _Checker, raw: list[Any]) -> tuple[Topic, ...]:
             if not (ctgov.cond or ctgov.intr or ctgov.term):
                 raise check.fail(f"{where}.ctgov",
                                  "needs a non-empty cond, intr or term query")
-        if pubmed_query is None and ctgov is None:
-            raise check.fail(where, "needs a [topics.pubmed] query or a [topics.ctgov] query")
+        europepmc_query = None
+        if "europepmc" in t:
+            europepmc_query = " ".join(check.table(t["europepmc"], _EUROPEPMC_KEYS,
+                                                   f"{where}.europepmc")["query"].split())
+            if len(europepmc_query) > 1000:  # the service refuses 1,500 with the date clause
+                raise check.fail(f"{where}.europepmc.query",
+                                 "is longer than 1,000 characters")
+        if pubmed_query is None and ctgov is None and europepmc_query is None:
+            raise check.fail(where, "needs a [topics.pubmed], [topics.ctgov] or "
+                                    "[topics.europepmc] query")
         topics.append(Topic(name=name, description=t.get("description", ""),
-                            pubmed_query=pubmed_query, ctgov=ctgov))
+                            pubmed_query=pubmed_query, ctgov=ctgov,
+                            europepmc_query=europepmc_query))
     return tuple(topics)
 
 
@@ -440,8 +483,9 @@ def _parse_schedules(check: _Checker, raw: dict[str, Any],
     prefix = f"topic {topic!r}.schedule" if topic else "schedule"
     out: list[Schedule] = []
     for source, spec in raw.items():
-        if source not in ("pubmed", "ctgov"):
-            raise check.fail(f"{prefix}.{source}", "unknown source (use pubmed or ctgov)")
+        if source not in SOURCES:
+            raise check.fail(f"{prefix}.{source}",
+                             f"unknown source (use {', '.join(SOURCES)})")
         s = check.table(spec, _SCHEDULE_KEYS, f"{prefix}.{source}")
         out.append(Schedule(source=source, cron=s["cron"], timezone=s.get("timezone", "UTC"),
                             topic=topic))

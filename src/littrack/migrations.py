@@ -596,12 +596,75 @@ _STEP_5 = (
 )""",
 )
 
+# Europe PMC preprints (issue 13): the preprint record tables and their change log.
+_STEP_6 = (
+    r"""CREATE TABLE preprints (
+  ppr_id TEXT NOT NULL,
+  title TEXT,
+  abstract TEXT,
+  server TEXT,
+  doi TEXT,
+  version_number INTEGER,
+  pub_year INTEGER,
+  first_publication_date TEXT,
+  first_index_date TEXT,
+  license TEXT,
+  published_pmid TEXT,
+  first_seen_at TEXT NOT NULL,
+  last_seen_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (ppr_id)
+)""",
+    "CREATE INDEX preprints_doi ON preprints (doi)",
+    "CREATE INDEX preprints_published ON preprints (published_pmid)",
+    r"""CREATE TABLE preprint_authors (
+  ppr_id TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  full_name TEXT,
+  last_name TEXT,
+  first_name TEXT,
+  initials TEXT,
+  orcid TEXT,
+  affiliation TEXT,
+  PRIMARY KEY (ppr_id, position),
+  FOREIGN KEY (ppr_id) REFERENCES preprints (ppr_id)
+)""",
+    r"""CREATE TABLE preprint_versions (
+  ppr_id TEXT NOT NULL,
+  version_id TEXT NOT NULL,
+  version_number INTEGER,
+  first_publish_date TEXT,
+  PRIMARY KEY (ppr_id, version_id),
+  FOREIGN KEY (ppr_id) REFERENCES preprints (ppr_id)
+)""",
+    r"""CREATE TABLE preprint_publications (
+  ppr_id TEXT NOT NULL,
+  published_source TEXT NOT NULL,
+  published_id TEXT NOT NULL,
+  evidence TEXT NOT NULL,
+  note TEXT,
+  PRIMARY KEY (ppr_id, published_source, published_id),
+  FOREIGN KEY (ppr_id) REFERENCES preprints (ppr_id)
+)""",
+    r"""CREATE TABLE preprint_changes (
+  ppr_id TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  observed_at TEXT NOT NULL,
+  field TEXT NOT NULL,
+  old_value TEXT,
+  new_value TEXT,
+  FOREIGN KEY (ppr_id) REFERENCES preprints (ppr_id)
+)""",
+    "CREATE INDEX preprint_changes_run ON preprint_changes (run_id)",
+)
+
 STEPS: tuple[Step, ...] = (
     Step("0001_initial", _STEP_1),
     Step("0002_linked_fetches_unreported_view", _STEP_2),
     Step("0003_summary_indexes", _STEP_3),
     Step("0004_record_foreign_keys", _STEP_4),
     Step("0005_notify_deliveries", _STEP_5),
+    Step("0006_europepmc_preprints", _STEP_6),
 )
 RELEASE_0_1_0_STEPS = 3  # a 0.1.0 store's user_version counts these
 

@@ -96,6 +96,9 @@ class Runner:
         self._sources: dict[str, Source] = {}
         # Ids each source fetched (or was told were gone) in this run: never asked again.
         self.done: dict[str, set[str]] = {}
+        # Ids of a source that another source's results named as the same work (a Europe
+        # PMC journal article is the PubMed record): fetched with the linked records.
+        self.wanted: dict[str, set[str]] = {}
         self._before = (0, 0)  # client stats when the current topic started
         # Searches started ahead of their topics: (source, topic) -> (window, future, client)
         self._ahead: dict[tuple[str, str], tuple[Window, Future[Hits], HttpClient]] = {}
@@ -263,6 +266,7 @@ class Runner:
             asked = todo + retry
         self._check_stop()
         seen: dict[str, None] = {}  # every id the topic's batches delivered, in order
+        elsewhere: dict[str, dict[str, None]] = {}  # results that are other sources' records
         missing: list[str] = []
         announced: int | None = None
         with store.transaction():
@@ -279,13 +283,20 @@ class Runner:
                 if batch.deleted:
                     store.mark_deleted(batch.deleted, stamp, self.run_id)
                 missing += batch.missing
+                for other, ids in batch.elsewhere.items():
+                    elsewhere.setdefault(other, {}).update(dict.fromkeys(ids))
             if asked is None:
-                result.n_found = len(seen)
-                if announced is not None and len(seen) < announced:
-                    raise Incomplete(f"received {len(seen)} of the {announced} records the "
+                received = len(seen) + sum(len(ids) for ids in elsewhere.values())
+                result.n_found = received
+                if announced is not None and received < announced:
+                    raise Incomplete(f"received {received} of the {announced} records the "
                                      f"service announced; watermark not advanced",
                                      source=name, topic=topic.name)
                 matched = list(seen)
+                for other, found in elsewhere.items():
+                    if other in SOURCES:  # the same works, as that source's records
+                        store.match(topic.name, other, sorted(found), self.run_id)
+                        self.wanted.setdefault(other, set()).update(found)
             else:
                 gone = set(missing)
                 store.clear_missing(name, [i for i in asked if i not in gone], topic.name)
@@ -300,7 +311,7 @@ class Runner:
             done.update(asked)
 
     # ---- linked records ------------------------------------------------------------------
-    def resolve_links(self, sources: Iterable[str]) -> list[TopicResult]:
+    def resolve_links(self, sources: list[str]) -> list[TopicResult]:
         """Fetch, once each, the records tracked ones link to but no topic matched.
 
         So every link of a tracked record resolves to a row (a trial's results paper, the
@@ -308,8 +319,12 @@ class Runner:
         is remembered in ``linked_fetches`` and counted in ``runs`` under ``LINKED_TOPIC``.
         """
         out = []
-        for name in sources:
+        for name in [*sources, *(s for s in self.wanted if s not in sources)]:
             ids = self.store.unresolved_links(name)
+            wanted = sorted(self.wanted.get(name, set()) - set(ids) - self.done.get(name, set()))
+            if wanted:
+                known = self.store.known_ids(name, wanted)
+                ids += [i for i in wanted if i not in known]
             if ids:
                 out.append(self._resolve(self.source(name), ids))
         return out

@@ -281,11 +281,7 @@ class Store:
 
     def _log_changes(self, rec: Normalized, old: dict[str, Any], new: dict[str, Any],
                      now: str, run_id: str) -> None:
-        fields: tuple[str, ...]
-        if rec.source == "ctgov":
-            table, key, fields = "trial_changes", "nct_id", changes.TRIAL_TRACKED
-        else:
-            table, key, fields = "article_changes", "pmid", changes.ARTICLE_TRACKED
+        table, key, fields = changes.TRACKED[rec.source]
         self.db.executemany(
             f"INSERT INTO {table} ({key}, run_id, observed_at, field, old_value, new_value) "
             "VALUES (?, ?, ?, ?, ?, ?)",
@@ -344,14 +340,23 @@ class Store:
         # their index in order too), and the topic check only for the few ids missing: this
         # runs every run, over every link in the store (bench/store_scale.py).
         if source == "pubmed":
-            sql = """SELECT l.pmid FROM (SELECT DISTINCT pmid FROM trial_publication_links) l
+            # The articles tracked trials cite, and the journal versions of tracked preprints.
+            sql = """SELECT l.pmid FROM (SELECT DISTINCT pmid FROM trial_publication_links
+                                        UNION SELECT published_id FROM preprint_publications
+                                        WHERE published_source = 'MED') l
                 WHERE NOT EXISTS (SELECT 1 FROM articles a WHERE a.pmid = l.pmid)
                   AND NOT EXISTS (SELECT 1 FROM linked_fetches f WHERE f.source = 'pubmed'
                                   AND f.record_id = l.pmid)
-                  AND EXISTS (SELECT 1 FROM trial_publication_links o WHERE o.pmid = l.pmid
+                  AND (EXISTS (SELECT 1 FROM trial_publication_links o WHERE o.pmid = l.pmid
                               AND EXISTS (SELECT 1 FROM topic_matches m
                                           WHERE m.source = 'ctgov' AND m.record_id = o.nct_id))
+                       OR EXISTS (SELECT 1 FROM preprint_publications p
+                                  JOIN topic_matches m ON m.source = 'europepmc'
+                                    AND m.record_id = p.ppr_id
+                                  WHERE p.published_source = 'MED' AND p.published_id = l.pmid))
                 ORDER BY CAST(l.pmid AS INTEGER)"""
+        elif source != "ctgov":
+            return []  # nothing links to preprints by id yet
         else:
             sql = """SELECT l.nct_id FROM (SELECT DISTINCT nct_id FROM trial_publication_links) l
                 WHERE NOT EXISTS (SELECT 1 FROM trials t WHERE t.nct_id = l.nct_id)

@@ -165,9 +165,10 @@ _OF_TRIAL = (ForeignKey(("nct_id",), "trials", ("nct_id",)),)
 
 PUBMED = "PubMed"
 CTGOV = "ClinicalTrials.gov"
+EUROPE_PMC = "Europe PMC preprints"
 HISTORY = "Change history and links"
 BOOKKEEPING_GROUP = "Runs and bookkeeping"
-GROUPS = (PUBMED, CTGOV, HISTORY, BOOKKEEPING_GROUP)
+GROUPS = (PUBMED, CTGOV, EUROPE_PMC, HISTORY, BOOKKEEPING_GROUP)
 
 ARTICLES = Table(
     'articles', PUBMED,
@@ -495,6 +496,91 @@ TRIAL_SECONDARY_IDS = Table(
     ),
     foreign_keys=_OF_TRIAL,
 )
+# --- Europe PMC: preprints (its journal articles are the PubMed records, stored once) ---
+_OF_PREPRINT = (ForeignKey(("ppr_id",), "preprints", ("ppr_id",)),)
+PREPRINTS = Table(
+    'preprints', EUROPE_PMC,
+    'One row per preprint (Europe PMC `PPR` record; each version of a preprint is its own '
+    'record), whether a topic matched it or it was fetched because a tracked trial is named in '
+    'it. Journal articles Europe PMC finds are stored once, as PubMed records in `articles`.',
+    key=('ppr_id',),
+    record_key='ppr_id',
+    fields=(
+        Column('ppr_id', 'text', 'Europe PMC preprint id (`PPR…`).', required=True),
+        Column('title', 'text', 'Title as plain text (inline markup removed).'),
+        Column('abstract', 'text', 'Abstract as plain text (inline markup and headings '
+               'flattened).'),
+        Column('server', 'text', 'Preprint server (`bookOrReportDetails.publisher`), e.g. '
+               '`medRxiv`, `bioRxiv`, `Research Square`.'),
+        Column('doi', 'text', 'DOI, lower-cased (DOIs compare case-insensitively).'),
+        Column('version_number', 'integer', "This record's version, when the server reports "
+               'versions.'),
+        Column('pub_year', 'integer', 'Year of first publication.'),
+        Column('first_publication_date', 'text', 'First publication date, `YYYY-MM-DD`.'),
+        Column('first_index_date', 'text', 'When Europe PMC first indexed it, `YYYY-MM-DD` '
+               '(what incremental runs window on).'),
+        Column('license', 'text', 'Licence, e.g. `cc by`.'),
+        Column('published_pmid', 'text', 'PMID of the journal article this preprint became '
+               '(Europe PMC `Preprint of` link); empty while unpublished.'),
+        Column('first_seen_at', 'timestamp',
+               'When littrack first stored the record (UTC, ISO 8601).', required=True),
+        Column('last_seen_at', 'timestamp',
+               'When a run last received the record, changed or not (UTC).', required=True),
+        Column('updated_at', 'timestamp',
+               "When the record's content last changed in the store (UTC).", required=True),
+    ),
+    indexes=(Index('preprints_doi', ('doi',)), Index('preprints_published', ('published_pmid',))),
+)
+PREPRINT_AUTHORS = Table(
+    'preprint_authors', EUROPE_PMC,
+    'One row per author of a preprint, in order.',
+    key=('ppr_id', 'position'),
+    record_key='ppr_id',
+    fields=(
+        Column('ppr_id', 'text', 'Europe PMC preprint id.', required=True),
+        Column('position', 'integer', '1-based author position.', required=True),
+        Column('full_name', 'text', 'Name as Europe PMC prints it (`Doe J`).'),
+        Column('last_name', 'text', 'Family name.'),
+        Column('first_name', 'text', 'Given names.'),
+        Column('initials', 'text', 'Initials.'),
+        Column('orcid', 'text', 'ORCID iD (`0000-0002-…`), when given.'),
+        Column('affiliation', 'text', 'Affiliations, joined with ` | `.'),
+    ),
+    foreign_keys=_OF_PREPRINT,
+)
+PREPRINT_VERSIONS = Table(
+    'preprint_versions', EUROPE_PMC,
+    "One row per version of the preprint that Europe PMC lists (`versionList`); servers that "
+    "report no versions have none.",
+    key=('ppr_id', 'version_id'),
+    record_key='ppr_id',
+    fields=(
+        Column('ppr_id', 'text', 'Europe PMC preprint id of the record listing the version.',
+               required=True),
+        Column('version_id', 'text', 'Europe PMC id of that version (`PPR…`).', required=True),
+        Column('version_number', 'integer', 'Version number.'),
+        Column('first_publish_date', 'text', 'When that version appeared, `YYYY-MM-DD`.'),
+    ),
+    foreign_keys=_OF_PREPRINT,
+)
+PREPRINT_PUBLICATIONS = Table(
+    'preprint_publications', EUROPE_PMC,
+    'One row per published version a preprint is linked to, with the evidence.',
+    key=('ppr_id', 'published_source', 'published_id'),
+    record_key='ppr_id',
+    fields=(
+        Column('ppr_id', 'text', 'Europe PMC preprint id.', required=True),
+        Column('published_source', 'text', 'Collection of the published version (`MED`: '
+               'PubMed, `published_id` is its PMID).', required=True),
+        Column('published_id', 'text', 'Id of the published version.', required=True),
+        Column('evidence', 'text', '`europepmc_preprint_of` (the preprint\'s '
+               '`commentCorrectionList` says `Preprint of`).', required=True),
+        Column('note', 'text', "Europe PMC's note on how the link was made, e.g. `CrossRef "
+               "Pre-print loader` or `Link created based on a title-first author match` (a "
+               "heuristic)."),
+    ),
+    foreign_keys=_OF_PREPRINT,
+)
 TRIAL_CHANGES = Table(
     'trial_changes', HISTORY,
     'One row per tracked field of a trial that changed between two runs. The first sighting of a '
@@ -516,6 +602,23 @@ TRIAL_CHANGES = Table(
         Index('trial_changes_nct', ('nct_id',)),
     ),
     foreign_keys=_OF_TRIAL,
+)
+PREPRINT_CHANGES = Table(
+    'preprint_changes', HISTORY,
+    'One row per tracked field of a preprint that changed between two runs; `published_pmid` '
+    'going from empty to a PMID is the preprint being published.',
+    key=(),
+    fields=(
+        Column('ppr_id', 'text', 'Europe PMC preprint id.', required=True),
+        Column('run_id', 'text',
+               'The `runs.run_id` of the run that saw the change.', required=True),
+        Column('observed_at', 'timestamp', 'When the change was observed (UTC).', required=True),
+        Column('field', 'text', '`published_pmid` or `version_number`.', required=True),
+        Column('old_value', 'text', 'Value before, as text (empty when it was absent).'),
+        Column('new_value', 'text', 'Value after, as text (empty when it is now absent).'),
+    ),
+    indexes=(Index('preprint_changes_run', ('run_id',)),),
+    foreign_keys=_OF_PREPRINT,
 )
 ARTICLE_CHANGES = Table(
     'article_changes', HISTORY,
@@ -775,13 +878,19 @@ CTGOV_TABLES: tuple[Table, ...] = (
     TRIALS, TRIAL_PHASES, TRIAL_CONDITIONS, TRIAL_INTERVENTIONS, TRIAL_LOCATIONS,
     TRIAL_REFERENCES, TRIAL_MESH, TRIAL_SECONDARY_IDS,
 )
+EUROPEPMC_TABLES: tuple[Table, ...] = (
+    PREPRINTS, PREPRINT_AUTHORS, PREPRINT_VERSIONS, PREPRINT_PUBLICATIONS,
+)
 RECORD_TABLES: dict[str, tuple[Table, ...]] = {vocab.PUBMED: PUBMED_TABLES,
-                                                vocab.CTGOV: CTGOV_TABLES}
-MAIN_TABLE: dict[str, Table] = {vocab.PUBMED: ARTICLES, vocab.CTGOV: TRIALS}
+                                                vocab.CTGOV: CTGOV_TABLES,
+                                                vocab.EUROPEPMC: EUROPEPMC_TABLES}
+MAIN_TABLE: dict[str, Table] = {vocab.PUBMED: ARTICLES, vocab.CTGOV: TRIALS,
+                                vocab.EUROPEPMC: PREPRINTS}
 
 # Everything the store holds, in the order the data dictionary lists it.
 RELATIONS: tuple[Relation, ...] = (
-    *PUBMED_TABLES, *CTGOV_TABLES, TRIAL_CHANGES, ARTICLE_CHANGES, TRIAL_PUBLICATION_LINKS,
+    *PUBMED_TABLES, *CTGOV_TABLES, *EUROPEPMC_TABLES, TRIAL_CHANGES, ARTICLE_CHANGES,
+    PREPRINT_CHANGES, TRIAL_PUBLICATION_LINKS,
     TRIALS_DUE_UNREPORTED, TOPIC_MATCHES, RUNS, WATERMARKS, MISSING_RECORDS, LINKED_FETCHES,
     DELIVERIES, DELIVERY_ITEMS, NOTIFY_CURSORS, RAW_RECORDS, SCHEMA_MIGRATIONS,
 )

@@ -15,10 +15,13 @@ from typing import Final
 # --- sources --------------------------------------------------------------------------------
 PUBMED: Final = "pubmed"
 CTGOV: Final = "ctgov"
+EUROPEPMC: Final = "europepmc"
 # Every source littrack knows, in the order a run visits them (and `status` lists them).
 # A source named here has a module of the same name under ``littrack.sources`` (and one
 # under ``littrack.normalize``).
-SOURCES: Final[tuple[str, ...]] = (PUBMED, CTGOV)
+# Europe PMC runs last: a journal article it finds is the PubMed record (same PMID), which
+# the PubMed topics of the same run may already have stored.
+SOURCES: Final[tuple[str, ...]] = (PUBMED, CTGOV, EUROPEPMC)
 
 # The ``runs.topic`` of a run's linked-record fetch (records tracked ones link to but no
 # topic matched). Config topic names cannot look like it: they cannot start with "(".

@@ -1,10 +1,11 @@
 """Since when to ask: the incremental window of a topic and source, as pure functions.
 
-A window is whole days, inclusive at both ends, because both services filter by day:
-PubMed's Entrez and modification dates, ClinicalTrials.gov's LastUpdatePostDate. The
-watermark is the day a run *started* (not the newest record seen), and the next window opens
-``overlap_days`` before it, so records dated at the boundary, or indexed late in another time
-zone, are asked for twice rather than never. The overlap is absorbed by upserts.
+A window is whole days, inclusive at both ends, because every service filters by day:
+PubMed's Entrez and modification dates, ClinicalTrials.gov's LastUpdatePostDate, Europe
+PMC's first index date. The watermark is the day a run *started* (not the newest record
+seen), and the next window opens ``overlap_days`` before it, so records dated at the
+boundary, or indexed late in another time zone, are asked for twice rather than never. The
+overlap is absorbed by upserts.
 """
 
 from __future__ import annotations
@@ -61,3 +62,18 @@ def ctgov_filter(window: Window) -> str | None:
     if window.start is None:
         return None
     return f"AREA[LastUpdatePostDate]RANGE[{window.start.isoformat()},MAX]"
+
+
+def europepmc_query(query: str, window: Window) -> str:
+    """The Europe PMC query for a topic limited to records indexed or updated in the window.
+
+    By ``FIRST_IDATE`` (first indexed), never by publication date: a record can be indexed
+    long before its "first publication" (a print issue dated months ahead), and would fall
+    into a window that has already closed. ``UPDATE_DATE`` in the same query (one request,
+    like PubMed's edat OR mdat) brings back preprints changed since, such as one that gained
+    a link to its published version.
+    """
+    if window.start is None:
+        return query
+    span = f"[{window.start.isoformat()} TO {window.end.isoformat()}]"
+    return f"({query}) AND (FIRST_IDATE:{span} OR UPDATE_DATE:{span})"

@@ -57,6 +57,10 @@ class Batch:
     # walk restarted from page 1); the pipeline compares it with what arrived.
     announced: int | None = None
     aliases: dict[str, str] = field(default_factory=dict)  # id asked for -> canonical id
+    # Results that are records of another source, by source name (a Europe PMC journal
+    # article is the PubMed record with that PMID: stored once, by PubMed), or of a
+    # collection littrack does not track (a name that is no source): received, not stored.
+    elsewhere: dict[str, list[str]] = field(default_factory=dict)
 
 
 class Source(Protocol):

@@ -1,0 +1,179 @@
+"""Europe PMC as the third source, against its loopback fake: paging, completeness, errors,
+preprints stored once per work, links to published versions, incremental runs."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from littrack.config import Settings
+from littrack.errors import QueryRejected
+from littrack.http import HttpClient
+from littrack.pipeline import RunResult, run
+from littrack.sources.europepmc import EuropePmc
+from tests.builders.europepmc import author, journal_article, other_record, preprint
+from tests.builders.pubmed import article_xml
+from tests.corpus import populate, settings_for
+from tests.fakes import CtgovFake, EuropePmcFake, EutilsFake
+
+
+def at(day: str) -> Callable[[], datetime]:
+    return lambda: datetime.fromisoformat(day).replace(hour=6, tzinfo=UTC)
+
+
+def rows(settings: Settings, sql: str, *args: object) -> list[tuple[object, ...]]:
+    with sqlite3.connect(settings.db_path) as db:
+        return db.execute(sql, args).fetchall()
+
+
+def source(fake: EuropePmcFake, page_size: int = 1000) -> EuropePmc:
+    from littrack.config import EuropePmcSettings, RetrySettings
+
+    return EuropePmc(EuropePmcSettings(base_url=fake.url + fake.prefix, page_size=page_size),
+                     HttpClient("europepmc", 100.0, RetrySettings(backoff_base=0.01)))
+
+
+@pytest.mark.parametrize("end", ["absent", "repeat"])
+def test_a_walk_pages_by_cursor_to_either_end_and_sends_cursors_encoded(end: str) -> None:
+    with EuropePmcFake(end=end) as fake:
+        for i in range(2500):
+            fake.add(preprint(f"PPR{100000 + i}"), queries=["q"])
+        batches = list(source(fake).walk("q"))
+        sent = fake.requests("/search")
+    assert sum(len(b.records) for b in batches) == 2500
+    assert len({r.record_id for b in batches for r in b.records}) == 2500
+    assert [b.announced for b in batches][:1] == [2500]
+    # absent: the last full page ends the walk; repeat: one more, empty page with the cursor
+    assert len(sent) == (3 if end == "absent" else 4)
+    assert [r.params["cursorMark"] for r in sent][0] == "*"
+    later = [r.target for r in sent[1:]]
+    assert later and all("cursorMark=%2A" not in t and "%3D" in t for t in later)
+    assert all(r.params["resultType"] == "core" and r.params["pageSize"] == "1000"
+               for r in sent)
+
+
+def test_an_error_in_a_200_is_an_error_and_a_page_without_hitcount_is_retried(
+        europepmc_fake: EuropePmcFake) -> None:
+    with pytest.raises(QueryRejected, match="No search criteria"):
+        list(source(europepmc_fake).walk(""))
+    europepmc_fake.add(preprint("PPR1"), queries=["q"])
+    europepmc_fake.faults.push("error200", "/search")  # the transient shape: no hitCount
+    src = source(europepmc_fake)
+    (batch,) = list(src.walk("q"))
+    assert [r.record_id for r in batch.records] == ["PPR1"] and src.client.stats.retries == 1
+
+
+def test_a_preprint_is_normalized_field_by_field() -> None:
+    from littrack.normalize.europepmc import normalize_raw, normalize_result
+
+    rec = preprint(
+        "PPR777", title="MDMA <i>and</i> V<sub>O2</sub>max", server="Research Square",
+        doi="10.21203/RS.3.RS-1/V2", abstract="<h4>Background</h4>Text &amp; more.",
+        authors=[author("Doe", "Jane Q", orcid="0000-0002-0000-0001", affiliation="Uni A"),
+                 author("Roe", "Rick")],
+        version=2, versions=[("PPR776", 1, "2026-01-02"), ("PPR777", 2, "2026-03-04")],
+        published_pmid="41000001", first_index="2026-03-05", first_publication="2026-03-04")
+    n = normalize_result(rec)
+    main = n.main
+    assert (main["ppr_id"], main["title"], main["abstract"]) == (
+        "PPR777", "MDMA and VO2max", "Background Text & more.")
+    assert (main["server"], main["doi"], main["version_number"], main["pub_year"]) == (
+        "Research Square", "10.21203/rs.3.rs-1/v2", 2, 2026)
+    assert (main["first_index_date"], main["first_publication_date"],
+            main["published_pmid"]) == ("2026-03-05", "2026-03-04", "41000001")
+    assert [(a["position"], a["last_name"], a["orcid"], a["affiliation"])
+            for a in n.tables["preprint_authors"]] == [
+        (1, "Doe", "0000-0002-0000-0001", "Uni A"), (2, "Roe", None, None)]
+    assert [(v["version_id"], v["version_number"]) for v in n.tables["preprint_versions"]] == [
+        ("PPR776", 1), ("PPR777", 2)]
+    (link,) = n.tables["preprint_publications"]
+    assert (link["published_source"], link["published_id"], link["evidence"]) == (
+        "MED", "41000001", "europepmc_preprint_of")
+    assert normalize_raw(n.raw) == n  # rebuild gives the same tables
+
+
+PTSD = "mdma-ptsd"
+
+
+def _world(tmp_path: Path, eutils: EutilsFake, ctgov: CtgovFake,
+           epmc: EuropePmcFake) -> tuple[Settings, str]:
+    settings = settings_for(tmp_path, eutils, ctgov, epmc)
+    corpus = populate(settings, eutils, ctgov, articles=9, trials=3)
+    query = settings.topic(PTSD).europepmc_query
+    assert query
+    tracked = sorted(p for p, topics in corpus.articles.items() if PTSD in topics)[0]
+    for pmid in ("40000001", "40000002", "40000003"):  # in PubMed, matched by no PubMed topic
+        eutils.add_article(pmid, article_xml(pmid, doi=f"10.5555/j.{pmid}"),
+                           edat=date(2026, 4, 1))
+    epmc.add(preprint("PPR100", doi="10.1101/2026.04.01.1", published_pmid="40000001",
+                      authors=[author("Doe", "Jane")], first_index="2026-04-02"),
+             queries=[query])
+    epmc.add(preprint("PPR101", first_index="2026-04-03"), queries=[query])
+    epmc.add(journal_article(tracked), queries=[query])  # stored by the PubMed topic
+    epmc.add(journal_article("40000002"), queries=[query])  # only Europe PMC found it
+    epmc.add(other_record("AGR1"), queries=[query])  # a collection littrack does not track
+    return settings, tracked
+
+
+def _epmc(result: RunResult) -> dict[str, object]:
+    return {r.topic: r for r in result.results if r.source == "europepmc"}
+
+
+def test_three_sources_store_each_work_once_and_link_preprints_to_published_versions(
+        tmp_path: Path, eutils_fake: EutilsFake, ctgov_fake: CtgovFake,
+        europepmc_fake: EuropePmcFake) -> None:
+    settings, tracked = _world(tmp_path, eutils_fake, ctgov_fake, europepmc_fake)
+    first = run(settings, clock=at("2026-05-01"), write_report=False)
+    assert first.exit_code == 0, [(r.source, r.topic, r.error) for r in first.results]
+    ptsd = _epmc(first)[PTSD]
+    assert (ptsd.n_found, ptsd.n_new) == (5, 2)  # 2 preprints, 2 articles, 1 untracked
+    assert rows(settings, "SELECT ppr_id, doi, published_pmid FROM preprints ORDER BY 1") == [
+        ("PPR100", "10.1101/2026.04.01.1", "40000001"), ("PPR101", None, None)]
+    # the journal articles are the PubMed records, once each: the published version and the
+    # article only Europe PMC found were fetched from PubMed one step out
+    stored = {r[0] for r in rows(settings, "SELECT pmid FROM articles")}
+    assert {"40000001", "40000002", tracked} <= stored and "40000003" not in stored
+    assert rows(settings, "SELECT COUNT(*) FROM raw_records WHERE record_id IN "
+                          "('40000001', '40000002', ?)", tracked) == [(3,)]
+    assert rows(settings, "SELECT COUNT(*) FROM raw_records WHERE source='europepmc'") == [(2,)]
+    assert ("40000002",) in rows(settings, "SELECT record_id FROM topic_matches WHERE "
+                                           "topic=? AND source='pubmed'", PTSD)
+    assert len(europepmc_fake.requests("/search")) == 3  # one per topic
+
+    # nothing new: one request per topic, for what was indexed or updated since
+    europepmc_fake.log.clear()
+    second = run(settings, clock=at("2026-05-04"), write_report=False)
+    assert second.exit_code == 0
+    sent = europepmc_fake.requests("/search")
+    assert len(sent) == 3
+    assert all(r.params["query"].endswith("AND (FIRST_IDATE:[2026-04-28 TO 2026-05-04] OR "
+                                          "UPDATE_DATE:[2026-04-28 TO 2026-05-04])")
+               for r in sent)
+
+    # a tracked preprint gains its published version: a change, and the article is fetched
+    query = settings.topic(PTSD).europepmc_query or ""
+    europepmc_fake.add(preprint("PPR101", first_index="2026-04-03",
+                                published_pmid="40000003"),
+                       queries=[query], updated="2026-05-06")
+    third = run(settings, clock=at("2026-05-07"), write_report=False)
+    assert third.exit_code == 0
+    assert rows(settings, "SELECT ppr_id, field, old_value, new_value FROM preprint_changes") \
+        == [("PPR101", "published_pmid", None, "40000003")]
+    assert ("40000003",) in rows(settings, "SELECT pmid FROM articles")
+
+
+def test_fewer_records_than_hitcount_fail_the_topic_and_keep_the_watermark(
+        tmp_path: Path, eutils_fake: EutilsFake, ctgov_fake: CtgovFake,
+        europepmc_fake: EuropePmcFake) -> None:
+    settings, _ = _world(tmp_path, eutils_fake, ctgov_fake, europepmc_fake)
+    europepmc_fake.hit_count_drift = 2
+    result = run(settings, sources=["europepmc"], clock=at("2026-05-01"), write_report=False)
+    ptsd = _epmc(result)[PTSD]
+    assert ptsd.status == "failed" and "received 5 of the 7" in (ptsd.error or "")
+    assert rows(settings, "SELECT COUNT(*) FROM watermarks WHERE topic=? AND "
+                          "source='europepmc'", PTSD) == [(0,)]
+    assert rows(settings, "SELECT COUNT(*) FROM preprints") == [(0,)]  # rolled back
