@@ -78,7 +78,8 @@ def test_search_order(tmp_path: Path) -> None:
     ("[schedule.pubmed]\ncron = '0 6 * * *'\ntimezone = 'Mars/Olympus'\n" + MINIMAL,
      "timezone 'Mars/Olympus'"),
     ("topics = []\n", "at least one [[topics]]"),
-    ("[[topics]]\nname = 'x'\n", "needs a [topics.pubmed] query or a [topics.ctgov] query"),
+    ("[[topics]]\nname = 'x'\n",
+     "needs a [topics.pubmed], [topics.ctgov] or [topics.europepmc] query"),
     ("[ncbi]\nemail = 'a b@c'\n" + MINIMAL, "ncbi.email: must be one word"),
     ("not toml = = =", "not valid TOML"),
 ])
