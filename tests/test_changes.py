@@ -271,8 +271,8 @@ def test_summary_shows_the_changes_per_topic(scenario: Scenario) -> None:
     assert "RECRUITING | ACTIVE\\_NOT\\_RECRUITING" in topic_part
     assert "Article corrections (retractions, errata, concerns, deletions): 2" in topic_part
     assert f"[{OVERDUE}](https://clinicaltrials.gov/study/{OVERDUE})" in topic_part
-    assert "In this window: 0 new and 2 updated articles, 0 new and 1 updated trials." \
-        in topic_part
+    assert ("In this window: 0 new and 2 updated articles, 0 new and 1 updated trials, "
+            "0 new preprints.") in topic_part
     html = (folder / "summary.html").read_text(encoding="utf-8")
     assert "<td>ACTIVE_NOT_RECRUITING</td>" in html
     assert (folder / "charts" / "trials_by_phase_status.png").stat().st_size > 1000

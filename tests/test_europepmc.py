@@ -3,6 +3,7 @@ preprints stored once per work, links to published versions, incremental runs.""
 
 from __future__ import annotations
 
+import csv
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -19,6 +20,11 @@ from tests.builders.europepmc import author, journal_article, other_record, prep
 from tests.builders.pubmed import article_xml
 from tests.corpus import populate, settings_for
 from tests.fakes import CtgovFake, EuropePmcFake, EutilsFake
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        return list(csv.DictReader(fh))
 
 
 def at(day: str) -> Callable[[], datetime]:
@@ -127,8 +133,12 @@ def test_three_sources_store_each_work_once_and_link_preprints_to_published_vers
         tmp_path: Path, eutils_fake: EutilsFake, ctgov_fake: CtgovFake,
         europepmc_fake: EuropePmcFake) -> None:
     settings, tracked = _world(tmp_path, eutils_fake, ctgov_fake, europepmc_fake)
-    first = run(settings, clock=at("2026-05-01"), write_report=False)
+    first = run(settings, clock=at("2026-05-01"))
     assert first.exit_code == 0, [(r.source, r.topic, r.error) for r in first.results]
+    assert first.report_dir is not None
+    assert [(r["topic"], r["ppr_id"], r["published_pmid"])
+            for r in read_csv(first.report_dir / "new_preprints.csv")] == [
+        (PTSD, "PPR101", ""), (PTSD, "PPR100", "40000001")]
     ptsd = _epmc(first)[PTSD]
     assert (ptsd.n_found, ptsd.n_new) == (5, 2)  # 2 preprints, 2 articles, 1 untracked
     assert rows(settings, "SELECT ppr_id, doi, published_pmid FROM preprints ORDER BY 1") == [
@@ -159,11 +169,16 @@ def test_three_sources_store_each_work_once_and_link_preprints_to_published_vers
     europepmc_fake.add(preprint("PPR101", first_index="2026-04-03",
                                 published_pmid="40000003"),
                        queries=[query], updated="2026-05-06")
-    third = run(settings, clock=at("2026-05-07"), write_report=False)
-    assert third.exit_code == 0
+    third = run(settings, clock=at("2026-05-07"))
+    assert third.exit_code == 0 and third.report_dir is not None
     assert rows(settings, "SELECT ppr_id, field, old_value, new_value FROM preprint_changes") \
         == [("PPR101", "published_pmid", None, "40000003")]
     assert ("40000003",) in rows(settings, "SELECT pmid FROM articles")
+    assert [(r["ppr_id"], r["pmid"], r["topics"])
+            for r in read_csv(third.report_dir / "preprints_published.csv")] == [
+        ("PPR101", "40000003", PTSD)]
+    md = (third.report_dir / "summary.md").read_text(encoding="utf-8")
+    assert "### Preprints newly published: 1" in md
 
 
 def test_fewer_records_than_hitcount_fail_the_topic_and_keep_the_watermark(

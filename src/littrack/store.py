@@ -505,7 +505,7 @@ class Store:
     # ---- reads -----------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
         names = [t.name for ts in RECORD_TABLES.values() for t in ts] + [
-            "topic_matches", "runs", "trial_changes", "article_changes",
+            "topic_matches", "runs", "trial_changes", "article_changes", "preprint_changes",
             "trial_publication_links", "raw_records", "missing_records"]
         return {n: int(self.db.execute(f"SELECT COUNT(*) FROM {n}").fetchone()[0])
                 for n in names}
@@ -592,6 +592,29 @@ QUERIES: dict[str, str] = {
           AND EXISTS (SELECT 1 FROM topic_matches m WHERE (m.source = 'ctgov'
                 AND m.record_id = l.nct_id) OR (m.source = 'pubmed' AND m.record_id = l.pmid))
         ORDER BY l.nct_id, l.pmid, l.evidence""",
+    "new_preprints": """
+        SELECT m.topic, p.ppr_id, p.title, p.server, p.doi,
+          (SELECT COALESCE(au.full_name, au.last_name) FROM preprint_authors au
+             WHERE au.ppr_id = p.ppr_id ORDER BY au.position LIMIT 1) AS first_author,
+          p.first_publication_date, p.first_index_date, p.version_number, p.published_pmid,
+          'https://europepmc.org/article/PPR/' || p.ppr_id AS url
+        FROM topic_matches m JOIN preprints p ON p.ppr_id = m.record_id
+        WHERE m.source = 'europepmc' AND m.first_seen_run IN (:run_ids)
+        ORDER BY m.topic, p.first_index_date DESC, p.ppr_id DESC""",
+    # A tracked preprint whose journal version Europe PMC linked in the window.
+    "preprints_published": """
+        SELECT c.ppr_id, p.title, p.server, c.new_value AS pmid, a.title AS article_title,
+          a.journal, (SELECT l.note FROM preprint_publications l WHERE l.ppr_id = c.ppr_id
+             AND l.published_source = 'MED' AND l.published_id = c.new_value) AS evidence_note,
+          c.observed_at, c.run_id,
+          (SELECT GROUP_CONCAT(topic, '; ') FROM topic_matches m WHERE m.source = 'europepmc'
+             AND m.record_id = c.ppr_id) AS topics,
+          'https://pubmed.ncbi.nlm.nih.gov/' || c.new_value || '/' AS url
+        FROM preprint_changes c JOIN preprints p ON p.ppr_id = c.ppr_id
+          LEFT JOIN articles a ON a.pmid = c.new_value
+        WHERE c.field = 'published_pmid' AND c.new_value IS NOT NULL
+          AND c.run_id IN (:run_ids)
+        ORDER BY c.ppr_id, c.observed_at""",
     "unreported_trials": UNREPORTED_SQL.format(today=":today"),
     "report_runs": """
         SELECT run_id, topic, source, status, started_at, finished_at, window_start,
@@ -621,6 +644,11 @@ QUERIES: dict[str, str] = {
         FROM topic_matches m JOIN articles a ON a.pmid = m.record_id
         WHERE m.source = 'pubmed' AND a.pub_year IS NOT NULL AND COALESCE(a.is_deleted, 0) = 0
         GROUP BY m.topic, a.pub_year ORDER BY m.topic, a.pub_year""",
+    "preprints_per_year": """
+        SELECT m.topic, p.pub_year AS year, COUNT(*) AS n
+        FROM topic_matches m JOIN preprints p ON p.ppr_id = m.record_id
+        WHERE m.source = 'europepmc' AND p.pub_year IS NOT NULL
+        GROUP BY m.topic, p.pub_year ORDER BY m.topic, p.pub_year""",
     "trials_by_phase_status": """
         SELECT m.topic, COALESCE(NULLIF(t.phase, ''), 'NA') AS phase,
           COALESCE(t.overall_status, 'UNKNOWN') AS status, COUNT(*) AS n

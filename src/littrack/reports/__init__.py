@@ -46,6 +46,8 @@ def report_frames(store: Store, run_ids: Sequence[str],
         "trial_changes": store.query("trial_changes", run_ids=list(run_ids)),
         "article_changes": store.query("article_changes", run_ids=list(run_ids)),
         "links": store.query("links", run_ids=list(run_ids)),
+        "new_preprints": store.query("new_preprints", run_ids=list(run_ids)),
+        "preprints_published": store.query("preprints_published", run_ids=list(run_ids)),
         "unreported_trials": store.query("unreported_trials", today=today.isoformat()),
     }
 

@@ -38,20 +38,28 @@ def _save(fig: Any, path: Path) -> None:
 
 
 def chart_publications(store: Store, path: Path) -> Image | None:
-    """Publications per year, one line per topic (articles PubMed has not withdrawn)."""
+    """Publications per year, one colour per topic: articles PubMed has not withdrawn (solid)
+    and preprints (dashed, same colour), so a field's preprint wave shows beside its papers."""
     from matplotlib.ticker import MaxNLocator
 
     data = store.query("publications_per_year")
-    if data.empty:
+    preprints = store.query("preprints_per_year")
+    if data.empty and preprints.empty:
         return None
     fig = _figure(8.5, 4.2)
     ax = fig.subplots()
+    colours: dict[str, Any] = {}
     for topic, rows in data.groupby("topic", sort=True):
-        ax.plot(rows["year"].astype(int), rows["n"].astype(int), marker="o", markersize=4,
-                linewidth=1.6, label=str(topic))
-    ax.set_title("Publications per year, by topic")
+        (line,) = ax.plot(rows["year"].astype(int), rows["n"].astype(int), marker="o",
+                          markersize=4, linewidth=1.6, label=str(topic))
+        colours[str(topic)] = line.get_color()
+    for topic, rows in preprints.groupby("topic", sort=True):
+        ax.plot(rows["year"].astype(int), rows["n"].astype(int), marker="^", markersize=4,
+                linewidth=1.2, linestyle="--", color=colours.get(str(topic)),
+                label=f"{topic} (preprints)")
+    ax.set_title("Publications per year, by topic (dashed: preprints)")
     ax.set_xlabel("publication year")
-    ax.set_ylabel("articles")
+    ax.set_ylabel("articles / preprints")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylim(bottom=0)
@@ -59,7 +67,8 @@ def chart_publications(store: Store, path: Path) -> Image | None:
     ax.spines[["top", "right"]].set_visible(False)
     ax.legend(frameon=False, fontsize=9)
     _save(fig, path)
-    return Image(f"{CHARTS_DIR}/{path.name}", "Line chart: publications per year for each topic")
+    return Image(f"{CHARTS_DIR}/{path.name}",
+                 "Line chart: articles and preprints per year for each topic")
 
 
 def _phase_label(phase: str) -> str:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 MAX_ROWS = 50  # per table in the summary; the CSVs next to it hold everything
 
+
 # ---- content -----------------------------------------------------------------------------
 def build(store: Store, run_ids: Sequence[str], title: str, frames: dict[str, pd.DataFrame],
           charts: list[Image], today: date, now: datetime) -> list[Block]:
@@ -57,7 +58,7 @@ def _runs_section(runs: pd.DataFrame) -> list[Block]:
     if runs.empty:
         return out + [Para("No runs in this window.")]
     table = DataTable(["topic", "source", "status", "window", "found", "new", "updated",
-                   "requests", "error"])
+                       "requests", "error"])
     for r in _records(runs):
         window = f"{r['window_start'] or 'everything'} … {r['window_end'] or ''}"
         status = "ok" if r["status"] == "ok" else str(r["status"]).upper()
@@ -90,13 +91,16 @@ def _glance_section(topics: list[str], counts: pd.DataFrame,
     out: list[Block] = [Heading(2, "At a glance")]
     if not topics:
         return out + [Para("No topic has tracked anything yet.")]
-    table = DataTable(["topic", "new articles", "updated articles", "new trials", "updated trials",
-                   "trial changes", "article corrections", "unreported trials"])
+    table = DataTable(["topic", "new articles", "updated articles", "new trials",
+                       "updated trials", "new preprints", "preprints published",
+                       "trial changes", "article corrections", "unreported trials"])
     for t in topics:
         table.rows.append([
             Link(t, f"#topic-{t}"),
             str(_count(counts, t, "pubmed", "new")), str(_count(counts, t, "pubmed", "updated")),
             str(_count(counts, t, "ctgov", "new")), str(_count(counts, t, "ctgov", "updated")),
+            str(_count(counts, t, "europepmc", "new")),
+            str(len(_for_topic(frames["preprints_published"], t))),
             str(len(_for_topic(frames["trial_changes"], t))),
             str(len(_for_topic(frames["article_changes"], t))),
             str(len(_for_topic(frames["unreported_trials"], t))),
@@ -108,12 +112,14 @@ def _topic_section(topic: str, counts: pd.DataFrame,
                    frames: dict[str, pd.DataFrame]) -> list[Block]:
     out: list[Block] = [Heading(2, f"Topic {topic}")]
     out.append(Para(
-        f"Tracked: {_count(counts, topic, 'pubmed', 'tracked')} articles and "
-        f"{_count(counts, topic, 'ctgov', 'tracked')} trials. In this window: "
+        f"Tracked: {_count(counts, topic, 'pubmed', 'tracked')} articles, "
+        f"{_count(counts, topic, 'ctgov', 'tracked')} trials and "
+        f"{_count(counts, topic, 'europepmc', 'tracked')} preprints. In this window: "
         f"{_count(counts, topic, 'pubmed', 'new')} new and "
         f"{_count(counts, topic, 'pubmed', 'updated')} updated articles, "
         f"{_count(counts, topic, 'ctgov', 'new')} new and "
-        f"{_count(counts, topic, 'ctgov', 'updated')} updated trials."))
+        f"{_count(counts, topic, 'ctgov', 'updated')} updated trials, "
+        f"{_count(counts, topic, 'europepmc', 'new')} new preprints."))
 
     arts = _for_topic(frames["new_articles"], topic)
     out += _table_section(
@@ -127,6 +133,19 @@ def _topic_section(topic: str, counts: pd.DataFrame,
         ["NCT", "title", "status", "phase", "sponsor", "start"],
         lambda r: [Link(r["nct_id"], r["url"]), r["title"], r["status"], r["phase"],
                    r["sponsor"], r["start_date"]])
+    preprints = _for_topic(frames["new_preprints"], topic)
+    out += _table_section(
+        "New preprints", preprints, "new_preprints.csv",
+        ["preprint", "title", "server", "first author", "posted", "published as"],
+        lambda r: [Link(r["ppr_id"], r["url"]), r["title"], r["server"], r["first_author"],
+                   r["first_publication_date"],
+                   _pmid_link(r["published_pmid"]) if r["published_pmid"] else ""])
+    published = _for_topic(frames["preprints_published"], topic)
+    out += _table_section(
+        "Preprints newly published", published, "preprints_published.csv",
+        ["preprint", "title", "server", "published as", "journal", "how linked"],
+        lambda r: [_ppr_link(r["ppr_id"]), r["title"], r["server"], Link(r["pmid"], r["url"]),
+                   r["journal"], r["evidence_note"]])
     changes = _for_topic(frames["trial_changes"], topic)
     out += _table_section(
         "Trial changes (status, phase, enrollment, dates, results)", changes,
@@ -192,6 +211,10 @@ def _num(v: Any) -> str:
 
 def _value(v: Any) -> str:
     return "—" if v is None or v == "" else str(v)
+
+
+def _ppr_link(ppr: str) -> Link:
+    return Link(ppr, f"https://europepmc.org/article/PPR/{ppr}")
 
 
 def _nct_link(nct: str) -> Link:
