@@ -180,8 +180,9 @@ ARTICLES = Table(
         Column('pmid', 'text', 'PubMed identifier.', required=True),
         Column('record_type', 'text', '`article` (PubmedArticle) or `book` (PubmedBookArticle).'),
         Column('title', 'text',
-               'Article title as plain text (inline markup removed); for a whole-book record, the '
-               'book title.'),
+               'Article title as plain text (inline markup removed, MathML as it reads: '
+               '`VO2max`); when PubMed has no English title, the original-language one '
+               '(`vernacular_title`); for a whole-book record, the book title.'),
         Column('vernacular_title', 'text', 'Title in the original language, when not English.'),
         Column('abstract', 'text',
                'Abstract text; structured abstracts keep their labels as `LABEL: text` paragraphs '

@@ -233,9 +233,10 @@ def test_biopython_pubmed7_mathml_orcid_urls_collective_author_and_reference_ids
     main = n.main
     abstract = main["abstract"]
     assert "mml:" not in abstract and "\n" not in abstract and "  " not in abstract
-    # MathML text flattened; the NBSP after "(1)" and the thin space in <mml:mtext> collapse
-    assert "(1) inhaled He 3 / Xe 129 MRI ventilation" in abstract
-    assert "(3) ultrashort echo-time H 1 MRI proton density" in abstract
+    # MathML reads as text: prescripts before their base, layout whitespace gone, the thin
+    # space of <mml:mtext> kept as one space
+    assert "(1) inhaled 3He/129Xe MRI ventilation" in abstract
+    assert "(3) ultrashort echo-time 1H MRI proton density" in abstract
     assert main["medline_status"] == "PubMed-not-MEDLINE"
     assert (main["pages"], main["pub_date"], main["epub_date"]) == (
         "026002", "2018-04", "2018-06-28"
@@ -468,6 +469,15 @@ def test_mathml_and_inline_markup_are_flattened() -> None:
     )
     assert n.main["title"] == "Effect of IL-6 on E2 & H2O"
     assert n.main["abstract"] == "RESULTS: Gain E2 was large."
+    # pretty-printed MathML with an accent over V: the formula reads VO2max
+    vo2 = Markup(
+        f"<mml:math {MATHML}>\n  <mml:msub>\n    <mml:mover accent=\"true\">\n"
+        "      <mml:mi>V</mml:mi>\n      <mml:mo>.</mml:mo>\n    </mml:mover>\n"
+        "    <mml:mrow><mml:mi>O</mml:mi> <mml:mn>2</mml:mn> <mml:mi>max</mml:mi></mml:mrow>\n"
+        "  </mml:msub>\n</mml:math>")
+    peak = parse_one(article_xml("3003", title=Markup(f"Peak {vo2} after MDMA")))
+    assert peak.main["title"] == "Peak VO2max after MDMA"
+    assert normalize_raw(peak.raw) == peak
     assert n.tables["article_keywords"][0]["keyword"] == "in vitro model"
     assert normalize_raw(n.raw) == n
     assert b"mml:math" in n.raw  # the record's bytes as sent, prefixes and all
@@ -838,8 +848,10 @@ def test_titles_languages_and_vernacular() -> None:
         "[Effect of X on Y].", "Wirkung von X auf Y."
     )
     assert (main["language"], main["medline_status"]) == ("ger|eng", "Publisher")
+    # no English title: the title is the original-language one, kept in its column too
     empty = parse_one(article_xml("8501", title="", vernacular_title="Nur Originaltitel."))
-    assert empty.main["title"] is None
+    assert (empty.main["title"], empty.main["vernacular_title"]) == (
+        "Nur Originaltitel.", "Nur Originaltitel.")
 
 
 def test_pages_from_start_and_end_page() -> None:

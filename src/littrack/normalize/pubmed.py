@@ -34,6 +34,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import date
+from typing import Any
 from xml.etree import ElementTree as ET
 from xml.etree.ElementTree import Element
 
@@ -109,13 +110,52 @@ def _collapse(text: str) -> str:
     return " ".join(text.split())
 
 
+def _local(tag: Any) -> str:
+    """``mml:mi``, ``{uri}mi`` and expat's ``uri}mi`` all as ``mi``."""
+    return str(tag).rsplit("}", 1)[-1].rsplit(":", 1)[-1] if isinstance(tag, str) else ""
+
+
+def _math_text(elem: Element) -> str:
+    """A MathML formula as it reads in running text: ``VO2max``, not ``V . O 2 m a x``.
+
+    The layout whitespace between MathML elements is not text (an ``mtext`` space is); an
+    accent set over or under a symbol (the dot of V-dot) is dropped, scripts follow their
+    base directly and prescripts precede it (``3He``).
+    """
+    name = _local(elem.tag)
+    kids = list(elem)
+    if name in ("mover", "munder", "munderover"):
+        return _math_text(kids[0]) if kids else ""
+    if name == "mmultiscripts" and kids:
+        split = next((i for i, k in enumerate(kids) if _local(k.tag) == "mprescripts"),
+                     len(kids))
+        parts = kids[split + 1:] + kids[:1] + kids[1:split]  # prescripts, base, scripts
+        return "".join(_math_text(k) for k in parts if _local(k.tag) != "none")
+    if name == "mtext":
+        return " ".join((elem.text or "").split()) or (" " if elem.text else "")
+    own = "".join((elem.text or "").split())
+    return own + "".join(_math_text(c) + "".join((c.tail or "").split()) for c in kids)
+
+
+def _text_with_math(elem: Element) -> str:
+    parts = [elem.text or ""]
+    for child in elem:
+        parts.append(_math_text(child) if _local(child.tag) == "math"
+                     else _text_with_math(child))
+        parts.append(child.tail or "")
+    return "".join(parts)
+
+
 def element_text(elem: Element | None) -> str | None:
     """Flatten inline markup (<i>, <sup>, MathML) and whitespace; empty -> None."""
     if elem is None:
         return None
     text: str | None
     if len(elem):
-        text = "".join(elem.itertext())
+        if any(_local(e.tag) == "math" for e in elem.iter()):
+            text = _text_with_math(elem)
+        else:
+            text = "".join(elem.itertext())
     else:
         text = elem.text
         if not text:
@@ -281,7 +321,10 @@ def _article(rec: Element) -> dict[str, list[Row]]:
     row: Row = {
         "pmid": pmid,
         "record_type": "article",
-        "title": element_text(art.find("ArticleTitle")),
+        # An article with no English title has an empty ArticleTitle: the title is then the
+        # original-language one, which also stays in its own column.
+        "title": element_text(art.find("ArticleTitle"))
+        or element_text(art.find("VernacularTitle")),
         "vernacular_title": element_text(art.find("VernacularTitle")),
         "abstract": _abstract(art.find("Abstract")),
         "journal": element_text(journal.find("Title")) if journal is not None else None,
@@ -347,7 +390,8 @@ def _book(rec: Element) -> dict[str, list[Row]]:
     row: Row = {
         "pmid": pmid,
         "record_type": "book",
-        "title": element_text(bd.find("ArticleTitle")) or book_title,
+        "title": element_text(bd.find("ArticleTitle")) or book_title
+        or element_text(bd.find("VernacularTitle")),
         "vernacular_title": element_text(bd.find("VernacularTitle")),
         "abstract": _abstract(bd.find("Abstract")),
         "journal": book_title,
