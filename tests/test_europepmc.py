@@ -112,7 +112,7 @@ def _world(tmp_path: Path, eutils: EutilsFake, ctgov: CtgovFake,
     query = settings.topic(PTSD).europepmc_query
     assert query
     tracked = sorted(p for p, topics in corpus.articles.items() if PTSD in topics)[0]
-    for pmid in ("40000001", "40000002", "40000003"):  # in PubMed, matched by no PubMed topic
+    for pmid in ("40000001", "40000002", "40000003", "40000004"):  # matched by no PubMed topic
         eutils.add_article(pmid, article_xml(pmid, doi=f"10.5555/j.{pmid}"),
                            edat=date(2026, 4, 1))
     epmc.add(preprint("PPR100", doi="10.1101/2026.04.01.1", published_pmid="40000001",
@@ -122,6 +122,12 @@ def _world(tmp_path: Path, eutils: EutilsFake, ctgov: CtgovFake,
     epmc.add(journal_article(tracked), queries=[query])  # stored by the PubMed topic
     epmc.add(journal_article("40000002"), queries=[query])  # only Europe PMC found it
     epmc.add(other_record("AGR1"), queries=[query])  # a collection littrack does not track
+    # an article that names a tracked trial only in its full text, and a preprint that does
+    trial = sorted(corpus.trials)[0]
+    epmc.add(journal_article("40000004", pub_types=("Randomized Controlled Trial",),
+                             first_index="2026-04-10"),
+             mentions=[trial])
+    epmc.add(preprint("PPR200", first_index="2026-04-05"), mentions=[trial])
     return settings, tracked
 
 
@@ -141,7 +147,8 @@ def test_three_sources_store_each_work_once_and_link_preprints_to_published_vers
         (PTSD, "PPR101", ""), (PTSD, "PPR100", "40000001")]
     ptsd = _epmc(first)[PTSD]
     assert (ptsd.n_found, ptsd.n_new) == (5, 2)  # 2 preprints, 2 articles, 1 untracked
-    assert rows(settings, "SELECT ppr_id, doi, published_pmid FROM preprints ORDER BY 1") == [
+    assert rows(settings, "SELECT ppr_id, doi, published_pmid FROM preprints WHERE ppr_id < "
+                          "'PPR2' ORDER BY 1") == [
         ("PPR100", "10.1101/2026.04.01.1", "40000001"), ("PPR101", None, None)]
     # the journal articles are the PubMed records, once each: the published version and the
     # article only Europe PMC found were fetched from PubMed one step out
@@ -149,17 +156,28 @@ def test_three_sources_store_each_work_once_and_link_preprints_to_published_vers
     assert {"40000001", "40000002", tracked} <= stored and "40000003" not in stored
     assert rows(settings, "SELECT COUNT(*) FROM raw_records WHERE record_id IN "
                           "('40000001', '40000002', ?)", tracked) == [(3,)]
-    assert rows(settings, "SELECT COUNT(*) FROM raw_records WHERE source='europepmc'") == [(2,)]
+    assert rows(settings, "SELECT COUNT(*) FROM raw_records WHERE source='europepmc'") == [(3,)]
     assert ("40000002",) in rows(settings, "SELECT record_id FROM topic_matches WHERE "
                                            "topic=? AND source='pubmed'", PTSD)
-    assert len(europepmc_fake.requests("/search")) == 3  # one per topic
+    # one per topic; trial mentions: all tracked trials at once, then the one with hits
+    assert len(europepmc_fake.requests("/search")) == 3 + 1 + 3
+    trial = sorted(t for (t,) in rows(settings, "SELECT nct_id FROM trials"))[0]
+    assert rows(settings, "SELECT nct_id, pmid FROM trial_publication_links WHERE "
+                          "evidence='europepmc_fulltext'") == [(trial, "40000004")]
+    assert ("40000004",) in rows(settings, "SELECT pmid FROM articles")  # one step out
+    assert rows(settings, "SELECT COUNT(*) FROM preprints WHERE ppr_id='PPR200'") == [(1,)]
+    assert rows(settings, "SELECT COUNT(*) FROM topic_matches WHERE record_id IN "
+                          "('PPR200', '40000004')") == [(0,)]  # found by no topic
+    assert [(r["nct_id"], r["pmid"], r["evidence"])
+            for r in read_csv(first.report_dir / "links.csv")
+            if r["evidence"] == "europepmc_fulltext"] == [(trial, "40000004", "europepmc_fulltext")]
 
     # nothing new: one request per topic, for what was indexed or updated since
     europepmc_fake.log.clear()
     second = run(settings, clock=at("2026-05-04"), write_report=False)
     assert second.exit_code == 0
     sent = europepmc_fake.requests("/search")
-    assert len(sent) == 3
+    assert len(sent) == 3 + 1  # one per topic, one for all tracked trials' mentions
     assert all(r.params["query"].endswith("AND (FIRST_IDATE:[2026-04-28 TO 2026-05-04] OR "
                                           "UPDATE_DATE:[2026-04-28 TO 2026-05-04])")
                for r in sent)

@@ -28,9 +28,9 @@ from littrack.config import Settings, Topic
 from littrack.errors import Incomplete, LittrackError, StopRequested, redact
 from littrack.http import HttpClient
 from littrack.lock import DataDirLock
-from littrack.sources import Hits, Source, open_source
+from littrack.sources import Hits, Source, TrialMentions, open_source
 from littrack.store import Store
-from littrack.vocab import LINKED_TOPIC, SOURCES, TIMESTAMP_FORMAT
+from littrack.vocab import CTGOV, LINKED_TOPIC, SOURCES, TIMESTAMP_FORMAT, TRIAL_MENTIONS_TOPIC
 from littrack.windows import Window, next_window
 
 log = logging.getLogger(__name__)
@@ -310,6 +310,53 @@ class Runner:
         if asked is not None:
             done.update(asked)
 
+    # ---- works that name tracked trials --------------------------------------------------
+    def trial_mentions(self, sources: list[str]) -> list[TopicResult]:
+        """Ask every source that can (``TrialMentions``) for works naming a tracked trial.
+
+        Run after the topics, so the trials tracked include this run's; the articles found
+        are fetched one step out with the linked records, and their links count in the
+        unreported-trials rule like any other. Incremental, with its own watermark.
+        """
+        out = []
+        trials = self.store.tracked_ids(CTGOV)
+        for name in sources:
+            src = self.source(name)
+            if trials and isinstance(src, TrialMentions):
+                out.append(self._mentions(src, trials))
+        return out
+
+    def _mentions(self, source: Source, trials: list[str]) -> TopicResult:
+        assert isinstance(source, TrialMentions)
+        now = self.clock()
+        stamp = iso(now)
+        wm = self.store.watermark(TRIAL_MENTIONS_TOPIC, source.name)
+        window = next_window(date.fromisoformat(wm.watermark) if wm else None, now.date(),
+                             source.overlap_days, self.full)
+        done = self.done[source.name]
+
+        def work(result: TopicResult) -> None:
+            links: dict[tuple[str, str, str], None] = {}
+            with self.store.transaction():
+                for batch in source.trial_mentions(trials, window):
+                    self._check_stop()
+                    fresh = [r for r in batch.records if r.record_id not in done]
+                    saved = self.store.save_records(fresh, stamp, self.run_id)
+                    result.n_updated += len(saved.updated)
+                    done.update(r.record_id for r in fresh)
+                    links.update(dict.fromkeys(batch.links))
+                result.n_found = len(links)
+                result.n_new = self.store.add_links(links, self.run_id)
+                self.store.set_watermark(TRIAL_MENTIONS_TOPIC, source.name,
+                                         now.date().isoformat(), self.run_id, stamp, None)
+                self._finish_run_ok(result)
+
+        result = TopicResult(TRIAL_MENTIONS_TOPIC, source.name)
+        try:
+            return self._accounted(result, now, window, work)
+        except StopRequested:  # recorded as failed by _accounted; the report is still written
+            return result
+
     # ---- linked records ------------------------------------------------------------------
     def resolve_links(self, sources: list[str]) -> list[TopicResult]:
         """Fetch, once each, the records tracked ones link to but no topic matched.
@@ -426,6 +473,9 @@ def run(settings: Settings, *, topics: Iterable[str] | None = None,
                     bar.update(1)
         finally:
             runner.close()
+        if not run.stopped:
+            run.results += runner.trial_mentions(chosen_sources)
+            run.stopped = stop.is_set()
         if not run.stopped:
             run.results += runner.resolve_links(chosen_sources)
             run.stopped = stop.is_set()

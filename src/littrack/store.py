@@ -192,6 +192,20 @@ class Store:
         return [dict(r) for r in self.db.execute("SELECT * FROM watermarks ORDER BY 1, 2")]
 
     # ---- records ---------------------------------------------------------------------
+    def tracked_ids(self, source: str) -> list[str]:
+        """Ids of ``source`` that some topic matched, in order."""
+        return [r[0] for r in self.db.execute(
+            "SELECT DISTINCT record_id FROM topic_matches WHERE source=? ORDER BY record_id",
+            (source,))]
+
+    def add_links(self, links: Iterable[tuple[str, str, str]], run_id: str) -> int:
+        """Store (nct_id, pmid, evidence) links a source found; return how many are new."""
+        before = self.db.total_changes
+        self.db.executemany(
+            "INSERT OR IGNORE INTO trial_publication_links (nct_id, pmid, evidence, "
+            "first_seen_run) VALUES (?, ?, ?, ?)", [(*link, run_id) for link in links])
+        return int(self.db.total_changes - before)
+
     def known_ids(self, source: str, ids: Iterable[str]) -> set[str]:
         """Which of ``ids`` the store already holds (raw record present)."""
         found: set[str] = set()

@@ -648,7 +648,9 @@ TRIAL_PUBLICATION_LINKS = Table(
         Column('pmid', 'text', 'PubMed identifier.', required=True),
         Column('evidence', 'text',
                "`pubmed_databank` (the article's DataBankList), `pubmed_text` (an NCT number in "
-               "its title or abstract) or `ctgov_reference` (a PMID in the study's references).",
+               "its title or abstract), `ctgov_reference` (a PMID in the study's references) or "
+               "`europepmc_fulltext` (Europe PMC finds the NCT number in the article, mostly in "
+               "its full text).",
                required=True),
         Column('first_seen_run', 'text',
                'The `runs.run_id` of the run that first found the link (`rebuild` when found by '

@@ -26,6 +26,8 @@ SOURCES: Final[tuple[str, ...]] = (PUBMED, CTGOV, EUROPEPMC)
 # The ``runs.topic`` of a run's linked-record fetch (records tracked ones link to but no
 # topic matched). Config topic names cannot look like it: they cannot start with "(".
 LINKED_TOPIC: Final = "(linked)"
+# The ``runs.topic`` of the search for works that name a tracked trial in their text.
+TRIAL_MENTIONS_TOPIC: Final = "(trial mentions)"
 
 # --- store
 DATABASE_FILE = "littrack.sqlite"  # the SQLite store inside the data directory

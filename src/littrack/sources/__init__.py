@@ -26,7 +26,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, runtime_checkable
 
 from littrack.config import Settings, Topic
 from littrack.http import HttpClient
@@ -61,6 +61,8 @@ class Batch:
     # article is the PubMed record with that PMID: stored once, by PubMed), or of a
     # collection littrack does not track (a name that is no source): received, not stored.
     elsewhere: dict[str, list[str]] = field(default_factory=dict)
+    # (nct_id, pmid, evidence) links between a trial and an article the batch states.
+    links: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 class Source(Protocol):
@@ -86,6 +88,16 @@ class Source(Protocol):
 
     def with_client(self, client: HttpClient) -> Self:
         """This source sending through another client (a search run ahead on a side thread)."""
+        ...
+
+
+@runtime_checkable
+class TrialMentions(Protocol):
+    """A source that can find works naming a trial (an NCT number) in their text."""
+
+    def trial_mentions(self, nct_ids: Sequence[str], window: Window) -> Iterator[Batch]:
+        """Works indexed or updated in ``window`` that name one of ``nct_ids``; each batch's
+        ``links`` say which trial each article names."""
         ...
 
 

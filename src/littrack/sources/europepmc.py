@@ -39,6 +39,8 @@ from littrack.windows import Window, europepmc_query
 log = logging.getLogger(__name__)
 
 IDS_PER_QUERY = 20  # EXT_ID lookups per query: long OR lists have been seen to find nothing
+TRIALS_PER_QUERY = 25  # NCT numbers OR-ed into one accession search (well under 1,500 chars)
+FULLTEXT = "europepmc_fulltext"  # evidence of a trial named in a work's text
 
 
 def open_source(settings: Settings) -> EuropePmc:
@@ -109,6 +111,32 @@ class EuropePmc:
             for batch in self.walk(query):
                 batch.announced = None  # fewer found than asked is reported per id
                 yield batch
+
+    def trial_mentions(self, nct_ids: Sequence[str], window: Window) -> Iterator[Batch]:
+        """Works that name a tracked trial (``ACCESSION_ID:NCT…``, text-mined, mostly from
+        full text), indexed or updated in ``window``.
+
+        Trials are asked for in groups, so a quiet run costs one request per group; a group
+        with hits is asked again trial by trial, since a result does not say which of the
+        group's numbers it names. A journal article's link is ``europepmc_fulltext``
+        evidence; a preprint is stored as a record (links name PubMed articles only).
+        """
+        for i in range(0, len(nct_ids), TRIALS_PER_QUERY):
+            group = list(nct_ids[i:i + TRIALS_PER_QUERY])
+            found = list(self._mentioning(group, window))
+            if not any(b.records or b.elsewhere for b in found):
+                continue
+            if len(group) > 1:
+                found = [b for nct in group for b in self._mentioning([nct], window)]
+            yield from found
+
+    def _mentioning(self, group: list[str], window: Window) -> Iterator[Batch]:
+        query = europepmc_query(" OR ".join(f"ACCESSION_ID:{n}" for n in group), window)
+        for batch in self.walk(query):
+            if len(group) == 1:
+                batch.links = [(group[0], pmid, FULLTEXT)
+                               for pmid in batch.elsewhere.get(PUBMED, [])]
+            yield batch
 
     def walk(self, query: str) -> Iterator[Batch]:
         """Every page of ``query``; the first page's batch carries ``hitCount``."""
