@@ -474,7 +474,10 @@ def run(settings: Settings, *, topics: Iterable[str] | None = None,
         finally:
             runner.close()
         if not run.stopped:
-            run.results += runner.trial_mentions(chosen_sources)
+            # only sources some chosen topic searches: a config without Europe PMC queries
+            # never asks it for trial mentions
+            run.results += runner.trial_mentions(sorted({s for s, _ in tasks},
+                                                        key=chosen_sources.index))
             run.stopped = stop.is_set()
         if not run.stopped:
             run.results += runner.resolve_links(chosen_sources)
