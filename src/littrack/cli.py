@@ -19,7 +19,7 @@ import click
 
 from littrack import __version__
 from littrack.config import Settings, load_settings
-from littrack.errors import ConfigError, LittrackError, LockTimeout
+from littrack.errors import ConfigError, DataDirError, LittrackError, LockTimeout
 
 EXIT_OK, EXIT_TOPIC_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
 log = logging.getLogger("littrack")
@@ -68,6 +68,16 @@ def _require_store(settings: Settings) -> None:
                           "first)")
 
 
+def _default_out(settings: Settings, name: Path) -> Path:
+    """``<data_dir>/name``, or ``./littrack-…`` in the current folder when the data
+    directory is read-only for this user (reading a store needs no write access)."""
+    import os
+
+    if os.access(settings.data_dir, os.W_OK):
+        return settings.data_dir / name
+    return Path("littrack-" + "-".join(name.parts))
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn LittrackErrors into one-line messages and the documented exit codes."""
     import functools
@@ -79,11 +89,18 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except ConfigError as exc:
             click.echo(f"littrack: config error: {exc}", err=True)
             sys.exit(EXIT_CONFIG)
+        except DataDirError as exc:
+            click.echo(f"littrack: {exc}", err=True)
+            sys.exit(EXIT_CONFIG)
         except LockTimeout as exc:
             click.echo(f"littrack: {exc}", err=True)
             sys.exit(EXIT_LOCKED)
         except LittrackError as exc:
             click.echo(f"littrack: {exc}", err=True)
+            sys.exit(EXIT_TOPIC_FAILED)
+        except OSError as exc:  # the environment (disk full, permissions), not a bug
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"littrack: {where}{exc.strerror or exc}", err=True)
             sys.exit(EXIT_TOPIC_FAILED)
 
     return wrapper
@@ -231,7 +248,10 @@ def serve(ctx: click.Context, once_now: bool, wait: float, stop_timeout: float) 
 
     from littrack import scheduler
 
+    from littrack.lock import check_writable
+
     settings = _settings(ctx)
+    check_writable(settings.data_dir)
     with _StopOnSignal() as stop:
         try:
             clean = scheduler.serve(settings, stop=stop, once_now=once_now, lock_wait=wait,
@@ -291,10 +311,10 @@ def report(ctx: click.Context, since: datetime, out: Path | None) -> None:
 
     settings = _settings(ctx)
     day = since.date().isoformat()
-    out = out or settings.data_dir / "reports-since" / day
+    out = out or _default_out(settings, Path("reports-since") / day)
     ensure_replaceable(out, "summary.md")
     _require_store(settings)
-    with Store(settings.db_path) as store, store.snapshot():
+    with Store.for_reading(settings.db_path) as store, store.snapshot():
         run_ids = store.run_ids_since(day)
         path = write_report(store, out, run_ids, f"littrack report since {day}")
     click.echo(f"report: {path} ({len(run_ids)} run(s) since {day})")
@@ -322,8 +342,8 @@ def export_tables(ctx: click.Context, fmt: str, out: Path | None) -> None:
     if fmt == "parquet":
         require_pyarrow()
     _require_store(settings)
-    out = out or settings.data_dir / "export"
-    with Store(settings.db_path) as store:
+    out = out or _default_out(settings, Path("export"))
+    with Store.for_reading(settings.db_path) as store:
         files = export(store, out, fmt)
     click.echo(f"exported {len(files) - 1} tables to {out} (data dictionary: "
                f"{out / 'schema.md'})")

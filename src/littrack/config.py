@@ -155,7 +155,8 @@ _TOPIC_KEYS = {"name": (_STR, True), "description": (_STR, False), "pubmed": ((d
                "ctgov": ((dict,), False), "schedule": ((dict,), False)}
 _PUBMED_KEYS = {"query": (_STR, True)}
 _CTGOV_KEYS = {"cond": (_STR, False), "intr": (_STR, False), "term": (_STR, False),
-               "overall_status": (_LIST, False)}
+               # one status as a plain string is unambiguous: taken as a one-element list
+               "overall_status": ((list, str), False)}
 _SCHEDULE_KEYS = {"cron": (_STR, True), "timezone": (_STR, False)}
 
 
@@ -230,7 +231,14 @@ def parse_settings(data: dict[str, Any], path: Path, env: Mapping[str, str]) -> 
                 for name, spec in _SCHEMA.items()}
 
     lt = sections["littrack"]
-    data_dir = Path(env.get("LITTRACK_DATA_DIR") or lt.get("data_dir") or "./data")
+    # A path written in the file means the same whatever folder littrack starts in: it is
+    # relative to the file's folder. The environment's is the shell's, so relative to the cwd.
+    if env.get("LITTRACK_DATA_DIR"):
+        data_dir = Path(env["LITTRACK_DATA_DIR"])
+    elif lt.get("data_dir"):
+        data_dir = _beside(path, lt["data_dir"])
+    else:
+        data_dir = Path("./data")
     log_level = str(lt.get("log_level", "INFO")).upper()
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise check.fail("littrack.log_level", f"must be DEBUG, INFO, WARNING or ERROR, "
@@ -286,7 +294,7 @@ def parse_settings(data: dict[str, Any], path: Path, env: Mapping[str, str]) -> 
     return Settings(
         config_path=path, data_dir=data_dir, topics=topics, ncbi=ncbi, ctgov=ctgov,
         retry=retry, schedules=schedules, log_level=log_level,
-        log_file=Path(log_file) if log_file else None,
+        log_file=_beside(path, log_file) if log_file else None,
     )
 
 
@@ -314,7 +322,8 @@ def _parse_topics(check: _Checker, raw: list[Any]) -> tuple[Topic, ...]:
         ctgov = None
         if "ctgov" in t:
             c = check.table(t["ctgov"], _CTGOV_KEYS, f"{where}.ctgov")
-            statuses = tuple(c.get("overall_status", ()))
+            raw_status = c.get("overall_status", ())
+            statuses = (raw_status,) if isinstance(raw_status, str) else tuple(raw_status)
             for s in statuses:
                 if s not in CTGOV_STATUSES:
                     raise check.fail(f"{where}.ctgov.overall_status",
@@ -349,6 +358,12 @@ def _parse_schedules(check: _Checker, raw: dict[str, Any],
     for sched in out:
         validate_schedule(sched, check.path)
     return tuple(out)
+
+
+def _beside(config_path: Path, value: str) -> Path:
+    """A path from the config file, resolved against the file's folder when relative."""
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else config_path.parent / p
 
 
 def _clean(value: str | None) -> str | None:

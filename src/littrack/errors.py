@@ -11,12 +11,13 @@ Every failure a user can cause or meet is a ``LittrackError``; anything else is 
     │   ├── Incomplete         records promised by the service never arrived (completeness check)
     │   └── DeadlineExceeded   the topic's overall time budget ran out (stalled server)
     ├── LockTimeout            another littrack process holds the data directory
+    ├── DataDirError           the data directory cannot be written (a file, read-only)
     └── StoreError             the database cannot be used (e.g. written by a newer littrack)
 
     StopRequested              not an error: SIGTERM/SIGINT asked the run to stop; the
                                current topic rolls back and no further topic starts
 
-The CLI maps ``ConfigError`` to exit code 2 and any other ``LittrackError`` of a topic to exit
+The CLI maps ``ConfigError`` and ``DataDirError`` to exit code 2 and any other ``LittrackError`` of a topic to exit
 code 1 after the other topics ran. Messages never contain API keys: ``redact`` is applied
 to every URL and text that comes from a request.
 """
@@ -82,6 +83,10 @@ class DeadlineExceeded(SourceError):
 
 class LockTimeout(LittrackError):
     """Another littrack process holds the data directory lock."""
+
+
+class DataDirError(LittrackError):
+    """The data directory is missing write permission, read-only, or a file (CLI exit 2)."""
 
 
 class StoreError(LittrackError):

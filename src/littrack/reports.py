@@ -29,10 +29,17 @@ log = logging.getLogger(__name__)
 _DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
-NEW_ARTICLES_COLUMNS = ["topic", "pmid", "title", "journal", "year", "doi", "first_author",
-                        "publication_types", "entrez_date", "is_retracted", "url"]
-NEW_TRIALS_COLUMNS = ["topic", "nct_id", "title", "status", "phase", "enrollment", "sponsor",
-                      "start_date", "countries", "last_update_posted", "url"]
+NEW_ARTICLES_COLUMNS = ["topics", "pmid", "title", "journal", "year", "doi", "pmcid",
+                        "first_author", "authors", "publication_types", "mesh_terms", "nct_ids",
+                        "entrez_date", "is_retracted", "abstract", "url"]
+NEW_TRIALS_COLUMNS = ["topics", "nct_id", "title", "status", "phase", "enrollment", "sponsor",
+                      "start_date", "primary_completion_date", "primary_completion_date_type",
+                      "conditions", "interventions", "countries", "has_results",
+                      "last_update_posted", "url"]
+# Report tables that are events of the window; an empty set of them is a run with nothing
+# to tell (``unreported_trials`` and ``status_not_updated`` are states, always true).
+EVENT_TABLES = ("new_articles", "new_trials", "updated_articles", "trial_changes",
+                "article_changes", "links")
 
 
 def safe_cell(value: Any) -> Any:
@@ -82,11 +89,18 @@ def report_frames(store: Store, run_ids: Sequence[str],
     return {
         "new_articles": store.query("new_articles", run_ids=list(run_ids))[NEW_ARTICLES_COLUMNS],
         "new_trials": store.query("new_trials", run_ids=list(run_ids))[NEW_TRIALS_COLUMNS],
+        "updated_articles": store.query("updated_articles", run_ids=list(run_ids)),
         "trial_changes": store.query("trial_changes", run_ids=list(run_ids)),
         "article_changes": store.query("article_changes", run_ids=list(run_ids)),
         "links": store.query("links", run_ids=list(run_ids)),
         "unreported_trials": store.query("unreported_trials", today=today.isoformat()),
+        "status_not_updated": store.query("status_not_updated", today=today.isoformat()),
     }
+
+
+def has_news(frames: dict[str, pd.DataFrame]) -> bool:
+    """Whether a report over these frames tells anything that happened in its window."""
+    return any(not frames[name].empty for name in EVENT_TABLES)
 
 
 def write_report(store: Store, out_dir: Path, run_ids: Sequence[str], title: str,

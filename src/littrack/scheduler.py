@@ -403,7 +403,7 @@ def status(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
     if db.exists():
         from littrack.store import Store
 
-        with Store(db) as store:
+        with Store.for_reading(db) as store:
             last = {(r["topic"], r["source"]): r for r in store.last_runs()}
             marks = {(r["topic"], r["source"]): r for r in store.watermarks()}
             counts = store.counts()

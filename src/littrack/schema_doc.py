@@ -168,6 +168,17 @@ TABLES: dict[str, TableDoc] = {
         "has_results": "1 when results are posted on ClinicalTrials.gov.",
         "lead_sponsor": "Lead sponsor name.",
         "lead_sponsor_class": "Lead sponsor class: `INDUSTRY`, `NIH`, `FED`, `OTHER`, …",
+        "results_first_submitted": "Date results were first submitted (they count as "
+                                   "reported while in QC review), `YYYY-MM-DD`.",
+        "delay_certificate_submitted": "Date a certificate of delay was first submitted "
+                                       "(`dispFirstSubmitDate`); it moves the FDAAA due date "
+                                       "to 3 years after completion.",
+        "fda_regulated_drug": "1 when the study is of an FDA-regulated drug, 0 when not, "
+                              "empty when not stated.",
+        "fda_regulated_device": "1 when the study is of an FDA-regulated device, 0 when not, "
+                                "empty when not stated.",
+        "primary_purpose": "Design's primary purpose: `TREATMENT`, `PREVENTION`, "
+                           "`DEVICE_FEASIBILITY`, …",
         **_BOOKKEEPING,
     }),
     "trial_phases": TableDoc("ClinicalTrials.gov", "One row per phase of a study.", {
@@ -252,18 +263,24 @@ TABLES: dict[str, TableDoc] = {
         "first_seen_run": f"{_RUN} first found the link (`rebuild` when found by "
                           "`littrack rebuild`).",
     }),
-    "trials_due_unreported": TableDoc("Change history and links", "Trials whose "
-                                      "primary completion date is more than 12 months past "
-                                      "(a partial date counts as the end of its month or "
-                                      "year) with no results on ClinicalTrials.gov and no "
-                                      "linked results publication, i.e. neither a `RESULT` "
-                                      "reference with a PMID nor a linked article of type "
-                                      "`Clinical Trial`, `Clinical Trial, Phase …`, "
-                                      "`Controlled Clinical Trial`, `Randomized Controlled "
-                                      "Trial`, `Pragmatic Clinical Trial`, `Equivalence "
-                                      "Trial` or `Adaptive Clinical Trial`. Withdrawn "
-                                      "trials are left out. Evaluated against today's date "
-                                      "(UTC) when read.", {
+    "trials_due_unreported": TableDoc("Change history and links", "Trials whose results "
+                                      "are due and neither posted nor submitted on "
+                                      "ClinicalTrials.gov nor linked as a results "
+                                      "publication (a `RESULT` reference with a PMID, or a "
+                                      "linked article of type `Clinical Trial`, `Clinical "
+                                      "Trial, Phase …`, `Controlled Clinical Trial`, "
+                                      "`Randomized Controlled Trial`, `Pragmatic Clinical "
+                                      "Trial`, `Equivalence Trial` or `Adaptive Clinical "
+                                      "Trial`). The due date follows the FDAAA "
+                                      "TrialsTracker for applicable and probable applicable "
+                                      "clinical trials (primary completion, else completion, "
+                                      "+ 1 year + 30 days; + 3 years + 30 days with a "
+                                      "certificate of delay) and 12 months after primary "
+                                      "completion for all others; a partial date counts as "
+                                      "the end of its month or year. Withdrawn trials and "
+                                      "those listed in `trials_status_not_updated` are left "
+                                      "out. Evaluated against today's date (UTC) when "
+                                      "read.", {
         "nct_id": "NCT number.",
         "title": "Brief title.",
         "status": "Overall status.",
@@ -271,13 +288,52 @@ TABLES: dict[str, TableDoc] = {
         "sponsor": "Lead sponsor.",
         "primary_completion_date": "Primary completion date as registered.",
         "primary_completion_date_type": "`ACTUAL` or `ESTIMATED`.",
-        "due_date": "Day results became due: the end of the primary completion period plus "
-                    "12 months, `YYYY-MM-DD`.",
+        "completion_date": "Study completion date as registered.",
+        "completion_date_type": "`ACTUAL` or `ESTIMATED`.",
+        "rule": "Which rule set the due date: `FDAAA 801: applicable clinical trial`, "
+                "`FDAAA 801: probable applicable clinical trial` (either may add "
+                "`(certificate of delay)`) or `not FDAAA-covered: 12 months after primary "
+                "completion`.",
+        "due_date": "Day results became due, `YYYY-MM-DD`.",
         "days_overdue": "Days since `due_date`.",
-        "linked_pmids": "Number of articles linked to the trial (of any type).",
-        "topics": "Topics that track the trial, joined with `; ` (empty for a trial fetched "
+        "linked_pmids": "PMIDs of every article linked to the trial, joined with `|`.",
+        "verification": "`unverified` when a linked article could not be fetched (it might "
+                        "be the results paper), else `checked`.",
+        "topics": "Topics that track the trial, joined with `|` (empty for a trial fetched "
                   "only because an article links to it).",
         "url": "The study's page on ClinicalTrials.gov.",
+    }),
+    "trials_status_not_updated": TableDoc("Change history and links", "Trials whose "
+                                          "completion date (and primary completion date, if "
+                                          "any) is past while the overall status still says "
+                                          "the study is going (`NOT_YET_RECRUITING`, "
+                                          "`RECRUITING`, `ENROLLING_BY_INVITATION`, "
+                                          "`ACTIVE_NOT_RECRUITING`, `SUSPENDED`, `UNKNOWN`): "
+                                          "the record was not kept up to date (the FDAAA "
+                                          "TrialsTracker's data discrepancy). Not counted as "
+                                          "unreported results. Evaluated against today's "
+                                          "date (UTC) when read.", {
+        "nct_id": "NCT number.",
+        "title": "Brief title.",
+        "status": "Overall status as registered.",
+        "primary_completion_date": "Primary completion date as registered.",
+        "primary_completion_date_type": "`ACTUAL` or `ESTIMATED`.",
+        "completion_date": "Study completion date as registered.",
+        "completion_date_type": "`ACTUAL` or `ESTIMATED`.",
+        "last_update_posted": "Date of the last posted update.",
+        "sponsor": "Lead sponsor.",
+        "days_past_completion": "Days since the completion date (else the primary "
+                                "completion date).",
+        "topics": "Topics that track the trial, joined with `|`.",
+        "url": "The study's page on ClinicalTrials.gov.",
+    }),
+    "record_updates": TableDoc("Change history and links", "One row per record and run "
+                               "whose stored content changed: which fields.", {
+        "source": "`pubmed` or `ctgov`.",
+        "record_id": "PMID or NCT number.",
+        "run_id": f"{_RUN} saw the change.",
+        "fields": "Changed columns of the main table and names of child tables whose rows "
+                  "changed, joined with `|`.",
     }),
     # ---- runs and bookkeeping ----------------------------------------------------------
     "topic_matches": TableDoc("Runs and bookkeeping", "One row per topic and record it "
@@ -297,7 +353,8 @@ TABLES: dict[str, TableDoc] = {
         "source": "`pubmed` or `ctgov`.",
         "started_at": "When the topic started (UTC).",
         "finished_at": "When it finished (UTC); empty while running.",
-        "status": "`running`, `ok` or `failed`.",
+        "status": "`running`, `ok`, `failed` or `stopped` (a signal stopped the run; "
+                  "its uncommitted work was rolled back).",
         "window_start": "First day asked for; empty for everything (first run or --full).",
         "window_end": "Last day asked for.",
         "n_found": "Records the service listed for the window.",
@@ -313,6 +370,9 @@ TABLES: dict[str, TableDoc] = {
         "source": "`pubmed` or `ctgov`.",
         "watermark": "Day (`YYYY-MM-DD`) the last successful run started.",
         "data_timestamp": "ClinicalTrials.gov `/version` dataTimestamp at that run.",
+        "query_fingerprint": "Hash of the topic's query for this source when the watermark "
+                             "was set; a changed query starts the topic over from the "
+                             "beginning.",
         "run_id": "The run that set it.",
         "updated_at": "When it was set (UTC).",
     }),

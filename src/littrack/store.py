@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
+import urllib.parse
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,11 +35,12 @@ from littrack.tables import MAIN_TABLE, RECORD_TABLES, Table
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BOOKKEEPING = ("first_seen_at", "last_seen_at", "updated_at")
 _INTEGER_COLUMNS = {
     "position", "affiliation_position", "pub_year", "is_major", "is_retracted", "has_erratum",
     "has_concern", "is_retraction_notice", "is_deleted", "enrollment", "has_results",
+    "fda_regulated_drug", "fda_regulated_device",
 }
 
 
@@ -105,12 +108,104 @@ def _schema_v1() -> list[str]:
     return stmts
 
 
-# Trials whose primary completion date (a partial "2024-05" counts as the month's last day)
-# is more than 12 months past, with no results on ClinicalTrials.gov and no linked results
-# publication: a ``RESULT`` reference with a PMID in the record, or a linked article typed as
-# a trial report (protocols do not count). Withdrawn trials never enrolled anyone, so they
-# owe no results. ``{today}`` is ``date('now')`` in the view, a parameter in the report.
-_UNREPORTED_SQL = """
+def _end_of(column: str) -> str:
+    """A partial registry date as the last day it can mean (``2024`` → 2024-12-31,
+    ``2024-05`` → 2024-05-31), so nothing is called due before it could be."""
+    return (f"date(CASE WHEN length({column}) = 4 THEN {column} || '-12-31' "
+            f"WHEN length({column}) = 7 THEN date({column} || '-01', '+1 month', '-1 day') "
+            f"ELSE {column} END)")
+
+
+# Statuses that say a study is still going: with its completion date past, the record was
+# not kept up to date (the FDAAA TrialsTracker's "data discrepancy").
+_STALE_STATUSES = ("'NOT_YET_RECRUITING', 'RECRUITING', 'ENROLLING_BY_INVITATION', "
+                   "'ACTIVE_NOT_RECRUITING', 'SUSPENDED', 'UNKNOWN'")
+
+# Every trial with the facts both views need. ``fdaaa``: 'ACT' (applicable clinical trial:
+# interventional, FDA-regulated drug or device, not phase 1, not device feasibility, started
+# on or after 2017-01-18), 'pACT' (the same but started before, completing on or after
+# 2017-01-18), else NULL. ``basis``: primary completion, else completion, as a full day.
+# ``due_date``: FDAAA trials 1 year + 30 days after ``basis`` (3 years + 30 days with a
+# certificate of delay), as the FDAAA TrialsTracker reads 42 CFR 11; all others 12 months.
+_TRIAL_FACTS = f"""
+  SELECT f.*, CASE WHEN f.fdaaa IS NULL THEN date(f.basis, '+12 months')
+      WHEN f.delay_certificate_submitted IS NOT NULL THEN date(f.basis, '+3 years', '+30 days')
+      ELSE date(f.basis, '+1 year', '+30 days') END AS due_date
+  FROM (SELECT b.*, CASE WHEN b.study_type = 'INTERVENTIONAL'
+          AND (b.fda_regulated_drug = 1 OR b.fda_regulated_device = 1)
+          AND COALESCE(b.phase, '') NOT IN ('PHASE1', 'EARLY_PHASE1')
+          AND COALESCE(b.primary_purpose, '') <> 'DEVICE_FEASIBILITY'
+          AND COALESCE(b.overall_status, '') <> 'WITHDRAWN'
+        THEN CASE WHEN b.start_date >= '2017-01-18' THEN 'ACT'
+                  WHEN b.basis >= '2017-01-18' THEN 'pACT' END END AS fdaaa
+      FROM (SELECT trials.*, {_end_of("primary_completion_date")} AS primary_end,
+              {_end_of("completion_date")} AS completion_end,
+              COALESCE({_end_of("primary_completion_date")},
+                       {_end_of("completion_date")}) AS basis
+            FROM trials) b) f"""
+
+# Still "going" although every completion date it has is past: listed apart, never as
+# unreported results (nobody can owe results for a study the record says is recruiting).
+_STALE_WHERE = f"""t.overall_status IN ({_STALE_STATUSES})
+  AND COALESCE(t.completion_end, t.primary_end) < {{today}}
+  AND (t.primary_end IS NULL OR t.primary_end < {{today}})"""
+
+_TOPICS_OF_TRIAL = """(SELECT GROUP_CONCAT(topic, '|') FROM (SELECT DISTINCT topic FROM
+     topic_matches m WHERE m.source = 'ctgov' AND m.record_id = t.nct_id ORDER BY topic))"""
+
+# Results are due (``due_date`` passed) and none are in the registry (posted, or submitted
+# and in QC review) or linked: a ``RESULT`` reference with a PMID, or a linked article typed
+# as a trial report (protocols do not count). Withdrawn trials enrolled nobody and owe none.
+# ``verification`` is 'unverified' while a linked article could not be fetched: it might be
+# the results paper. ``{today}`` is ``date('now')`` in the view, a parameter in the report.
+_UNREPORTED_SQL = f"""
+SELECT t.nct_id, t.brief_title AS title, t.overall_status AS status, t.phase,
+  t.lead_sponsor AS sponsor, t.primary_completion_date, t.primary_completion_date_type,
+  t.completion_date, t.completion_date_type,
+  CASE t.fdaaa WHEN 'ACT' THEN 'FDAAA 801: applicable clinical trial'
+    WHEN 'pACT' THEN 'FDAAA 801: probable applicable clinical trial'
+    ELSE 'not FDAAA-covered: 12 months after primary completion' END
+    || CASE WHEN t.fdaaa IS NOT NULL AND t.delay_certificate_submitted IS NOT NULL
+         THEN ' (certificate of delay)' ELSE '' END AS rule,
+  t.due_date, CAST(julianday({{today}}) - julianday(t.due_date) AS INTEGER) AS days_overdue,
+  (SELECT GROUP_CONCAT(pmid, '|') FROM (SELECT DISTINCT l.pmid FROM trial_publication_links l
+     WHERE l.nct_id = t.nct_id ORDER BY CAST(l.pmid AS INTEGER))) AS linked_pmids,
+  CASE WHEN EXISTS (SELECT 1 FROM trial_publication_links l WHERE l.nct_id = t.nct_id
+                    AND NOT EXISTS (SELECT 1 FROM articles a WHERE a.pmid = l.pmid))
+    THEN 'unverified' ELSE 'checked' END AS verification,
+  {_TOPICS_OF_TRIAL} AS topics,
+  'https://clinicaltrials.gov/study/' || t.nct_id AS url
+FROM ({_TRIAL_FACTS}) t
+WHERE t.due_date < {{today}}
+  AND NOT ({_STALE_WHERE})
+  AND COALESCE(t.has_results, 0) = 0 AND t.results_first_posted IS NULL
+  AND t.results_first_submitted IS NULL
+  AND COALESCE(t.overall_status, '') <> 'WITHDRAWN'
+  AND NOT EXISTS (SELECT 1 FROM trial_references r WHERE r.nct_id = t.nct_id
+                  AND r.type = 'RESULT' AND r.pmid IS NOT NULL)
+  AND NOT EXISTS (SELECT 1 FROM trial_publication_links l
+                  JOIN article_publication_types pt ON pt.pmid = l.pmid
+                  WHERE l.nct_id = t.nct_id AND (pt.publication_type LIKE 'Clinical Trial, Phase%'
+                    OR pt.publication_type IN ('Clinical Trial', 'Controlled Clinical Trial',
+                      'Randomized Controlled Trial', 'Pragmatic Clinical Trial',
+                      'Equivalence Trial', 'Adaptive Clinical Trial')))
+ORDER BY t.due_date, t.nct_id"""
+
+_STATUS_NOT_UPDATED_SQL = f"""
+SELECT t.nct_id, t.brief_title AS title, t.overall_status AS status,
+  t.primary_completion_date, t.primary_completion_date_type, t.completion_date,
+  t.completion_date_type, t.last_update_posted, t.lead_sponsor AS sponsor,
+  CAST(julianday({{today}}) - julianday(COALESCE(t.completion_end, t.primary_end)) AS INTEGER)
+    AS days_past_completion,
+  {_TOPICS_OF_TRIAL} AS topics,
+  'https://clinicaltrials.gov/study/' || t.nct_id AS url
+FROM ({_TRIAL_FACTS}) t
+WHERE {_STALE_WHERE}
+ORDER BY COALESCE(t.completion_end, t.primary_end), t.nct_id"""
+
+# The view as release 0.1.0 created it; frozen here because migration 2 creates it (and
+# migration 4 replaces it). Never edit: a migration that was run must stay what it was.
+_UNREPORTED_SQL_V2 = """
 SELECT t.nct_id, t.brief_title AS title, t.overall_status AS status, t.phase,
   t.lead_sponsor AS sponsor, t.primary_completion_date, t.primary_completion_date_type,
   t.due_date, CAST(julianday({today}) - julianday(t.due_date) AS INTEGER) AS days_overdue,
@@ -148,7 +243,7 @@ def _schema_v2() -> list[str]:
   attempted_at TEXT NOT NULL, outcome TEXT NOT NULL,
   PRIMARY KEY (source, record_id))""",
         "CREATE VIEW IF NOT EXISTS trials_due_unreported AS "
-        + _UNREPORTED_SQL.format(today="date('now')"),
+        + _UNREPORTED_SQL_V2.format(today="date('now')"),
     ]
 
 
@@ -162,7 +257,56 @@ def _schema_v3() -> list[str]:
     ]
 
 
-MIGRATIONS: dict[int, list[str]] = {1: _schema_v1(), 2: _schema_v2(), 3: _schema_v3()}
+# Columns migration 4 adds to ``trials`` (a store made by a newer ``_schema_v1`` has them).
+_TRIAL_COLUMNS_V4 = ("results_first_submitted TEXT", "delay_certificate_submitted TEXT",
+                     "fda_regulated_drug INTEGER", "fda_regulated_device INTEGER",
+                     "primary_purpose TEXT")
+
+
+def _schema_v4(db: sqlite3.Connection) -> None:
+    """Everyday use (issue 11): FDAAA facts on trials and the two trial views built on
+    them, a query fingerprint beside each watermark, and ``stopped`` as a run status."""
+    have = {r[1] for r in db.execute("PRAGMA table_info(trials)")}
+    for spec in _TRIAL_COLUMNS_V4:
+        if spec.split()[0] not in have:
+            db.execute(f"ALTER TABLE trials ADD COLUMN {spec}")
+    db.execute("ALTER TABLE watermarks ADD COLUMN query_fingerprint TEXT")
+    # SQLite cannot change a CHECK constraint in place: copy the table.
+    db.execute("""CREATE TABLE runs_v4 (
+  run_id TEXT NOT NULL, topic TEXT NOT NULL, source TEXT NOT NULL,
+  started_at TEXT NOT NULL, finished_at TEXT, status TEXT NOT NULL
+    CHECK (status IN ('running', 'ok', 'failed', 'stopped')),
+  window_start TEXT, window_end TEXT,
+  n_found INTEGER, n_new INTEGER, n_updated INTEGER, n_requests INTEGER, n_retries INTEGER,
+  error TEXT,
+  PRIMARY KEY (run_id, topic, source))""")
+    db.execute("INSERT INTO runs_v4 SELECT run_id, topic, source, started_at, finished_at, "
+               "status, window_start, window_end, n_found, n_new, n_updated, n_requests, "
+               "n_retries, error FROM runs")
+    db.execute("DROP TABLE runs")
+    db.execute("ALTER TABLE runs_v4 RENAME TO runs")
+    db.execute("CREATE INDEX IF NOT EXISTS runs_topic ON runs (topic, source, started_at)")
+    db.execute("CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at)")
+    # Which fields of a record changed in a run (``|``-joined names; ``table.column`` for a
+    # child table), so a report can say what an "updated" record is about.
+    db.execute("""CREATE TABLE record_updates (
+  source TEXT NOT NULL, record_id TEXT NOT NULL, run_id TEXT NOT NULL, fields TEXT NOT NULL,
+  PRIMARY KEY (source, record_id, run_id))""")
+    db.execute("CREATE INDEX record_updates_run ON record_updates (run_id)")
+    db.execute("DROP VIEW IF EXISTS trials_due_unreported")
+    db.execute("CREATE VIEW trials_due_unreported AS "
+               + _UNREPORTED_SQL_V4.format(today="date('now')"))
+    db.execute("CREATE VIEW trials_status_not_updated AS "
+               + _STATUS_NOT_UPDATED_SQL_V4.format(today="date('now')"))
+
+
+# Frozen with migration 4: the report queries below may change, these may not.
+_UNREPORTED_SQL_V4 = _UNREPORTED_SQL
+_STATUS_NOT_UPDATED_SQL_V4 = _STATUS_NOT_UPDATED_SQL
+
+Migration = list[str] | Callable[[sqlite3.Connection], None]
+MIGRATIONS: dict[int, Migration] = {1: _schema_v1(), 2: _schema_v2(), 3: _schema_v3(),
+                                    4: _schema_v4}
 
 
 @dataclass
@@ -184,8 +328,12 @@ class Watermark:
 class Store:
     """All reads and writes of the littrack database."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
+        self.readonly = readonly
+        if readonly:
+            self.db = self._connect_readonly()
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, so nothing commits
@@ -199,6 +347,41 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot open database: {exc}") from None
         self._migrate()
+
+    @classmethod
+    def for_reading(cls, path: str | Path) -> Store:
+        """The store for commands that only read (status, report, export, ``load``).
+
+        Opened read-only, so a user who may only read the data directory can use them; a
+        store older than this littrack is migrated first when the user may write it.
+        """
+        store = cls(path, readonly=True)
+        if store.schema_version == SCHEMA_VERSION:
+            return store
+        store.close()
+        if os.access(path, os.W_OK) and os.access(Path(path).parent, os.W_OK):
+            return cls(path)
+        raise StoreError(f"{path}: the store was written by an older littrack and must be "
+                         "upgraded by a user who may write it (run `littrack run` once)")
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        """``mode=ro``; where SQLite cannot create the WAL index beside a read-only file,
+        ``immutable=1`` (nobody can be writing a store in a folder nobody may write)."""
+        if not self.path.is_file():
+            raise StoreError(f"{self.path}: no littrack database here (run `littrack run` "
+                             "first)")
+        uri = "file:" + urllib.parse.quote(str(self.path.resolve()))
+        last: sqlite3.Error | None = None
+        for mode in ("?mode=ro", "?mode=ro&immutable=1"):
+            try:
+                db = sqlite3.connect(uri + mode, uri=True, isolation_level=None, timeout=60,
+                                     check_same_thread=False)
+                db.row_factory = sqlite3.Row
+                db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+                return db
+            except sqlite3.Error as exc:
+                last = exc
+        raise StoreError(f"{self.path}: cannot open database for reading: {last}")
 
     def close(self) -> None:
         self.db.close()
@@ -217,8 +400,12 @@ class Store:
                              f"littrack understands ({SCHEMA_VERSION}); upgrade littrack")
         for target in range(version + 1, SCHEMA_VERSION + 1):
             with self.transaction():
-                for stmt in MIGRATIONS[target]:
-                    self.db.execute(stmt)
+                step = MIGRATIONS[target]
+                if callable(step):
+                    step(self.db)
+                else:
+                    for stmt in step:
+                        self.db.execute(stmt)
                 self.db.execute(f"PRAGMA user_version = {target}")
 
     @property
@@ -374,6 +561,7 @@ class Store:
                                   (rec.record_id,)).fetchone()
             if old is not None:
                 self._log_changes(rec, dict(old), new_main, now, run_id)
+                self._log_update(rec, dict(old), new_main, run_id)
             sets = ", ".join(f"{c}=?" for c in main_t.columns)
             self.db.execute(
                 f"UPDATE {main_t.name} SET {sets}, last_seen_at=?, updated_at=? "
@@ -415,6 +603,28 @@ class Store:
             "INSERT OR IGNORE INTO trial_publication_links (nct_id, pmid, evidence, "
             "first_seen_run) VALUES (?, ?, ?, ?)",
             [(*link, run_id) for link in changes.links(rec)])
+
+    def _log_update(self, rec: Normalized, old: dict[str, Any], new: dict[str, Any],
+                    run_id: str) -> None:
+        """Name every field that changed: main-table columns, and child tables whose rows
+        differ (read before ``_replace_children`` swaps them)."""
+        main_t = MAIN_TABLE[rec.source]
+        fields = [c for c, _, _ in changes.diff(old, new, main_t.columns)]
+        for t in RECORD_TABLES[rec.source]:
+            if t is main_t:
+                continue
+            rows = self.db.execute(f"SELECT {', '.join(t.columns)} FROM {t.name} WHERE "
+                                   f"{t.record_key}=?", (rec.record_id,)).fetchall()
+            before = sorted(tuple(changes.text(v) for v in r) for r in rows)
+            after = sorted(tuple(changes.text(r.get(c)) for c in t.columns)
+                           for r in rec.tables.get(t.name, []))
+            if before != after:
+                fields.append(t.name)
+        if fields:
+            self.db.execute(
+                "INSERT INTO record_updates (source, record_id, run_id, fields) VALUES "
+                "(?, ?, ?, ?) ON CONFLICT (source, record_id, run_id) DO UPDATE SET "
+                "fields=excluded.fields", (rec.source, rec.record_id, run_id, "|".join(fields)))
 
     def _log_changes(self, rec: Normalized, old: dict[str, Any], new: dict[str, Any],
                      now: str, run_id: str) -> None:
@@ -594,41 +804,84 @@ def _content_hash(rec: Normalized) -> str:
 
 # Report queries: the store owns these too. ``:run_ids`` expands to the runs of the window.
 QUERIES: dict[str, str] = {
+    # One row per record, with every topic that found it new in the window ("|"-joined).
     "new_articles": """
-        SELECT m.topic, a.pmid, a.title, a.journal, a.pub_year AS year, a.doi,
+        SELECT (SELECT GROUP_CONCAT(topic, '|') FROM (SELECT DISTINCT n.topic
+                  FROM topic_matches n WHERE n.source = 'pubmed' AND n.record_id = a.pmid
+                  AND n.first_seen_run IN (:run_ids) ORDER BY n.topic)) AS topics,
+          a.pmid, a.title, a.journal, a.pub_year AS year, a.doi, a.pmcid,
           (SELECT COALESCE(au.collective_name,
                   TRIM(COALESCE(au.last_name, '') || ' ' || COALESCE(au.initials, '')))
              FROM article_authors au WHERE au.pmid = a.pmid ORDER BY au.position LIMIT 1)
              AS first_author,
-          (SELECT GROUP_CONCAT(publication_type, '; ') FROM
+          (SELECT GROUP_CONCAT(name, '|') FROM (SELECT COALESCE(au.collective_name,
+                  TRIM(COALESCE(au.last_name, '') || ' ' || COALESCE(au.initials, '')))
+                  AS name FROM article_authors au WHERE au.pmid = a.pmid
+                  ORDER BY au.position)) AS authors,
+          (SELECT GROUP_CONCAT(publication_type, '|') FROM
              (SELECT publication_type FROM article_publication_types pt
               WHERE pt.pmid = a.pmid ORDER BY publication_type)) AS publication_types,
-          a.entrez_date, a.is_retracted,
+          (SELECT GROUP_CONCAT(descriptor, '|') FROM (SELECT DISTINCT descriptor
+             FROM article_mesh me WHERE me.pmid = a.pmid ORDER BY descriptor)) AS mesh_terms,
+          (SELECT GROUP_CONCAT(nct_id, '|') FROM (SELECT DISTINCT nct_id
+             FROM trial_publication_links l WHERE l.pmid = a.pmid ORDER BY nct_id))
+             AS nct_ids,
+          a.entrez_date, a.is_retracted, a.abstract,
           'https://pubmed.ncbi.nlm.nih.gov/' || a.pmid || '/' AS url
-        FROM topic_matches m JOIN articles a ON a.pmid = m.record_id
-        WHERE m.source = 'pubmed' AND m.first_seen_run IN (:run_ids)
-        ORDER BY m.topic, a.entrez_date DESC, CAST(a.pmid AS INTEGER) DESC""",
+        FROM articles a
+        WHERE a.pmid IN (SELECT record_id FROM topic_matches WHERE source = 'pubmed'
+                         AND first_seen_run IN (:run_ids))
+        ORDER BY a.entrez_date DESC, CAST(a.pmid AS INTEGER) DESC""",
     "new_trials": """
-        SELECT m.topic, t.nct_id, t.brief_title AS title, t.overall_status AS status,
+        SELECT (SELECT GROUP_CONCAT(topic, '|') FROM (SELECT DISTINCT n.topic
+                  FROM topic_matches n WHERE n.source = 'ctgov' AND n.record_id = t.nct_id
+                  AND n.first_seen_run IN (:run_ids) ORDER BY n.topic)) AS topics,
+          t.nct_id, t.brief_title AS title, t.overall_status AS status,
           t.phase, t.enrollment, t.lead_sponsor AS sponsor, t.start_date,
-          (SELECT GROUP_CONCAT(country, '; ') FROM (SELECT DISTINCT country FROM
+          t.primary_completion_date, t.primary_completion_date_type,
+          (SELECT GROUP_CONCAT(condition, '|') FROM (SELECT condition FROM trial_conditions c
+             WHERE c.nct_id = t.nct_id ORDER BY condition)) AS conditions,
+          (SELECT GROUP_CONCAT(name, '|') FROM (SELECT name FROM trial_interventions i
+             WHERE i.nct_id = t.nct_id AND name IS NOT NULL ORDER BY position))
+             AS interventions,
+          (SELECT GROUP_CONCAT(country, '|') FROM (SELECT DISTINCT country FROM
              trial_locations l WHERE l.nct_id = t.nct_id AND country IS NOT NULL
              ORDER BY country)) AS countries,
-          t.last_update_posted,
+          t.has_results, t.last_update_posted,
           'https://clinicaltrials.gov/study/' || t.nct_id AS url
-        FROM topic_matches m JOIN trials t ON t.nct_id = m.record_id
-        WHERE m.source = 'ctgov' AND m.first_seen_run IN (:run_ids)
-        ORDER BY m.topic, t.nct_id""",
+        FROM trials t
+        WHERE t.nct_id IN (SELECT record_id FROM topic_matches WHERE source = 'ctgov'
+                           AND first_seen_run IN (:run_ids))
+        ORDER BY t.nct_id""",
+    # Articles a topic already tracked whose content changed in the window, with the fields
+    # that changed (``record_updates``).
+    "updated_articles": """
+        SELECT (SELECT GROUP_CONCAT(topic, '|') FROM (SELECT DISTINCT m.topic
+                  FROM topic_matches m WHERE m.source = 'pubmed' AND m.record_id = a.pmid
+                  ORDER BY m.topic)) AS topics,
+          a.pmid, a.title, a.journal, a.pub_year AS year,
+          (SELECT GROUP_CONCAT(f, '|') FROM (SELECT DISTINCT value AS f
+             FROM record_updates u, json_each('["' || REPLACE(u.fields, '|', '","') || '"]')
+             WHERE u.source = 'pubmed' AND u.record_id = a.pmid AND u.run_id IN (:run_ids)
+             ORDER BY f)) AS changed_fields,
+          a.is_retracted,
+          'https://pubmed.ncbi.nlm.nih.gov/' || a.pmid || '/' AS url
+        FROM articles a
+        WHERE a.pmid IN (SELECT record_id FROM record_updates WHERE source = 'pubmed'
+                         AND run_id IN (:run_ids))
+          AND EXISTS (SELECT 1 FROM topic_matches m WHERE m.source = 'pubmed'
+                      AND m.record_id = a.pmid AND m.first_seen_run NOT IN (:run_ids))
+        ORDER BY CAST(a.pmid AS INTEGER)""",
     "trial_changes": """
         SELECT c.nct_id, t.brief_title AS title, c.field, c.old_value, c.new_value,
           c.observed_at, c.run_id,
-          (SELECT GROUP_CONCAT(topic, '; ') FROM topic_matches m WHERE m.source = 'ctgov'
+          (SELECT GROUP_CONCAT(topic, '|') FROM topic_matches m WHERE m.source = 'ctgov'
              AND m.record_id = c.nct_id) AS topics
         FROM trial_changes c LEFT JOIN trials t ON t.nct_id = c.nct_id
         WHERE c.run_id IN (:run_ids) ORDER BY c.nct_id, c.observed_at, c.field""",
     "article_changes": """
         SELECT c.pmid, a.title, c.field, c.old_value, c.new_value, c.observed_at, c.run_id,
-          (SELECT GROUP_CONCAT(topic, '; ') FROM topic_matches m WHERE m.source = 'pubmed'
+          (SELECT GROUP_CONCAT(topic, '|') FROM topic_matches m WHERE m.source = 'pubmed'
              AND m.record_id = c.pmid) AS topics
         FROM article_changes c LEFT JOIN articles a ON a.pmid = c.pmid
         WHERE c.run_id IN (:run_ids) ORDER BY c.pmid, c.observed_at, c.field""",
@@ -643,6 +896,7 @@ QUERIES: dict[str, str] = {
                 AND m.record_id = l.nct_id) OR (m.source = 'pubmed' AND m.record_id = l.pmid))
         ORDER BY l.nct_id, l.pmid, l.evidence""",
     "unreported_trials": _UNREPORTED_SQL.format(today=":today"),
+    "status_not_updated": _STATUS_NOT_UPDATED_SQL.format(today=":today"),
     "report_runs": """
         SELECT run_id, topic, source, status, started_at, finished_at, window_start,
           window_end, n_found, n_new, n_updated, n_requests, n_retries, error
@@ -689,5 +943,5 @@ def load_table(table: str, data_dir: str | Path | None = None,
     path = Path(data_dir) / "littrack.sqlite"
     if not path.exists():
         raise ConfigError(f"{path}: no littrack database here (run `littrack run` first)")
-    with Store(path) as store:
+    with Store.for_reading(path) as store:
         return store.frame(table)

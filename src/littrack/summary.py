@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from littrack.store import Store
+from littrack.tables import LIST_SEP
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -124,7 +125,7 @@ def _for_topic(frame: pd.DataFrame, topic: str) -> pd.DataFrame:
     """Rows of a report frame that concern ``topic`` (a ``topic`` or ``topics`` column)."""
     if "topic" in frame.columns:
         return frame[frame["topic"] == topic]
-    listed = frame["topics"].fillna("").map(lambda s: topic in s.split("; "))
+    listed = frame["topics"].fillna("").map(lambda s: topic in s.split(LIST_SEP))
     return frame[listed.astype(bool)]
 
 
@@ -166,36 +167,53 @@ def _topic_section(topic: str, counts: pd.DataFrame,
     arts = _for_topic(frames["new_articles"], topic)
     out += _table_section(
         "New articles", arts, "new_articles.csv",
-        ["PMID", "title", "journal", "year", "first author", "flags"],
+        ["PMID", "title", "journal", "year", "first author", "retracted"],
         lambda r: [Link(r["pmid"], r["url"]), r["title"], r["journal"], _num(r["year"]),
-                   r["first_author"], "RETRACTED" if _num(r["is_retracted"]) == "1" else ""])
+                   r["first_author"], _yes_no(r["is_retracted"])])
     trials = _for_topic(frames["new_trials"], topic)
     out += _table_section(
         "New trials", trials, "new_trials.csv",
-        ["NCT", "title", "status", "phase", "sponsor", "start"],
+        ["NCT", "title", "status", "phase", "sponsor", "start", "has results"],
         lambda r: [Link(r["nct_id"], r["url"]), r["title"], r["status"], r["phase"],
-                   r["sponsor"], r["start_date"]])
+                   r["sponsor"], r["start_date"], _yes_no(r["has_results"])])
+    updated = _for_topic(frames["updated_articles"], topic)
+    out += _table_section(
+        "Updated articles", updated, "updated_articles.csv",
+        ["PMID", "title", "journal", "changed", "retracted"],
+        lambda r: [Link(r["pmid"], r["url"]), r["title"], r["journal"],
+                   str(r["changed_fields"] or "").replace(LIST_SEP, ", "),
+                   _yes_no(r["is_retracted"])])
     changes = _for_topic(frames["trial_changes"], topic)
     out += _table_section(
         "Trial changes (status, phase, enrollment, dates, results)", changes,
         "trial_changes.csv", ["NCT", "title", "field", "was", "now", "seen"],
-        lambda r: [_nct_link(r["nct_id"]), r["title"], r["field"], _value(r["old_value"]),
-                   _value(r["new_value"]), str(r["observed_at"])[:10]])
+        lambda r: [_nct_link(r["nct_id"]), r["title"], r["field"],
+                   _flag_value(r["field"], r["old_value"]),
+                   _flag_value(r["field"], r["new_value"]), str(r["observed_at"])[:10]])
     corrections = _for_topic(frames["article_changes"], topic)
     out += _table_section(
         "Article corrections (retractions, errata, concerns, deletions)", corrections,
         "article_changes.csv", ["PMID", "title", "field", "was", "now", "seen"],
-        lambda r: [_pmid_link(r["pmid"]), r["title"], r["field"], _value(r["old_value"]),
-                   _value(r["new_value"]), str(r["observed_at"])[:10]])
+        lambda r: [_pmid_link(r["pmid"]), r["title"], r["field"],
+                   _flag_value(r["field"], r["old_value"]),
+                   _flag_value(r["field"], r["new_value"]), str(r["observed_at"])[:10]])
     due = _for_topic(frames["unreported_trials"], topic)
     out += _table_section(
-        "Unreported trials (primary completion more than 12 months ago, no results)", due,
+        "Unreported trials (results due, none posted or linked)", due,
         "unreported_trials.csv",
         ["NCT", "title", "status", "primary completion", "due since", "days overdue",
-         "sponsor"],
+         "rule", "check"],
         lambda r: [Link(r["nct_id"], r["url"]), r["title"], r["status"],
                    r["primary_completion_date"], r["due_date"], _num(r["days_overdue"]),
-                   r["sponsor"]])
+                   r["rule"], r["verification"]])
+    stale = _for_topic(frames["status_not_updated"], topic)
+    out += _table_section(
+        "Status not updated (completion date past, record still says it is going)", stale,
+        "status_not_updated.csv",
+        ["NCT", "title", "status", "completion", "last update", "sponsor"],
+        lambda r: [Link(r["nct_id"], r["url"]), r["title"], r["status"],
+                   r["completion_date"] or r["primary_completion_date"],
+                   r["last_update_posted"], r["sponsor"]])
     return out
 
 
@@ -236,6 +254,19 @@ def _num(v: Any) -> str:
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return str(v)
+
+
+def _yes_no(v: Any) -> str:
+    """A 0/1 flag as a reader says it."""
+    text = _num(v)
+    return "yes" if text == "1" else "no" if text == "0" else ""
+
+
+def _flag_value(field: str, v: Any) -> str:
+    """A changed value; 0/1 flags (``has_results``, ``is_retracted`` …) as no/yes."""
+    if field.startswith(("has_", "is_")) and _num(v) in ("0", "1"):
+        return _yes_no(v)
+    return _value(v)
 
 
 def _value(v: Any) -> str:
@@ -347,29 +378,44 @@ def _save(fig: Any, path: Path) -> None:
     fig.savefig(path, format="png", dpi=110, metadata={"Software": None})
 
 
+def publications_grid(data: pd.DataFrame) -> tuple[list[int], dict[str, list[int]]]:
+    """Every year from the first to the last publication, and per topic its count in each
+    (0 for a year without one), so gaps show as gaps and no topic hides behind another."""
+    if data.empty:
+        return [], {}
+    years = list(range(int(data["year"].min()), int(data["year"].max()) + 1))
+    grid: dict[str, list[int]] = {}
+    for topic, rows in data.groupby("topic", sort=True):
+        counts = {int(y): int(n) for y, n in zip(rows["year"], rows["n"], strict=True)}
+        grid[str(topic)] = [counts.get(y, 0) for y in years]
+    return years, grid
+
+
 def chart_publications(store: Store, path: Path) -> Image | None:
-    """Publications per year, one line per topic (articles PubMed has not withdrawn)."""
+    """Publications per year: one panel of bars per topic, on one shared year axis."""
     from matplotlib.ticker import MaxNLocator
 
-    data = store.query("publications_per_year")
-    if data.empty:
+    years, grid = publications_grid(store.query("publications_per_year"))
+    if not years:
         return None
-    fig = _figure(8.5, 4.2)
-    ax = fig.subplots()
-    for topic, rows in data.groupby("topic", sort=True):
-        ax.plot(rows["year"].astype(int), rows["n"].astype(int), marker="o", markersize=4,
-                linewidth=1.6, label=str(topic))
-    ax.set_title("Publications per year, by topic")
-    ax.set_xlabel("publication year")
-    ax.set_ylabel("articles")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylim(bottom=0)
-    ax.grid(axis="y", color="#e5e5e5")
-    ax.spines[["top", "right"]].set_visible(False)
-    ax.legend(frameon=False, fontsize=9)
+    fig = _figure(8.5, 1.0 + 1.6 * len(grid))
+    axes = fig.subplots(len(grid), 1, squeeze=False, sharex=True)[:, 0]
+    for ax, (topic, counts) in zip(axes, grid.items(), strict=True):
+        ax.bar(years, counts, width=0.8, color="#3288bd")
+        ax.set_title(topic, loc="left", fontsize=10)
+        ax.set_ylabel("articles", fontsize=9)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=4))
+        ax.set_ylim(bottom=0, top=max(1, max(counts)) * 1.1)
+        ax.grid(axis="y", color="#e5e5e5")
+        ax.set_axisbelow(True)
+        ax.spines[["top", "right"]].set_visible(False)
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True, nbins=min(len(years), 12)))
+    axes[-1].set_xlim(years[0] - 0.6, years[-1] + 0.6)
+    axes[-1].set_xlabel("publication year")
+    fig.suptitle("Publications per year, by topic")
     _save(fig, path)
-    return Image(f"{CHARTS_DIR}/{path.name}", "Line chart: publications per year for each topic")
+    return Image(f"{CHARTS_DIR}/{path.name}",
+                 "Bar charts: publications per year, one panel per topic, empty years as zero")
 
 
 def _phase_label(phase: str) -> str:

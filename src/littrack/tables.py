@@ -69,7 +69,8 @@ TRIALS = _t(
     "phase study_type enrollment enrollment_type start_date start_date_type "
     "primary_completion_date primary_completion_date_type completion_date completion_date_type "
     "first_posted last_update_posted results_first_posted has_results lead_sponsor "
-    "lead_sponsor_class",
+    "lead_sponsor_class results_first_submitted delay_certificate_submitted "
+    "fda_regulated_drug fda_regulated_device primary_purpose",
 )
 TRIAL_PHASES = _t("trial_phases", "nct_id", ("nct_id", "phase"), "nct_id phase")
 TRIAL_CONDITIONS = _t(
@@ -106,3 +107,5 @@ CTGOV_TABLES: tuple[Table, ...] = (
 RECORD_TABLES: dict[str, tuple[Table, ...]] = {"pubmed": PUBMED_TABLES, "ctgov": CTGOV_TABLES}
 MAIN_TABLE: dict[str, Table] = {"pubmed": ARTICLES, "ctgov": TRIALS}
 SOURCES: tuple[str, ...] = ("pubmed", "ctgov")
+# The one separator of several values in one cell, in the store, every CSV and the docs.
+LIST_SEP = "|"
