@@ -247,7 +247,6 @@ def serve(ctx: click.Context, once_now: bool, wait: float, stop_timeout: float) 
     import os
 
     from littrack import scheduler
-
     from littrack.lock import check_writable
 
     settings = _settings(ctx)
