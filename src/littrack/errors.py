@@ -17,9 +17,9 @@ Every failure a user can cause or meet is a ``LittrackError``; anything else is 
     StopRequested              not an error: SIGTERM/SIGINT asked the run to stop; the
                                current topic rolls back and no further topic starts
 
-The CLI maps ``ConfigError`` and ``DataDirError`` to exit code 2 and any other ``LittrackError`` of a topic to exit
-code 1 after the other topics ran. Messages never contain API keys: ``redact`` is applied
-to every URL and text that comes from a request.
+The CLI maps ``ConfigError`` and ``DataDirError`` to exit code 2 and any other
+``LittrackError`` of a topic to exit code 1 after the other topics ran. Messages never
+contain API keys: ``redact`` is applied to every URL and text that comes from a request.
 """
 
 from __future__ import annotations
