@@ -97,14 +97,14 @@ def _env(base: Path) -> dict[str, str]:
 
 
 def test_readers_work_on_a_store_they_may_only_read(readonly_tree: Path) -> None:
-    env, work = _env(readonly_tree), readonly_tree / "work"
-    status = littrack(["status"], env, work, reader_of=readonly_tree / "data")
+    env, work, data = _env(readonly_tree), readonly_tree / "work", readonly_tree / "data"
+    status = littrack(["status"], env, work, reader_of=data)
     assert status.returncode == 0, status.stderr
     assert "t1" in status.stdout and "ok" in status.stdout
-    report = littrack(["report", "--since", "2025-12-01"], env, work, reader_of=readonly_tree / "data")
+    report = littrack(["report", "--since", "2025-12-01"], env, work, reader_of=data)
     assert report.returncode == 0, report.stderr
     assert (work / "littrack-reports-since-2025-12-01" / "new_trials.csv").is_file()
-    export = littrack(["export", "--out", str(work / "x")], env, work, reader_of=readonly_tree / "data")
+    export = littrack(["export", "--out", str(work / "x")], env, work, reader_of=data)
     assert export.returncode == 0, export.stderr
     assert (work / "x" / "trials.csv").is_file()
     code = ("import littrack; "
@@ -119,7 +119,8 @@ def test_readers_work_on_a_store_they_may_only_read(readonly_tree: Path) -> None
 @pytest.mark.parametrize("command", [["run"], ["rebuild"], ["serve"]])
 def test_writers_on_a_read_only_data_dir_exit_2_with_one_line(readonly_tree: Path,
                                                               command: list[str]) -> None:
-    proc = littrack(command, _env(readonly_tree), readonly_tree / "work", reader_of=readonly_tree / "data")
+    proc = littrack(command, _env(readonly_tree), readonly_tree / "work",
+                    reader_of=readonly_tree / "data")
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.startswith("littrack:")]
