@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +186,34 @@ def run(ctx: click.Context, topics: tuple[str, ...], source: str | None, full: b
 
 
 @cli.command()
+@click.argument("directory", required=False, default=".",
+                type=click.Path(file_okay=False, path_type=Path))
+@handle_errors
+def init(directory: Path) -> None:
+    """Write a commented starter config to DIRECTORY/config/littrack.toml (default: here).
+
+    The shipped config (three example topics, schedules, polite defaults). littrack finds
+    it when started in DIRECTORY, and keeps its data in DIRECTORY/data.
+    """
+    from importlib.resources import files
+
+    target = directory / "config" / "littrack.toml"
+    if target.exists():
+        raise ConfigError(f"{target}: a config is already there; edit it, or remove it "
+                          "first to start over")
+    text = files("littrack").joinpath("starter/littrack.toml").read_text(encoding="utf-8")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise DataDirError(f"{target.parent}: cannot write the config here: "
+                           f"{exc.strerror or exc}") from None
+    click.echo(f"wrote {target}")
+    click.echo(f"next: edit its [[topics]], then `cd {directory}` and run `littrack check` "
+               "and `littrack run`")
+
+
+@cli.command()
 @click.pass_context
 @handle_errors
 def check(ctx: click.Context) -> None:
@@ -287,36 +315,70 @@ def status(ctx: click.Context, as_json: bool) -> None:
     click.echo(json.dumps(report, indent=2) if as_json else scheduler.format_status(report))
 
 
+def _duration(value: str) -> timedelta:
+    """``7d``, ``2w``, ``12h`` → a timedelta; anything else is a usage error."""
+    import re
+
+    m = re.fullmatch(r"\s*(\d+)\s*([hdw])\s*", value or "")
+    if not m:
+        raise click.BadParameter(f"{value!r} is not a duration like 12h, 7d or 2w")
+    n, unit = int(m.group(1)), m.group(2)
+    return timedelta(hours=n) if unit == "h" else timedelta(days=n * (7 if unit == "w" else 1))
+
+
 @cli.command()
-@click.option("--since", required=True, type=click.DateTime(formats=["%Y-%m-%d"]),
-              metavar="DATE", help="Report on the runs started on or after this day "
-                                   "(YYYY-MM-DD, UTC).")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="DATE",
+              help="Report on the runs started on or after this day (YYYY-MM-DD, UTC).")
+@click.option("--last", "last", metavar="DURATION",
+              help="Report on the runs of the last DURATION: 12h, 7d, 2w.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Folder to write; replaced if it holds an earlier report. "
-                   "Default: <data_dir>/reports-since/DATE.")
+                   "Default: <data_dir>/reports-since/START (./littrack-reports-since-START "
+                   "when the data directory is read-only).")
 @click.pass_context
 @handle_errors
-def report(ctx: click.Context, since: datetime, out: Path | None) -> None:
-    """Build the report of every run since DATE from the store alone, without network.
+def report(ctx: click.Context, since: datetime | None, last: str | None,
+           out: Path | None) -> None:
+    """Build the report of a window of runs from the store alone, without network.
 
-    The same files a run writes (new_articles.csv, new_trials.csv, trial_changes.csv,
-    article_changes.csv, links.csv, unreported_trials.csv, summary.md, summary.html and
-    charts/), over a window of runs. Reads one consistent snapshot without the
+    Without --since or --last: every run since the previous `littrack report` written to
+    the default folder (or of the last 7 days when there is none). The same files a run
+    writes (new_articles.csv, new_trials.csv, updated_articles.csv, trial_changes.csv,
+    article_changes.csv, links.csv, unreported_trials.csv, status_not_updated.csv,
+    summary.md, summary.html and charts/). Reads one consistent snapshot without the
     data-directory lock, so it works while a run is in progress.
     """
     from littrack.export import ensure_replaceable
-    from littrack.reports import write_report
+    from littrack.reports import previous_report, write_report
     from littrack.store import Store
 
+    if since is not None and last is not None:
+        raise click.UsageError("give --since or --last, not both")
     settings = _settings(ctx)
-    day = since.date().isoformat()
-    out = out or _default_out(settings, Path("reports-since") / day)
-    ensure_replaceable(out, "summary.md")
+    parent = _default_out(settings, Path("reports-since"))
+    now = datetime.now(UTC).replace(microsecond=0)
+    prev = previous_report(parent) if since is None and last is None else None
+    covered: set[str] = set(prev["run_ids"]) if prev else set()
+    if since is not None:
+        start = query_from = since.date().isoformat()
+    else:
+        stamp = "%Y-%m-%dT%H:%M:%SZ"
+        begin = now - (_duration(last) if last is not None else timedelta(days=7))
+        start = query_from = begin.strftime(stamp)
+        if prev:  # runs after those the previous report covered (one may have been running)
+            start, query_from = str(prev["until"]), str(prev["since"])
     _require_store(settings)
     with Store.for_reading(settings.db_path) as store, store.snapshot():
-        run_ids = store.run_ids_since(day)
-        path = write_report(store, out, run_ids, f"littrack report since {day}")
-    click.echo(f"report: {path} ({len(run_ids)} run(s) since {day})")
+        run_ids = [r for r in store.run_ids_since(query_from) if r not in covered]
+        if not run_ids:
+            click.echo(f"nothing in range: no run since {start}")
+            return
+        out = out or parent / start.replace(":", "")
+        ensure_replaceable(out, "summary.md")
+        path = write_report(store, out, run_ids, f"littrack report since {start}",
+                            meta={"since": start, "until": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                  "run_ids": run_ids})
+    click.echo(f"report: {path} ({len(run_ids)} run(s) since {start})")
 
 
 @cli.command("export")

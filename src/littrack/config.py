@@ -68,6 +68,14 @@ class CtgovSettings:
 
 
 @dataclass(frozen=True)
+class ReportSettings:
+    """Which run report folders to write and keep."""
+
+    write_empty: bool = False  # a folder also for a run that found nothing new
+    keep: int = 0  # the newest N run report folders; 0 keeps all
+
+
+@dataclass(frozen=True)
 class Schedule:
     """When ``littrack serve`` runs a source (optionally one topic)."""
 
@@ -112,6 +120,7 @@ class Settings:
     ncbi: NcbiSettings = NcbiSettings()
     ctgov: CtgovSettings = CtgovSettings()
     retry: RetrySettings = RetrySettings()
+    reports: ReportSettings = ReportSettings()
     schedules: tuple[Schedule, ...] = ()
     log_level: str = "INFO"
     log_file: Path | None = None
@@ -145,6 +154,7 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "base_url": (_STR, False), "page_size": (_INT, False), "overlap_days": (_INT, False),
         "requests_per_minute": (_NUM, False),
     },
+    "reports": {"write_empty": ((bool,), False), "keep": (_INT, False)},
     "retry": {
         "max_tries": (_INT, False), "backoff_base": (_NUM, False), "backoff_cap": (_NUM, False),
         "timeout": (_NUM, False),
@@ -281,6 +291,10 @@ def parse_settings(data: dict[str, Any], path: Path, env: Mapping[str, str]) -> 
     if retry.max_tries < 1:
         raise check.fail("retry.max_tries", "must be at least 1")
 
+    rp = sections["reports"]
+    reports = ReportSettings(write_empty=rp.get("write_empty", False),
+                             keep=_bounded(check, "reports.keep", rp.get("keep", 0), 0, 100000))
+
     topics = _parse_topics(check, data["topics"])
     schedules = _parse_schedules(check, data.get("schedule", {}), None)
     for item, topic in zip(data["topics"], topics, strict=True):
@@ -293,7 +307,7 @@ def parse_settings(data: dict[str, Any], path: Path, env: Mapping[str, str]) -> 
     log_file = lt.get("log_file")
     return Settings(
         config_path=path, data_dir=data_dir, topics=topics, ncbi=ncbi, ctgov=ctgov,
-        retry=retry, schedules=schedules, log_level=log_level,
+        retry=retry, reports=reports, schedules=schedules, log_level=log_level,
         log_file=_beside(path, log_file) if log_file else None,
     )
 

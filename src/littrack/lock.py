@@ -43,6 +43,22 @@ def check_writable(data_dir: Path) -> None:
     os.close(open_lock_file(data_dir))
 
 
+def is_held(data_dir: Path) -> bool:
+    """Whether some process holds the data directory now (a read-only probe: a user who may
+    only read the folder can ask, and a run that dies releases the lock with it)."""
+    try:
+        fd = os.open(Path(data_dir) / ".littrack.lock", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the probe's own lock, if it got one
+    return False
+
+
 class DataDirLock:
     """Context manager; waits up to ``timeout`` seconds, then raises LockTimeout."""
 

@@ -103,8 +103,28 @@ def has_news(frames: dict[str, pd.DataFrame]) -> bool:
     return any(not frames[name].empty for name in EVENT_TABLES)
 
 
+REPORT_META = "report.json"
+
+
+def previous_report(parent: Path) -> dict[str, Any] | None:
+    """The newest report under ``parent`` that says what it covered (``report.json``)."""
+    import json
+
+    found: list[dict[str, Any]] = []
+    if parent.is_dir():
+        for meta in parent.glob(f"*/{REPORT_META}"):
+            try:
+                data = json.loads(meta.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict) and {"since", "until", "run_ids"} <= set(data):
+                found.append(data)
+    return max(found, key=lambda d: str(d["until"])) if found else None
+
+
 def write_report(store: Store, out_dir: Path, run_ids: Sequence[str], title: str,
-                 today: date | None = None) -> Path:
+                 today: date | None = None, meta: dict[str, Any] | None = None,
+                 frames: dict[str, pd.DataFrame] | None = None) -> Path:
     """Build a complete report folder under a temporary name, then rename it into place."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -113,12 +133,16 @@ def write_report(store: Store, out_dir: Path, run_ids: Sequence[str], title: str
         shutil.rmtree(tmp)
     tmp.mkdir()
     today = today or datetime.now(UTC).date()
-    frames = report_frames(store, run_ids, today)
+    frames = frames if frames is not None else report_frames(store, run_ids, today)
     for name, frame in frames.items():
         write_csv(frame, tmp / f"{name}.csv")
     from littrack.summary import write_summary  # matplotlib loads only when reporting
 
     write_summary(store, tmp, run_ids, title, frames, today)
+    if meta is not None:  # what the window was, so the next `littrack report` follows on
+        import json
+
+        (tmp / REPORT_META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
     if out_dir.exists():
         shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)
@@ -157,10 +181,40 @@ def remove_stale_partials(folder: Path) -> None:
 
 
 def write_run_report(store: Store, settings: Settings, run_ids: Sequence[str],
-                     run_id: str) -> Path:
-    """The report of one run, in ``<data_dir>/reports/<run_id>/``."""
+                     run_id: str) -> Path | None:
+    """The report of one run, in ``<data_dir>/reports/<run_id>/``; by default only when the
+    runs found something new or changed, or a topic failed (``[reports] write_empty``).
+    Then the oldest run reports beyond ``[reports] keep`` are removed."""
     remove_stale_partials(settings.reports_dir)
+    today = datetime.now(UTC).date()
+    frames = report_frames(store, run_ids, today)
+    failed = any(r["status"] != "ok" for rid in run_ids for r in store.runs(rid))
+    if not (settings.reports.write_empty or failed or has_news(frames)):
+        log.info("nothing new and nothing failed: no report folder for run %s", run_id)
+        return None
     out = settings.reports_dir / safe_name(run_id)
-    path = write_report(store, out, run_ids, f"littrack run {run_id}")
+    path = write_report(store, out, run_ids, f"littrack run {run_id}", today, frames=frames)
     log.info("report written to %s", path)
+    prune_reports(settings.reports_dir, settings.reports.keep)
     return path
+
+
+def prune_reports(folder: Path, keep: int) -> list[Path]:
+    """Remove all but the newest ``keep`` run report folders (0: keep all); return them.
+
+    Run ids sort by time, so the newest are the last names. Only folders named like a run
+    id are touched: anything a user put beside them stays.
+    """
+    if keep <= 0 or not folder.is_dir():
+        return []
+    runs = sorted(p for p in folder.iterdir()
+                  if p.is_dir() and _RUN_FOLDER.fullmatch(p.name))
+    gone = runs[:-keep]
+    for path in gone:
+        shutil.rmtree(path, ignore_errors=True)
+    if gone:
+        log.info("removed %d old report folder(s) (reports.keep = %d)", len(gone), keep)
+    return gone
+
+
+_RUN_FOLDER = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
