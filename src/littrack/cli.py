@@ -214,15 +214,28 @@ def init(directory: Path) -> None:
 
 
 @cli.command()
+@click.option("--online", is_flag=True,
+              help="Also ask each service for every topic's hit count (one small request "
+                   "per topic and source, no records); a query a service rejects is a "
+                   "config error.")
 @click.pass_context
 @handle_errors
-def check(ctx: click.Context) -> None:
-    """Validate the config and list its topics, without any request."""
+def check(ctx: click.Context, online: bool) -> None:
+    """Validate the config and list its topics (without any request, unless --online)."""
     settings = _settings(ctx)
     click.echo(f"config {settings.config_path}: ok; data in {settings.data_dir}")
+    hits: dict[tuple[str, str], int] = {}
+    if online:
+        from littrack.probe import count_hits
+
+        hits = {(h.topic, h.source): h.count for h in count_hits(settings)}
     for t in settings.topics:
-        sources = ", ".join(s for s in ("pubmed", "ctgov") if t.has(s))
-        click.echo(f"  {t.name:<30} {sources}")
+        sources = [s for s in ("pubmed", "ctgov") if t.has(s)]
+        if online:
+            counts = "  ".join(f"{s} {hits[(t.name, s)]:>7,} hits" for s in sources)
+            click.echo(f"  {t.name:<30} {counts}")
+        else:
+            click.echo(f"  {t.name:<30} {', '.join(sources)}")
     for s in settings.schedules:
         click.echo(f"  schedule {s.source}{' ' + s.topic if s.topic else ''}: "
                    f"'{s.cron}' ({s.timezone})")

@@ -121,6 +121,15 @@ class ClinicalTrials:
         # the date types (see the fields-limited fixtures).
         return params
 
+    def count(self, topic: Topic) -> int:
+        """The topic's total studies: one page of one study's id, with ``countTotal``
+        (the API has no count-only request; this is its smallest reply)."""
+        assert topic.ctgov is not None
+        params = {**topic.ctgov.params(), "pageSize": "1", "countTotal": "true",
+                  "fields": "NCTId"}
+        total = self._page(params, first=True).get("totalCount")
+        return int(total) if isinstance(total, int) else 0
+
     def search(self, topic: Topic, window: Window) -> Iterator[Page]:
         """Yield every page of the topic's studies in the window."""
         params = self.params(topic, window)

@@ -232,6 +232,13 @@ class PubMed:
         body = handle.read()
         return body.encode("utf-8") if isinstance(body, str) else body
 
+    def count(self, topic: Topic) -> int:
+        """The topic's total hits (``retmax=0``: a count and the error lists, no ids)."""
+        assert topic.pubmed_query is not None
+        reply = parse_esearch(self._call(Entrez.esearch, term=topic.pubmed_query, retmax=0))
+        self._vet(topic, reply, full=True)
+        return reply.count
+
     # -- search --
     def search(self, topic: Topic, window: Window) -> SearchResult:
         """All PMIDs of the topic in the window, splitting by date under the 9,999 cap."""
