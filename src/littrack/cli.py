@@ -1,7 +1,8 @@
 """The ``littrack`` command: thin click commands over pipeline, store and reports.
 
-Exit codes: 0 success (or stopped on request), 1 some topic failed (the others committed),
-2 usage or config error, 3 another littrack holds the data directory.
+Exit codes: 0 success, 1 some topic failed (the others committed), 2 usage, config or
+data-directory error, 3 another littrack holds the data directory, 130/143 `run` stopped by
+SIGINT/SIGTERM (`serve` stops with 0).
 """
 
 from __future__ import annotations
@@ -128,6 +129,7 @@ class _StopOnSignal:
 
     def __init__(self) -> None:
         self.event = threading.Event()
+        self.signum: int | None = None  # the first signal received
         self._old: dict[int, Any] = {}
 
     def __enter__(self) -> threading.Event:
@@ -140,6 +142,7 @@ class _StopOnSignal:
             raise KeyboardInterrupt
         log.warning("received %s: finishing or rolling back the current topic, then "
                     "stopping", signal.Signals(signum).name)
+        self.signum = signum
         self.event.set()
 
     def __exit__(self, *exc: object) -> None:
@@ -162,19 +165,21 @@ def run(ctx: click.Context, topics: tuple[str, ...], source: str | None, full: b
     """Fetch what is new for each topic, store it, and write the run's report.
 
     Exit code 0 when every topic succeeded, 1 when some failed (the others are committed),
-    2 for a config or usage error, 3 when another littrack holds the data directory.
+    2 for a config or usage error, 3 when another littrack holds the data directory, 130
+    or 143 when SIGINT or SIGTERM stopped it (the current topic rolls back).
     """
     settings = _settings(ctx)
     for name in topics:
         settings.topic(name)  # unknown topic → ConfigError before any request
     from littrack.pipeline import run as run_pipeline
 
-    with _StopOnSignal() as stop:
+    signals = _StopOnSignal()
+    with signals as stop:
         result = run_pipeline(settings, topics=topics or None,
                               sources=[source] if source else None, full=full, stop=stop,
                               lock_timeout=wait, progress=sys.stderr.isatty())
     for r in result.results:
-        mark = "ok " if r.status == "ok" else "FAILED"
+        mark = {"ok": "ok ", "stopped": "STOPPED"}.get(r.status, "FAILED")
         line = (f"{mark} {r.source:<6} {r.topic:<30} found {r.n_found:>5}  new {r.n_new:>5}  "
                 f"updated {r.n_updated:>4}  requests {r.n_requests:>4}")
         click.echo(line + (f"  ({r.error})" if r.error else ""))
@@ -182,6 +187,8 @@ def run(ctx: click.Context, topics: tuple[str, ...], source: str | None, full: b
         click.echo(f"report: {result.report_dir}")
     if result.stopped:
         click.echo("stopped on request; the next run resumes from the last committed state")
+        # the shell's convention for "ended by signal N": 130 after SIGINT, 143 after SIGTERM
+        sys.exit(128 + (signals.signum or signal.SIGINT))
     sys.exit(result.exit_code)
 
 

@@ -9,6 +9,8 @@ Every failure a user can cause or meet is a ``LittrackError``; anything else is 
     │   ├── MalformedResponse  the reply was not what the API promises (non-XML, cut off,
     │   │                      200 with <ERROR>, bad JSON) and stayed so after retries
     │   ├── Incomplete         records promised by the service never arrived (completeness check)
+    │   ├── Unreachable        nothing answers at the service's address (DNS, refused): the
+    │   │                      source's remaining topics are skipped, not retried
     │   └── DeadlineExceeded   the topic's overall time budget ran out (stalled server)
     ├── LockTimeout            another littrack process holds the data directory
     ├── DataDirError           the data directory cannot be written (a file, read-only)
@@ -75,6 +77,10 @@ class MalformedResponse(SourceError):
 
 class Incomplete(SourceError):
     """Some records the service announced were not received; the watermark must not move."""
+
+
+class Unreachable(SourceError):
+    """The service's address does not resolve or refuses connections on first contact."""
 
 
 class DeadlineExceeded(SourceError):

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from littrack.config import Settings, Topic
-from littrack.errors import Incomplete, LittrackError, StopRequested, redact
+from littrack.errors import Incomplete, LittrackError, StopRequested, Unreachable, redact
 from littrack.http import HttpClient
 from littrack.lock import DataDirLock
 from littrack.normalize.ctgov import dig, normalize_study
@@ -81,7 +81,7 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """0 all ok (or stopped on request), 1 some topic failed."""
+        """0 all ok, 1 some topic failed; a stop's code is the CLI's (128 + signal)."""
         if self.stopped:
             return 0
         return 1 if any(r.status != "ok" for r in self.results) else 0
@@ -99,10 +99,14 @@ class Runner:
         self.stop = stop
         self.clock = clock
         self.clients = {
-            "pubmed": HttpClient("pubmed", settings.ncbi.rate, settings.retry),
+            "pubmed": HttpClient("pubmed", settings.ncbi.rate, settings.retry,
+                                 setting="LITTRACK_EUTILS_URL / [ncbi] base_url"),
             "ctgov": HttpClient("ctgov", settings.ctgov.requests_per_minute / 60.0,
-                                settings.retry),
+                                settings.retry,
+                                setting="LITTRACK_CTGOV_URL / [ctgov] base_url"),
         }
+        # source -> why: nothing answered there, so its other topics are skipped at once
+        self.unreachable: dict[str, str] = {}
         for client in self.clients.values():
             client.stop = stop
         self._pubmed: PubMed | None = None
@@ -139,6 +143,10 @@ class Runner:
                              self._overlap(source), self.full)
 
         def work(result: TopicResult) -> None:
+            if source in self.unreachable:
+                self._drop_ahead(topic.name)
+                raise Unreachable(f"skipped: {self.unreachable[source]}", source=source,
+                                  topic=topic.name)
             if source == "pubmed":
                 self._run_pubmed(topic, window, now, result)
             else:
@@ -163,10 +171,13 @@ class Runner:
             work(result)
             result.status = "ok"
         except StopRequested as exc:
-            result.status, result.error = "failed", str(exc)
+            result.status, result.error = "stopped", str(exc)
+            exc.result = result  # type: ignore[attr-defined]  # run() lists it
             raise
         except LittrackError as exc:
             result.status, result.error = "failed", str(exc)
+            if isinstance(exc, Unreachable) and result.source not in self.unreachable:
+                self.unreachable[result.source] = str(exc).split("] ", 1)[-1]
         except Exception as exc:  # a bug: record it, keep the other topics running
             log.exception("%s %s: unexpected error", result.source, result.topic)
             result.status, result.error = "failed", redact(f"internal error: {exc!r}")
@@ -177,7 +188,7 @@ class Runner:
             client.deadline = None
             if result.status != "ok":
                 self.store.finish_run(self.run_id, result.topic, result.source,
-                                      iso(self.clock()), "failed", n_found=result.n_found,
+                                      iso(self.clock()), result.status, n_found=result.n_found,
                                       n_requests=result.n_requests,
                                       n_retries=result.n_retries, error=result.error)
             _log_result(result)
@@ -245,6 +256,17 @@ class Runner:
             return self.pubmed.search(topic, window)
         return result
 
+    def _drop_ahead(self, topic: str) -> None:
+        """A skipped topic's search run ahead: wait it out and count its requests here."""
+        ahead = self._ahead.pop(topic, None)
+        if ahead is not None:
+            try:
+                ahead[1].result()
+            except (LittrackError, StopRequested):
+                pass
+            finally:
+                self.clients["pubmed"].stats.absorb(ahead[2].stats)
+
     def close(self) -> None:
         """Cancel searches started ahead for topics that did not run (stop, failure)."""
         if self._ahead_pool is not None:
@@ -269,7 +291,7 @@ class Runner:
         with store.transaction():
             for batch in self.pubmed.fetch(todo + retry, search if not retry else None):
                 self._check_stop()
-                saved = store.save_records(batch.records, stamp, self.run_id)
+                saved = store.save_records(batch.records, stamp, self.run_id, self.stop)
                 result.n_updated += len(saved.updated)
                 store.mark_deleted(batch.deleted, stamp, self.run_id)
                 missing += batch.missing
@@ -310,7 +332,7 @@ class Runner:
                     seen.add(rec.record_id)
                     if rec.record_id not in self.saved_ncts:
                         records.append(rec)
-                saved = store.save_records(records, stamp, self.run_id)
+                saved = store.save_records(records, stamp, self.run_id, self.stop)
                 result.n_updated += len(saved.updated)
                 self.saved_ncts.update(saved.new + saved.updated + saved.unchanged)
             result.n_found = len(seen)
@@ -332,6 +354,8 @@ class Runner:
         """
         out = []
         for source in sources:
+            if source in self.unreachable:
+                continue
             ids = self.store.unresolved_links(source)
             if ids:
                 out.append(self._resolve(source, ids))
@@ -353,7 +377,7 @@ class Runner:
         result = TopicResult(LINKED_TOPIC, source, n_found=len(ids))
         try:
             return self._accounted(result, now, Window(None, now.date()), work)
-        except StopRequested:  # recorded as failed by _accounted; the report is still written
+        except StopRequested:  # recorded as stopped by _accounted
             return result
 
     def _fetch_linked_pubmed(self, pmids: list[str], stamp: str,
@@ -397,14 +421,15 @@ def _log_result(r: TopicResult) -> None:
         line += f"; {r.note}"
     if r.error:
         line += f"; {r.error}"
-    (log.info if r.status == "ok" else log.error)(line)
+    {"ok": log.info, "stopped": log.warning}.get(r.status, log.error)(line)
 
 
 def _log_run(run: RunResult, seconds: float) -> None:
     """The one line per run that a cron mail or a journal shows first."""
     rs = run.results
-    failed = sum(r.status != "ok" for r in rs)
-    line = (f"run {run.run_id}: {len(rs) - failed} ok, {failed} failed; found "
+    failed = sum(r.status == "failed" for r in rs)
+    ok = sum(r.status == "ok" for r in rs)
+    line = (f"run {run.run_id}: {ok} ok, {failed} failed; found "
             f"{sum(r.n_found for r in rs)}, new {sum(r.n_new for r in rs)}, updated "
             f"{sum(r.n_updated for r in rs)}, {sum(r.n_requests for r in rs)} requests "
             f"({sum(r.n_retries for r in rs)} retries) in {seconds:.1f}s")
@@ -443,9 +468,9 @@ def run(settings: Settings, *, topics: Iterable[str] | None = None,
                     bar.set_description(f"{source} {topic.name}")
                     try:
                         run.results.append(runner.run_topic(topic, source))
-                    except StopRequested:
-                        run.results.append(TopicResult(topic.name, source, "failed",
-                                                       error="stopped by signal"))
+                    except StopRequested as exc:
+                        run.results.append(getattr(exc, "result", None) or TopicResult(
+                            topic.name, source, "stopped", error="stopped by signal"))
                         run.stopped = True
                         log.warning("stop requested: %s %s rolled back; no further topics",
                                     source, topic.name)
@@ -456,7 +481,8 @@ def run(settings: Settings, *, topics: Iterable[str] | None = None,
         if not run.stopped:
             run.results += runner.resolve_links(chosen_sources)
             run.stopped = stop.is_set()
-        if write_report:
+        if write_report and not run.stopped:
+            # A stopped run exits at once; the next run's report takes in what it committed.
             from littrack.reports import pending_run_ids, write_run_report
 
             # A killed earlier run never wrote its report: this one takes its rows in.

@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import threading
 import urllib.parse
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from littrack import changes
-from littrack.errors import ConfigError, StoreError
+from littrack.errors import ConfigError, StopRequested, StoreError
 from littrack.normalize import Normalized
 from littrack.tables import MAIN_TABLE, RECORD_TABLES, Table
 
@@ -535,11 +536,18 @@ class Store:
                                f"record_id IN ({marks})", (source, *batch))
         return {r[0] for r in rows}
 
-    def save_records(self, records: Iterable[Normalized], now: str, run_id: str) -> SaveResult:
-        """Upsert normalized records (inside the caller's transaction)."""
+    def save_records(self, records: Iterable[Normalized], now: str, run_id: str,
+                     stop: threading.Event | None = None) -> SaveResult:
+        """Upsert normalized records (inside the caller's transaction).
+
+        ``stop`` set (a signal) raises ``StopRequested`` between records, so a large batch
+        does not hold a stop back; the caller's transaction rolls back.
+        """
         result = SaveResult()
         with self.transaction():
-            for rec in records:
+            for n, rec in enumerate(records):
+                if stop is not None and n % 25 == 0 and stop.is_set():
+                    raise StopRequested("stopped by signal while storing a batch; rolled back")
                 status = self._save_one(rec, now, run_id)
                 getattr(result, status).append(rec.record_id)
         return result

@@ -30,7 +30,7 @@ from Bio import Entrez
 from defusedxml import ElementTree as SafeET
 
 from littrack.config import DEFAULT_EUTILS_URL, NcbiSettings, Topic
-from littrack.errors import Incomplete, MalformedResponse, QueryRejected
+from littrack.errors import Incomplete, MalformedResponse, QueryRejected, StopRequested
 from littrack.http import HttpClient, Response, Stats
 from littrack.normalize import Deleted, Normalized
 from littrack.normalize.pubmed import parse_efetch
@@ -406,10 +406,15 @@ class PubMed:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _parse_into(self, body: bytes, batch: Batch) -> None:
-        parse_into(body, batch)
+        parse_into(body, batch, self.client.stop)
 
 
-def parse_into(body: bytes, batch: Batch) -> None:
+# Records parsed between two looks at the stop request: a batch of 500 takes a second or
+# more to parse, longer than a stop may wait.
+STOP_CHECK_EVERY = 25
+
+
+def parse_into(body: bytes, batch: Batch, stop: threading.Event | None = None) -> None:
     """Add one EFetch reply's records and deletions to ``batch`` (first copy of a PMID wins).
 
     The cyclic garbage collector is paused meanwhile: parsing makes no reference cycles, but
@@ -421,7 +426,9 @@ def parse_into(body: bytes, batch: Batch) -> None:
         gc.disable()
     try:
         seen = {r.record_id for r in batch.records}
-        for item in parse_efetch(body):
+        for n, item in enumerate(parse_efetch(body)):
+            if stop is not None and n % STOP_CHECK_EVERY == 0 and stop.is_set():
+                raise StopRequested("stopped by signal while parsing a batch; rolled back")
             if isinstance(item, Deleted):
                 batch.deleted.extend(item.pmids)
             elif item.record_id not in seen:
