@@ -198,7 +198,8 @@ class HttpClient:
                     hint = f"; check the network or {self.setting}" if self.setting else ""
                     raise Unreachable(f"{self.source} unreachable at "
                                       f"{endpoint(safe_url, path=False)}: {what}{hint}",
-                                      source=self.source, topic=self.topic, url=short)
+                                      source=self.source, topic=self.topic,
+                                      url=short) from None
             if attempt + 1 >= self.retry.max_tries:
                 break
             self.retry_later(attempt, last, safe_url, retry_after)
