@@ -103,7 +103,7 @@ def test_readers_work_on_a_store_they_may_only_read(readonly_tree: Path) -> None
     assert "t1" in status.stdout and "ok" in status.stdout
     report = littrack(["report", "--since", "2025-12-01"], env, work, reader_of=data)
     assert report.returncode == 0, report.stderr
-    assert (work / "littrack-reports-since-2025-12-01" / "new_trials.csv").is_file()
+    assert (work / "littrack-reports-since" / "2025-12-01" / "new_trials.csv").is_file()
     export = littrack(["export", "--out", str(work / "x")], env, work, reader_of=data)
     assert export.returncode == 0, export.stderr
     assert (work / "x" / "trials.csv").is_file()

@@ -263,10 +263,11 @@ def rebuild(ctx: click.Context, source: str | None, wait: float) -> None:
     from littrack.lock import DataDirLock
     from littrack.normalize import ctgov, pubmed
     from littrack.store import Store
+    from littrack.vocab import utc_now
 
     settings = _settings(ctx)
     parsers = {"pubmed": pubmed.normalize_raw, "ctgov": ctgov.normalize_raw}
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = utc_now()
     with DataDirLock(settings.data_dir, wait), Store(settings.db_path) as store:
         for src in [source] if source else ["pubmed", "ctgov"]:
             parse = parsers[src]
@@ -353,7 +354,7 @@ def _duration(value: str) -> timedelta:
               help="Report on the runs of the last DURATION: 12h, 7d, 2w.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Folder to write; replaced if it holds an earlier report. "
-                   "Default: <data_dir>/reports-since/START (./littrack-reports-since-START "
+                   "Default: <data_dir>/reports-since/START (./littrack-reports-since/START "
                    "when the data directory is read-only).")
 @click.pass_context
 @handle_errors

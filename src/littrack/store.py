@@ -10,7 +10,8 @@ Why it is shaped this way:
   whole) and appends its tracked field changes to ``trial_changes`` / ``article_changes``.
 * The raw record is kept, zlib-compressed, so ``rebuild`` can re-run a fixed normalizer
   without asking the services again.
-* The schema is versioned with ``PRAGMA user_version``; migrations run at open.
+* The schema is declared in ``tables.py``; the frozen steps of ``migrations.py`` bring any
+  store, new or written by an older release, up to it when the store is opened.
 """
 
 from __future__ import annotations
@@ -22,293 +23,28 @@ import sqlite3
 import threading
 import urllib.parse
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from littrack import changes
+from littrack import changes, migrations
 from littrack.errors import ConfigError, StopRequested, StoreError
 from littrack.normalize import Normalized
-from littrack.tables import MAIN_TABLE, RECORD_TABLES, Table
+from littrack.tables import (
+    BOOKKEEPING,
+    BY_NAME,
+    MAIN_TABLE,
+    RECORD_TABLES,
+    STATUS_NOT_UPDATED_SQL,
+    UNREPORTED_SQL,
+    Table,
+)
+from littrack.vocab import DATABASE_FILE, utc_now
 
 if TYPE_CHECKING:
     import pandas as pd
-
-SCHEMA_VERSION = 4
-BOOKKEEPING = ("first_seen_at", "last_seen_at", "updated_at")
-_INTEGER_COLUMNS = {
-    "position", "affiliation_position", "pub_year", "is_major", "is_retracted", "has_erratum",
-    "has_concern", "is_retraction_notice", "is_deleted", "enrollment", "has_results",
-    "fda_regulated_drug", "fda_regulated_device",
-}
-
-
-def _ddl_record_table(t: Table, main: bool) -> str:
-    cols = [f"{c} {'INTEGER' if c in _INTEGER_COLUMNS else 'TEXT'}"
-            + (" NOT NULL" if c in t.key else "") for c in t.columns]
-    if main:
-        cols += [f"{c} TEXT NOT NULL" for c in BOOKKEEPING]
-    cols.append(f"PRIMARY KEY ({', '.join(t.key)})")
-    return f"CREATE TABLE IF NOT EXISTS {t.name} (\n  " + ",\n  ".join(cols) + "\n)"
-
-
-def _schema_v1() -> list[str]:
-    stmts = []
-    for source, tables in RECORD_TABLES.items():
-        for t in tables:
-            stmts.append(_ddl_record_table(t, main=t is MAIN_TABLE[source]))
-    stmts += [
-        """CREATE TABLE IF NOT EXISTS raw_records (
-  source TEXT NOT NULL, record_id TEXT NOT NULL, content_hash TEXT NOT NULL,
-  fetched_at TEXT NOT NULL, run_id TEXT NOT NULL, raw BLOB NOT NULL,
-  PRIMARY KEY (source, record_id))""",
-        """CREATE TABLE IF NOT EXISTS topic_matches (
-  topic TEXT NOT NULL, source TEXT NOT NULL, record_id TEXT NOT NULL,
-  first_seen_run TEXT NOT NULL, last_seen_run TEXT NOT NULL,
-  PRIMARY KEY (topic, source, record_id))""",
-        "CREATE INDEX IF NOT EXISTS topic_matches_first ON topic_matches (first_seen_run)",
-        "CREATE INDEX IF NOT EXISTS topic_matches_record ON topic_matches (source, record_id)",
-        """CREATE TABLE IF NOT EXISTS runs (
-  run_id TEXT NOT NULL, topic TEXT NOT NULL, source TEXT NOT NULL,
-  started_at TEXT NOT NULL, finished_at TEXT, status TEXT NOT NULL
-    CHECK (status IN ('running', 'ok', 'failed')),
-  window_start TEXT, window_end TEXT,
-  n_found INTEGER, n_new INTEGER, n_updated INTEGER, n_requests INTEGER, n_retries INTEGER,
-  error TEXT,
-  PRIMARY KEY (run_id, topic, source))""",
-        "CREATE INDEX IF NOT EXISTS runs_topic ON runs (topic, source, started_at)",
-        "CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at)",
-        """CREATE TABLE IF NOT EXISTS watermarks (
-  topic TEXT NOT NULL, source TEXT NOT NULL, watermark TEXT NOT NULL,
-  data_timestamp TEXT, run_id TEXT NOT NULL, updated_at TEXT NOT NULL,
-  PRIMARY KEY (topic, source))""",
-        """CREATE TABLE IF NOT EXISTS trial_changes (
-  nct_id TEXT NOT NULL, run_id TEXT NOT NULL, observed_at TEXT NOT NULL,
-  field TEXT NOT NULL, old_value TEXT, new_value TEXT)""",
-        "CREATE INDEX IF NOT EXISTS trial_changes_run ON trial_changes (run_id)",
-        "CREATE INDEX IF NOT EXISTS trial_changes_nct ON trial_changes (nct_id)",
-        """CREATE TABLE IF NOT EXISTS article_changes (
-  pmid TEXT NOT NULL, run_id TEXT NOT NULL, observed_at TEXT NOT NULL,
-  field TEXT NOT NULL, old_value TEXT, new_value TEXT)""",
-        "CREATE INDEX IF NOT EXISTS article_changes_run ON article_changes (run_id)",
-        """CREATE TABLE IF NOT EXISTS trial_publication_links (
-  nct_id TEXT NOT NULL, pmid TEXT NOT NULL, evidence TEXT NOT NULL,
-  first_seen_run TEXT NOT NULL,
-  PRIMARY KEY (nct_id, pmid, evidence))""",
-        "CREATE INDEX IF NOT EXISTS links_pmid ON trial_publication_links (pmid)",
-        "CREATE INDEX IF NOT EXISTS links_run ON trial_publication_links (first_seen_run)",
-        """CREATE TABLE IF NOT EXISTS missing_records (
-  source TEXT NOT NULL, record_id TEXT NOT NULL, topic TEXT NOT NULL, run_id TEXT NOT NULL,
-  observed_at TEXT NOT NULL,
-  PRIMARY KEY (source, record_id, topic))""",
-        "CREATE INDEX IF NOT EXISTS articles_entrez ON articles (entrez_date)",
-        "CREATE INDEX IF NOT EXISTS trials_completion ON trials (primary_completion_date)",
-    ]
-    return stmts
-
-
-def _end_of(column: str) -> str:
-    """A partial registry date as the last day it can mean (``2024`` → 2024-12-31,
-    ``2024-05`` → 2024-05-31), so nothing is called due before it could be."""
-    return (f"date(CASE WHEN length({column}) = 4 THEN {column} || '-12-31' "
-            f"WHEN length({column}) = 7 THEN date({column} || '-01', '+1 month', '-1 day') "
-            f"ELSE {column} END)")
-
-
-# Statuses that say a study is still going: with its completion date past, the record was
-# not kept up to date (the FDAAA TrialsTracker's "data discrepancy").
-_STALE_STATUSES = ("'NOT_YET_RECRUITING', 'RECRUITING', 'ENROLLING_BY_INVITATION', "
-                   "'ACTIVE_NOT_RECRUITING', 'SUSPENDED', 'UNKNOWN'")
-
-# Every trial with the facts both views need. ``fdaaa``: 'ACT' (applicable clinical trial:
-# interventional, FDA-regulated drug or device, not phase 1, not device feasibility, started
-# on or after 2017-01-18), 'pACT' (the same but started before, completing on or after
-# 2017-01-18), else NULL. ``basis``: primary completion, else completion, as a full day.
-# ``due_date``: FDAAA trials 1 year + 30 days after ``basis`` (3 years + 30 days with a
-# certificate of delay), as the FDAAA TrialsTracker reads 42 CFR 11; all others 12 months.
-_TRIAL_FACTS = f"""
-  SELECT f.*, CASE WHEN f.fdaaa IS NULL THEN date(f.basis, '+12 months')
-      WHEN f.delay_certificate_submitted IS NOT NULL THEN date(f.basis, '+3 years', '+30 days')
-      ELSE date(f.basis, '+1 year', '+30 days') END AS due_date
-  FROM (SELECT b.*, CASE WHEN b.study_type = 'INTERVENTIONAL'
-          AND (b.fda_regulated_drug = 1 OR b.fda_regulated_device = 1)
-          AND COALESCE(b.phase, '') NOT IN ('PHASE1', 'EARLY_PHASE1')
-          AND COALESCE(b.primary_purpose, '') <> 'DEVICE_FEASIBILITY'
-          AND COALESCE(b.overall_status, '') <> 'WITHDRAWN'
-        THEN CASE WHEN b.start_date >= '2017-01-18' THEN 'ACT'
-                  WHEN b.basis >= '2017-01-18' THEN 'pACT' END END AS fdaaa
-      FROM (SELECT trials.*, {_end_of("primary_completion_date")} AS primary_end,
-              {_end_of("completion_date")} AS completion_end,
-              COALESCE({_end_of("primary_completion_date")},
-                       {_end_of("completion_date")}) AS basis
-            FROM trials) b) f"""
-
-# Still "going" although every completion date it has is past: listed apart, never as
-# unreported results (nobody can owe results for a study the record says is recruiting).
-_STALE_WHERE = f"""t.overall_status IN ({_STALE_STATUSES})
-  AND COALESCE(t.completion_end, t.primary_end) < {{today}}
-  AND (t.primary_end IS NULL OR t.primary_end < {{today}})"""
-
-_TOPICS_OF_TRIAL = """(SELECT GROUP_CONCAT(topic, '|') FROM (SELECT DISTINCT topic FROM
-     topic_matches m WHERE m.source = 'ctgov' AND m.record_id = t.nct_id ORDER BY topic))"""
-
-# Results are due (``due_date`` passed) and none are in the registry (posted, or submitted
-# and in QC review) or linked: a ``RESULT`` reference with a PMID, or a linked article typed
-# as a trial report (protocols do not count). Withdrawn trials enrolled nobody and owe none.
-# ``verification`` is 'unverified' while a linked article could not be fetched: it might be
-# the results paper. ``{today}`` is ``date('now')`` in the view, a parameter in the report.
-_UNREPORTED_SQL = f"""
-SELECT t.nct_id, t.brief_title AS title, t.overall_status AS status, t.phase,
-  t.lead_sponsor AS sponsor, t.primary_completion_date, t.primary_completion_date_type,
-  t.completion_date, t.completion_date_type,
-  CASE t.fdaaa WHEN 'ACT' THEN 'FDAAA 801: applicable clinical trial'
-    WHEN 'pACT' THEN 'FDAAA 801: probable applicable clinical trial'
-    ELSE 'not FDAAA-covered: 12 months after primary completion' END
-    || CASE WHEN t.fdaaa IS NOT NULL AND t.delay_certificate_submitted IS NOT NULL
-         THEN ' (certificate of delay)' ELSE '' END AS rule,
-  t.due_date, CAST(julianday({{today}}) - julianday(t.due_date) AS INTEGER) AS days_overdue,
-  (SELECT GROUP_CONCAT(pmid, '|') FROM (SELECT DISTINCT l.pmid FROM trial_publication_links l
-     WHERE l.nct_id = t.nct_id ORDER BY CAST(l.pmid AS INTEGER))) AS linked_pmids,
-  CASE WHEN EXISTS (SELECT 1 FROM trial_publication_links l WHERE l.nct_id = t.nct_id
-                    AND NOT EXISTS (SELECT 1 FROM articles a WHERE a.pmid = l.pmid))
-    THEN 'unverified' ELSE 'checked' END AS verification,
-  {_TOPICS_OF_TRIAL} AS topics,
-  'https://clinicaltrials.gov/study/' || t.nct_id AS url
-FROM ({_TRIAL_FACTS}) t
-WHERE t.due_date < {{today}}
-  AND NOT ({_STALE_WHERE})
-  AND COALESCE(t.has_results, 0) = 0 AND t.results_first_posted IS NULL
-  AND t.results_first_submitted IS NULL
-  AND COALESCE(t.overall_status, '') <> 'WITHDRAWN'
-  AND NOT EXISTS (SELECT 1 FROM trial_references r WHERE r.nct_id = t.nct_id
-                  AND r.type = 'RESULT' AND r.pmid IS NOT NULL)
-  AND NOT EXISTS (SELECT 1 FROM trial_publication_links l
-                  JOIN article_publication_types pt ON pt.pmid = l.pmid
-                  WHERE l.nct_id = t.nct_id AND (pt.publication_type LIKE 'Clinical Trial, Phase%'
-                    OR pt.publication_type IN ('Clinical Trial', 'Controlled Clinical Trial',
-                      'Randomized Controlled Trial', 'Pragmatic Clinical Trial',
-                      'Equivalence Trial', 'Adaptive Clinical Trial')))
-ORDER BY t.due_date, t.nct_id"""
-
-_STATUS_NOT_UPDATED_SQL = f"""
-SELECT t.nct_id, t.brief_title AS title, t.overall_status AS status,
-  t.primary_completion_date, t.primary_completion_date_type, t.completion_date,
-  t.completion_date_type, t.last_update_posted, t.lead_sponsor AS sponsor,
-  CAST(julianday({{today}}) - julianday(COALESCE(t.completion_end, t.primary_end)) AS INTEGER)
-    AS days_past_completion,
-  {_TOPICS_OF_TRIAL} AS topics,
-  'https://clinicaltrials.gov/study/' || t.nct_id AS url
-FROM ({_TRIAL_FACTS}) t
-WHERE {_STALE_WHERE}
-ORDER BY COALESCE(t.completion_end, t.primary_end), t.nct_id"""
-
-# The view as release 0.1.0 created it; frozen here because migration 2 creates it (and
-# migration 4 replaces it). Never edit: a migration that was run must stay what it was.
-_UNREPORTED_SQL_V2 = """
-SELECT t.nct_id, t.brief_title AS title, t.overall_status AS status, t.phase,
-  t.lead_sponsor AS sponsor, t.primary_completion_date, t.primary_completion_date_type,
-  t.due_date, CAST(julianday({today}) - julianday(t.due_date) AS INTEGER) AS days_overdue,
-  (SELECT COUNT(DISTINCT l.pmid) FROM trial_publication_links l WHERE l.nct_id = t.nct_id)
-    AS linked_pmids,
-  (SELECT GROUP_CONCAT(topic, '; ') FROM (SELECT DISTINCT topic FROM topic_matches m
-     WHERE m.source = 'ctgov' AND m.record_id = t.nct_id ORDER BY topic)) AS topics,
-  'https://clinicaltrials.gov/study/' || t.nct_id AS url
-FROM (SELECT trials.*, date(CASE
-        WHEN length(primary_completion_date) = 4 THEN primary_completion_date || '-12-31'
-        WHEN length(primary_completion_date) = 7
-          THEN date(primary_completion_date || '-01', '+1 month', '-1 day')
-        ELSE date(primary_completion_date) END, '+12 months') AS due_date
-      FROM trials) t
-WHERE t.due_date < {today}
-  AND COALESCE(t.has_results, 0) = 0 AND t.results_first_posted IS NULL
-  AND COALESCE(t.overall_status, '') <> 'WITHDRAWN'
-  AND NOT EXISTS (SELECT 1 FROM trial_references r WHERE r.nct_id = t.nct_id
-                  AND r.type = 'RESULT' AND r.pmid IS NOT NULL)
-  AND NOT EXISTS (SELECT 1 FROM trial_publication_links l
-                  JOIN article_publication_types pt ON pt.pmid = l.pmid
-                  WHERE l.nct_id = t.nct_id AND (pt.publication_type LIKE 'Clinical Trial, Phase%'
-                    OR pt.publication_type IN ('Clinical Trial', 'Controlled Clinical Trial',
-                      'Randomized Controlled Trial', 'Pragmatic Clinical Trial',
-                      'Equivalence Trial', 'Adaptive Clinical Trial')))
-ORDER BY t.due_date, t.nct_id"""
-
-
-def _schema_v2() -> list[str]:
-    return [
-        # Linked records fetched because a tracked record cites them: at most one attempt
-        # each, so a PMID or NCT number the service does not have is not asked for forever.
-        """CREATE TABLE IF NOT EXISTS linked_fetches (
-  source TEXT NOT NULL, record_id TEXT NOT NULL, run_id TEXT NOT NULL,
-  attempted_at TEXT NOT NULL, outcome TEXT NOT NULL,
-  PRIMARY KEY (source, record_id))""",
-        "CREATE VIEW IF NOT EXISTS trials_due_unreported AS "
-        + _UNREPORTED_SQL_V2.format(today="date('now')"),
-    ]
-
-
-def _schema_v3() -> list[str]:
-    return [
-        # What the summary's queries need at 1,000,000 articles (bench/store_scale.py): the
-        # records a window's runs saved (``topic_counts``: "updated"), and publication years
-        # read from an index instead of from whole article rows (``publications_per_year``).
-        "CREATE INDEX IF NOT EXISTS raw_records_run ON raw_records (run_id)",
-        "CREATE INDEX IF NOT EXISTS articles_year ON articles (pmid, pub_year, is_deleted)",
-    ]
-
-
-# Columns migration 4 adds to ``trials`` (a store made by a newer ``_schema_v1`` has them).
-_TRIAL_COLUMNS_V4 = ("results_first_submitted TEXT", "delay_certificate_submitted TEXT",
-                     "fda_regulated_drug INTEGER", "fda_regulated_device INTEGER",
-                     "primary_purpose TEXT")
-
-
-def _schema_v4(db: sqlite3.Connection) -> None:
-    """Everyday use (issue 11): FDAAA facts on trials and the two trial views built on
-    them, a query fingerprint beside each watermark, and ``stopped`` as a run status."""
-    have = {r[1] for r in db.execute("PRAGMA table_info(trials)")}
-    for spec in _TRIAL_COLUMNS_V4:
-        if spec.split()[0] not in have:
-            db.execute(f"ALTER TABLE trials ADD COLUMN {spec}")
-    db.execute("ALTER TABLE watermarks ADD COLUMN query_fingerprint TEXT")
-    # SQLite cannot change a CHECK constraint in place: copy the table.
-    db.execute("""CREATE TABLE runs_v4 (
-  run_id TEXT NOT NULL, topic TEXT NOT NULL, source TEXT NOT NULL,
-  started_at TEXT NOT NULL, finished_at TEXT, status TEXT NOT NULL
-    CHECK (status IN ('running', 'ok', 'failed', 'stopped')),
-  window_start TEXT, window_end TEXT,
-  n_found INTEGER, n_new INTEGER, n_updated INTEGER, n_requests INTEGER, n_retries INTEGER,
-  error TEXT,
-  PRIMARY KEY (run_id, topic, source))""")
-    db.execute("INSERT INTO runs_v4 SELECT run_id, topic, source, started_at, finished_at, "
-               "status, window_start, window_end, n_found, n_new, n_updated, n_requests, "
-               "n_retries, error FROM runs")
-    db.execute("DROP TABLE runs")
-    db.execute("ALTER TABLE runs_v4 RENAME TO runs")
-    db.execute("CREATE INDEX IF NOT EXISTS runs_topic ON runs (topic, source, started_at)")
-    db.execute("CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at)")
-    # Which fields of a record changed in a run (``|``-joined names; ``table.column`` for a
-    # child table), so a report can say what an "updated" record is about.
-    db.execute("""CREATE TABLE record_updates (
-  source TEXT NOT NULL, record_id TEXT NOT NULL, run_id TEXT NOT NULL, fields TEXT NOT NULL,
-  PRIMARY KEY (source, record_id, run_id))""")
-    db.execute("CREATE INDEX record_updates_run ON record_updates (run_id)")
-    db.execute("DROP VIEW IF EXISTS trials_due_unreported")
-    db.execute("CREATE VIEW trials_due_unreported AS "
-               + _UNREPORTED_SQL_V4.format(today="date('now')"))
-    db.execute("CREATE VIEW trials_status_not_updated AS "
-               + _STATUS_NOT_UPDATED_SQL_V4.format(today="date('now')"))
-
-
-# Frozen with migration 4: the report queries below may change, these may not.
-_UNREPORTED_SQL_V4 = _UNREPORTED_SQL
-_STATUS_NOT_UPDATED_SQL_V4 = _STATUS_NOT_UPDATED_SQL
-
-Migration = list[str] | Callable[[sqlite3.Connection], None]
-MIGRATIONS: dict[int, Migration] = {1: _schema_v1(), 2: _schema_v2(), 3: _schema_v3(),
-                                    4: _schema_v4}
-
 
 @dataclass
 class SaveResult:
@@ -341,13 +77,21 @@ class Store:
             # behind our back halfway through a topic.
             self.db = sqlite3.connect(self.path, isolation_level=None, timeout=60,
                                       check_same_thread=False)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot open database: {exc}") from None
+        try:
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
+            migrations.migrate(self.db, str(self.path), utc_now())
+            # After migrating (a step that rebuilds tables needs them off): child rows must
+            # belong to a stored record (tables.py declares which).
             self.db.execute("PRAGMA foreign_keys=ON")
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: cannot open database: {exc}") from None
-        self._migrate()
+        except BaseException as exc:
+            self.db.close()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise StoreError(f"{self.path}: cannot open database: {exc}") from None
+            raise
 
     @classmethod
     def for_reading(cls, path: str | Path) -> Store:
@@ -357,7 +101,7 @@ class Store:
         store older than this littrack is migrated first when the user may write it.
         """
         store = cls(path, readonly=True)
-        if store.schema_version == SCHEMA_VERSION:
+        if not migrations.pending(store.db, str(path)):
             return store
         store.close()
         if os.access(path, os.W_OK) and os.access(Path(path).parent, os.W_OK):
@@ -394,25 +138,6 @@ class Store:
         self.close()
 
     # ---- schema ----------------------------------------------------------------------
-    def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"{self.path}: schema version {version} is newer than this "
-                             f"littrack understands ({SCHEMA_VERSION}); upgrade littrack")
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            with self.transaction():
-                step = MIGRATIONS[target]
-                if callable(step):
-                    step(self.db)
-                else:
-                    for stmt in step:
-                        self.db.execute(stmt)
-                self.db.execute(f"PRAGMA user_version = {target}")
-
-    @property
-    def schema_version(self) -> int:
-        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
-
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception (incl. KeyboardInterrupt)."""
@@ -636,6 +361,7 @@ class Store:
 
     def _log_changes(self, rec: Normalized, old: dict[str, Any], new: dict[str, Any],
                      now: str, run_id: str) -> None:
+        fields: tuple[str, ...]
         if rec.source == "ctgov":
             table, key, fields = "trial_changes", "nct_id", changes.TRIAL_TRACKED
         else:
@@ -763,24 +489,9 @@ class Store:
         return {n: int(self.db.execute(f"SELECT COUNT(*) FROM {n}").fetchone()[0])
                 for n in names}
 
-    def table_names(self) -> list[str]:
-        rows = self.db.execute("SELECT name FROM sqlite_master WHERE type IN ('table','view') "
-                               "AND name NOT LIKE 'sqlite_%' ORDER BY name")
-        return [r[0] for r in rows]
-
-    def view_names(self) -> list[str]:
-        """The names among ``table_names`` that are views (derived, never written)."""
-        rows = self.db.execute("SELECT name FROM sqlite_master WHERE type = 'view' "
-                               "ORDER BY name")
-        return [r[0] for r in rows]
-
-    def columns(self, table: str) -> list[dict[str, Any]]:
-        self._check_table(table)
-        return [dict(r) for r in self.db.execute(f"PRAGMA table_info({table})")]
-
     def _check_table(self, table: str) -> None:
-        if table not in self.table_names():
-            raise ConfigError(f"unknown table {table!r} (known: {', '.join(self.table_names())})")
+        if table not in BY_NAME:
+            raise ConfigError(f"unknown table {table!r} (known: {', '.join(sorted(BY_NAME))})")
 
     def frame(self, table: str) -> pd.DataFrame:
         """A whole table (raw blobs excluded) as a DataFrame."""
@@ -903,8 +614,8 @@ QUERIES: dict[str, str] = {
           AND EXISTS (SELECT 1 FROM topic_matches m WHERE (m.source = 'ctgov'
                 AND m.record_id = l.nct_id) OR (m.source = 'pubmed' AND m.record_id = l.pmid))
         ORDER BY l.nct_id, l.pmid, l.evidence""",
-    "unreported_trials": _UNREPORTED_SQL.format(today=":today"),
-    "status_not_updated": _STATUS_NOT_UPDATED_SQL.format(today=":today"),
+    "unreported_trials": UNREPORTED_SQL.format(today=":today"),
+    "status_not_updated": STATUS_NOT_UPDATED_SQL.format(today=":today"),
     "report_runs": """
         SELECT run_id, topic, source, status, started_at, finished_at, window_start,
           window_end, n_found, n_new, n_updated, n_requests, n_retries, error
@@ -948,7 +659,7 @@ def load_table(table: str, data_dir: str | Path | None = None,
         from littrack.config import load_settings
 
         data_dir = load_settings(config).data_dir
-    path = Path(data_dir) / "littrack.sqlite"
+    path = Path(data_dir) / DATABASE_FILE
     if not path.exists():
         raise ConfigError(f"{path}: no littrack database here (run `littrack run` first)")
     with Store.for_reading(path) as store:
