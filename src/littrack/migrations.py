@@ -635,13 +635,28 @@ FROM (
           AND COALESCE(b.overall_status, '') <> 'WITHDRAWN'
         THEN CASE WHEN b.start_date >= '2017-01-18' THEN 'ACT'
                   WHEN b.basis >= '2017-01-18' THEN 'pACT' END END AS fdaaa
-      FROM (SELECT trials.*, date(CASE WHEN length(primary_completion_date) = 4 THEN primary_completion_date || '-12-31' WHEN length(primary_completion_date) = 7 THEN date(primary_completion_date || '-01', '+1 month', '-1 day') ELSE primary_completion_date END) AS primary_end,
-              date(CASE WHEN length(completion_date) = 4 THEN completion_date || '-12-31' WHEN length(completion_date) = 7 THEN date(completion_date || '-01', '+1 month', '-1 day') ELSE completion_date END) AS completion_end,
-              COALESCE(date(CASE WHEN length(primary_completion_date) = 4 THEN primary_completion_date || '-12-31' WHEN length(primary_completion_date) = 7 THEN date(primary_completion_date || '-01', '+1 month', '-1 day') ELSE primary_completion_date END),
-                       date(CASE WHEN length(completion_date) = 4 THEN completion_date || '-12-31' WHEN length(completion_date) = 7 THEN date(completion_date || '-01', '+1 month', '-1 day') ELSE completion_date END)) AS basis
+      FROM (SELECT trials.*, date(CASE WHEN length(primary_completion_date) = 4 THEN
+    primary_completion_date || '-12-31'
+        WHEN length(primary_completion_date) = 7
+          THEN date(primary_completion_date || '-01', '+1 month', '-1 day')
+        ELSE primary_completion_date END) AS primary_end,
+              date(CASE WHEN length(completion_date) = 4 THEN completion_date || '-12-31'
+        WHEN length(completion_date) = 7
+          THEN date(completion_date || '-01', '+1 month', '-1 day')
+        ELSE completion_date END) AS completion_end,
+              COALESCE(date(CASE WHEN length(primary_completion_date) = 4 THEN
+    primary_completion_date || '-12-31'
+        WHEN length(primary_completion_date) = 7
+          THEN date(primary_completion_date || '-01', '+1 month', '-1 day')
+        ELSE primary_completion_date END),
+                       date(CASE WHEN length(completion_date) = 4 THEN completion_date || '-12-31'
+        WHEN length(completion_date) = 7
+          THEN date(completion_date || '-01', '+1 month', '-1 day')
+        ELSE completion_date END)) AS basis
             FROM trials) b) f) t
 WHERE t.due_date < date('now')
-  AND NOT (t.overall_status IN ('NOT_YET_RECRUITING', 'RECRUITING', 'ENROLLING_BY_INVITATION', 'ACTIVE_NOT_RECRUITING', 'SUSPENDED', 'UNKNOWN')
+  AND NOT (t.overall_status IN ('NOT_YET_RECRUITING', 'RECRUITING', 'ENROLLING_BY_INVITATION',
+    'ACTIVE_NOT_RECRUITING', 'SUSPENDED', 'UNKNOWN')
   AND COALESCE(t.completion_end, t.primary_end) < date('now')
   AND (t.primary_end IS NULL OR t.primary_end < date('now')))
   AND COALESCE(t.has_results, 0) = 0 AND t.results_first_posted IS NULL
@@ -677,12 +692,27 @@ FROM (
           AND COALESCE(b.overall_status, '') <> 'WITHDRAWN'
         THEN CASE WHEN b.start_date >= '2017-01-18' THEN 'ACT'
                   WHEN b.basis >= '2017-01-18' THEN 'pACT' END END AS fdaaa
-      FROM (SELECT trials.*, date(CASE WHEN length(primary_completion_date) = 4 THEN primary_completion_date || '-12-31' WHEN length(primary_completion_date) = 7 THEN date(primary_completion_date || '-01', '+1 month', '-1 day') ELSE primary_completion_date END) AS primary_end,
-              date(CASE WHEN length(completion_date) = 4 THEN completion_date || '-12-31' WHEN length(completion_date) = 7 THEN date(completion_date || '-01', '+1 month', '-1 day') ELSE completion_date END) AS completion_end,
-              COALESCE(date(CASE WHEN length(primary_completion_date) = 4 THEN primary_completion_date || '-12-31' WHEN length(primary_completion_date) = 7 THEN date(primary_completion_date || '-01', '+1 month', '-1 day') ELSE primary_completion_date END),
-                       date(CASE WHEN length(completion_date) = 4 THEN completion_date || '-12-31' WHEN length(completion_date) = 7 THEN date(completion_date || '-01', '+1 month', '-1 day') ELSE completion_date END)) AS basis
+      FROM (SELECT trials.*, date(CASE WHEN length(primary_completion_date) = 4 THEN
+    primary_completion_date || '-12-31'
+        WHEN length(primary_completion_date) = 7
+          THEN date(primary_completion_date || '-01', '+1 month', '-1 day')
+        ELSE primary_completion_date END) AS primary_end,
+              date(CASE WHEN length(completion_date) = 4 THEN completion_date || '-12-31'
+        WHEN length(completion_date) = 7
+          THEN date(completion_date || '-01', '+1 month', '-1 day')
+        ELSE completion_date END) AS completion_end,
+              COALESCE(date(CASE WHEN length(primary_completion_date) = 4 THEN
+    primary_completion_date || '-12-31'
+        WHEN length(primary_completion_date) = 7
+          THEN date(primary_completion_date || '-01', '+1 month', '-1 day')
+        ELSE primary_completion_date END),
+                       date(CASE WHEN length(completion_date) = 4 THEN completion_date || '-12-31'
+        WHEN length(completion_date) = 7
+          THEN date(completion_date || '-01', '+1 month', '-1 day')
+        ELSE completion_date END)) AS basis
             FROM trials) b) f) t
-WHERE t.overall_status IN ('NOT_YET_RECRUITING', 'RECRUITING', 'ENROLLING_BY_INVITATION', 'ACTIVE_NOT_RECRUITING', 'SUSPENDED', 'UNKNOWN')
+WHERE t.overall_status IN ('NOT_YET_RECRUITING', 'RECRUITING', 'ENROLLING_BY_INVITATION',
+    'ACTIVE_NOT_RECRUITING', 'SUSPENDED', 'UNKNOWN')
   AND COALESCE(t.completion_end, t.primary_end) < date('now')
   AND (t.primary_end IS NULL OR t.primary_end < date('now'))
 ORDER BY COALESCE(t.completion_end, t.primary_end), t.nct_id""",

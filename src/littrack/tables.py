@@ -128,9 +128,10 @@ def create_sql(relation: Relation, dialect: str = "sqlite") -> list[str]:
 def _end_of(column: str) -> str:
     """A partial registry date as the last day it can mean (``2024`` → 2024-12-31,
     ``2024-05`` → 2024-05-31), so nothing is called due before it could be."""
-    return (f"date(CASE WHEN length({column}) = 4 THEN {column} || '-12-31' "
-            f"WHEN length({column}) = 7 THEN date({column} || '-01', '+1 month', '-1 day') "
-            f"ELSE {column} END)")
+    return (f"date(CASE WHEN length({column}) = 4 THEN {column} || '-12-31'\n"
+            f"        WHEN length({column}) = 7\n"
+            f"          THEN date({column} || '-01', '+1 month', '-1 day')\n"
+            f"        ELSE {column} END)")
 
 
 # Statuses that say a study is still going: with its completion date past, the record was
@@ -856,7 +857,7 @@ SOURCES: tuple[str, ...] = tuple(RECORD_TABLES)
 # Everything the store holds, in the order the data dictionary lists it.
 RELATIONS: tuple[Relation, ...] = (
     *PUBMED_TABLES, *CTGOV_TABLES, TRIAL_CHANGES, ARTICLE_CHANGES, TRIAL_PUBLICATION_LINKS,
-    TRIALS_DUE_UNREPORTED, TRIALS_STATUS_NOT_UPDATED, RECORD_UPDATES, TOPIC_MATCHES, RUNS, WATERMARKS, MISSING_RECORDS, LINKED_FETCHES,
-    RAW_RECORDS, SCHEMA_MIGRATIONS,
+    TRIALS_DUE_UNREPORTED, TRIALS_STATUS_NOT_UPDATED, RECORD_UPDATES, TOPIC_MATCHES, RUNS,
+    WATERMARKS, MISSING_RECORDS, LINKED_FETCHES, RAW_RECORDS, SCHEMA_MIGRATIONS,
 )
 BY_NAME: dict[str, Relation] = {r.name: r for r in RELATIONS}
