@@ -112,6 +112,18 @@ class Topic:
     def has(self, source: str) -> bool:
         return (self.pubmed_query is not None) if source == "pubmed" else self.ctgov is not None
 
+    def fingerprint(self, source: str) -> str:
+        """A short hash of what this topic asks ``source``: kept with the watermark, so a
+        changed query is noticed and searched from the beginning, not only since the last
+        run (an added ``OR`` clause would otherwise never reach its older records)."""
+        import hashlib
+        import json
+
+        what: object = (self.pubmed_query if source == "pubmed"
+                        else sorted(self.ctgov.params().items()) if self.ctgov else None)
+        text = json.dumps([source, what], separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
 
 @dataclass(frozen=True)
 class Settings:

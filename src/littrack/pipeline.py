@@ -31,7 +31,7 @@ from littrack.lock import DataDirLock
 from littrack.normalize.ctgov import dig, normalize_study
 from littrack.sources.ctgov import ClinicalTrials
 from littrack.sources.pubmed import PubMed, SearchResult
-from littrack.store import Store
+from littrack.store import Store, Watermark
 from littrack.tables import SOURCES
 from littrack.vocab import TIMESTAMP_FORMAT
 from littrack.windows import Window, next_window
@@ -136,10 +136,21 @@ class Runner:
         if self.stop.is_set():
             raise StopRequested("stopped by signal before the topic finished; rolled back")
 
+    def _watermark(self, topic: Topic, source: str) -> tuple[Watermark | None, bool]:
+        """The topic's watermark, or None when its query changed since the watermark was
+        set (then the topic starts over, as on its first run); and whether it changed."""
+        wm = self.store.watermark(topic.name, source)
+        changed = bool(wm and wm.query_fingerprint
+                       and wm.query_fingerprint != topic.fingerprint(source))
+        return (None if changed else wm), changed
+
     def run_topic(self, topic: Topic, source: str) -> TopicResult:
         """Run one topic of one source; never raises LittrackError (records it instead)."""
         now = self.clock()
-        wm = self.store.watermark(topic.name, source)
+        wm, changed = self._watermark(topic, source)
+        if changed:
+            log.info("%s %s: the query changed since the last run; searching everything it "
+                     "matches, as on a first run", source, topic.name)
         window = next_window(date.fromisoformat(wm.watermark) if wm else None, now.date(),
                              self._overlap(source), self.full)
 
@@ -153,7 +164,9 @@ class Runner:
             else:
                 self._run_ctgov(topic, window, now, wm.data_timestamp if wm else None, result)
 
-        return self._accounted(TopicResult(topic.name, source), now, window, work)
+        first = TopicResult(topic.name, source,
+                            note="query changed: searched from the beginning" if changed else None)
+        return self._accounted(first, now, window, work)
 
     def _accounted(self, result: TopicResult, now: datetime, window: Window,
                    work: Callable[[TopicResult], None]) -> TopicResult:
@@ -202,7 +215,7 @@ class Runner:
                    data_timestamp: str | None = None) -> None:
         """Watermark and run row, inside the topic's transaction."""
         self.store.set_watermark(topic.name, source, now.date().isoformat(), self.run_id,
-                                 iso(now), data_timestamp)
+                                 iso(now), data_timestamp, topic.fingerprint(source))
         self._finish_run_ok(result)
 
     def _finish_run_ok(self, result: TopicResult) -> None:
@@ -229,7 +242,7 @@ class Runner:
         self._ahead_pool = ThreadPoolExecutor(max_workers=min(4, len(topics)),
                                               thread_name_prefix="esearch")
         for topic in topics:
-            wm = self.store.watermark(topic.name, "pubmed")
+            wm, _ = self._watermark(topic, "pubmed")
             window = next_window(date.fromisoformat(wm.watermark) if wm else None, now.date(),
                                  self._overlap("pubmed"), self.full)
             client = self.pubmed.client_for_topic(topic.name)
@@ -303,7 +316,9 @@ class Runner:
             matched += [p for p in retry if p not in set(missing)]
             result.n_new = store.match(topic.name, "pubmed", matched, self.run_id)
             self._check_stop()
-            result.note = f"{len(missing)} PMID(s) missing" if missing else None
+            if missing:
+                result.note = "; ".join(n for n in (result.note,
+                                                    f"{len(missing)} PMID(s) missing") if n)
             self._finish_ok(topic, "pubmed", now, result)
         self.fetched_pmids.update(todo + retry)
 

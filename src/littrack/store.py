@@ -60,6 +60,7 @@ class Watermark:
     watermark: str  # ISO day the last successful run started
     data_timestamp: str | None  # ClinicalTrials.gov /version dataTimestamp at that run
     run_id: str
+    query_fingerprint: str | None = None  # of the query that set it (None: set before 0005)
 
 
 class Store:
@@ -225,18 +226,21 @@ class Store:
 
     # ---- watermarks ------------------------------------------------------------------
     def watermark(self, topic: str, source: str) -> Watermark | None:
-        row = self.db.execute("SELECT watermark, data_timestamp, run_id FROM watermarks "
-                              "WHERE topic=? AND source=?", (topic, source)).fetchone()
+        row = self.db.execute("SELECT watermark, data_timestamp, run_id, query_fingerprint "
+                              "FROM watermarks WHERE topic=? AND source=?",
+                              (topic, source)).fetchone()
         return Watermark(*row) if row else None
 
     def set_watermark(self, topic: str, source: str, watermark: str, run_id: str, now: str,
-                      data_timestamp: str | None = None) -> None:
+                      data_timestamp: str | None = None,
+                      query_fingerprint: str | None = None) -> None:
         self.db.execute(
             "INSERT INTO watermarks (topic, source, watermark, data_timestamp, run_id, "
-            "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (topic, source) DO UPDATE SET "
-            "watermark=excluded.watermark, data_timestamp=excluded.data_timestamp, "
-            "run_id=excluded.run_id, updated_at=excluded.updated_at",
-            (topic, source, watermark, data_timestamp, run_id, now))
+            "updated_at, query_fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (topic, "
+            "source) DO UPDATE SET watermark=excluded.watermark, "
+            "data_timestamp=excluded.data_timestamp, run_id=excluded.run_id, "
+            "updated_at=excluded.updated_at, query_fingerprint=excluded.query_fingerprint",
+            (topic, source, watermark, data_timestamp, run_id, now, query_fingerprint))
 
     def watermarks(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.execute("SELECT * FROM watermarks ORDER BY 1, 2")]
