@@ -173,23 +173,41 @@ def run(ctx: click.Context, topics: tuple[str, ...], source: str | None, full: b
         settings.topic(name)  # unknown topic → ConfigError before any request
     from littrack.pipeline import run as run_pipeline
 
+    quiet = ctx.ensure_object(dict).get("quiet", False)
     signals = _StopOnSignal()
     with signals as stop:
         result = run_pipeline(settings, topics=topics or None,
                               sources=[source] if source else None, full=full, stop=stop,
-                              lock_timeout=wait, progress=sys.stderr.isatty())
-    for r in result.results:
-        mark = {"ok": "ok ", "stopped": "STOPPED"}.get(r.status, "FAILED")
-        line = (f"{mark} {r.source:<6} {r.topic:<30} found {r.n_found:>5}  new {r.n_new:>5}  "
-                f"updated {r.n_updated:>4}  requests {r.n_requests:>4}")
-        click.echo(line + (f"  ({r.error})" if r.error else ""))
-    if result.report_dir:
-        click.echo(f"report: {result.report_dir}")
+                              lock_timeout=wait, progress=sys.stderr.isatty() and not quiet)
+    if not (quiet and result.exit_code == 0 and not result.stopped):
+        # -q: a run with nothing wrong prints nothing, so cron mails only when it matters
+        _print_results(result)
     if result.stopped:
         click.echo("stopped on request; the next run resumes from the last committed state")
         # the shell's convention for "ended by signal N": 130 after SIGINT, 143 after SIGTERM
         sys.exit(128 + (signals.signum or signal.SIGINT))
     sys.exit(result.exit_code)
+
+
+def _print_results(result: Any) -> None:
+    """One line per topic and source, the linked-records line, the run's distinct totals."""
+    from littrack.pipeline import LINKED_TOPIC
+
+    for r in result.results:
+        mark = {"ok": "ok ", "stopped": "STOPPED"}.get(r.status, "FAILED")
+        if r.topic == LINKED_TOPIC:
+            counts = (f"asked {r.n_found:>5}  not returned {r.n_missing:>4}  new {r.n_new:>5}  "
+                      f"updated {r.n_updated:>4}")
+        else:
+            counts = f"found {r.n_found:>5}  new {r.n_new:>5}  updated {r.n_updated:>4}"
+        line = f"{mark} {r.source:<6} {r.topic:<30} {counts}  requests {r.n_requests:>4}"
+        extra = r.error or r.note
+        click.echo(line + (f"  ({extra})" if extra else ""))
+    t = result.totals
+    click.echo(f"total (each record once): found {t.found}, new {t.new}, updated "
+               f"{t.updated}, {t.requests} requests ({t.retries} retries)")
+    if result.report_dir:
+        click.echo(f"report: {result.report_dir}")
 
 
 @cli.command()

@@ -216,8 +216,10 @@ class HttpClient:
         url, last = self.scrub(url), self.scrub(last)
         delay = self._backoff(attempt, retry_after)
         self.stats.count_retry(last.split(":")[0].split(" (")[0])
-        log.warning("%s: %s from %s; retry %d/%d in %.1fs", self.source, last, endpoint(url),
-                    attempt + 1, self.retry.max_tries - 1, delay)
+        # INFO: a retry that then succeeds is the policy working, not a problem to mail
+        # about; the failure after the last one is logged as an error by the pipeline.
+        log.info("%s: %s from %s; retry %d/%d in %.1fs", self.source, last, endpoint(url),
+                 attempt + 1, self.retry.max_tries - 1, delay)
         log.debug("%s: the request retried was %s", self.source, url)
         self._sleep(delay, url, last)
 

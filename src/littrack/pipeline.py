@@ -16,19 +16,18 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 from littrack.config import Settings, Topic
 from littrack.errors import Incomplete, LittrackError, StopRequested, Unreachable, redact
-from littrack.http import HttpClient
+from littrack.http import HttpClient, Stats
 from littrack.lock import DataDirLock
 from littrack.normalize.ctgov import dig, normalize_study
+from littrack.progress import Progress, routed_logging
 from littrack.sources.ctgov import ClinicalTrials
 from littrack.sources.pubmed import PubMed, SearchResult
 from littrack.store import Store, Watermark
@@ -71,6 +70,22 @@ class TopicResult:
     seconds: float = 0.0
     error: str | None = None
     note: str | None = None
+    n_missing: int = 0  # linked records asked for that the service did not return
+
+
+@dataclass(frozen=True)
+class Totals:
+    """A run's totals: each record once, however many topics found it."""
+
+    found: int = 0
+    new: int = 0
+    updated: int = 0
+    requests: int = 0
+    retries: int = 0
+
+    def __str__(self) -> str:
+        return (f"found {self.found}, new {self.new}, updated {self.updated}, "
+                f"{self.requests} requests ({self.retries} retries)")
 
 
 @dataclass
@@ -79,6 +94,7 @@ class RunResult:
     results: list[TopicResult] = field(default_factory=list)
     report_dir: Path | None = None
     stopped: bool = False
+    totals: Totals = Totals()
 
     @property
     def exit_code(self) -> int:
@@ -92,7 +108,8 @@ class Runner:
     """State of one run shared across topics: clients, what was fetched, the CT.gov version."""
 
     def __init__(self, settings: Settings, store: Store, run_id: str, *, full: bool,
-                 stop: threading.Event, clock: Clock) -> None:
+                 stop: threading.Event, clock: Clock, progress: Progress | None = None
+                 ) -> None:
         self.settings = settings
         self.store = store
         self.run_id = run_id
@@ -108,6 +125,11 @@ class Runner:
         }
         # source -> why: nothing answered there, so its other topics are skipped at once
         self.unreachable: dict[str, str] = {}
+        self.progress = progress or Progress(terminal=False)
+        # each record once for the run's totals, however many topics found it
+        self.found_ids: dict[str, set[str]] = {s: set() for s in SOURCES}
+        self.leftover = Stats()  # searches run ahead for topics that never ran
+        self.updated_ids: dict[str, set[str]] = {s: set() for s in SOURCES}
         for client in self.clients.values():
             client.stop = stop
         self._pubmed: PubMed | None = None
@@ -153,6 +175,7 @@ class Runner:
                      "matches, as on a first run", source, topic.name)
         window = next_window(date.fromisoformat(wm.watermark) if wm else None, now.date(),
                              self._overlap(source), self.full)
+        log.debug("%s %s: window %s", source, topic.name, window)
 
         def work(result: TopicResult) -> None:
             if source in self.unreachable:
@@ -194,8 +217,10 @@ class Runner:
                 self.unreachable[result.source] = str(exc).split("] ", 1)[-1]
         except Exception as exc:  # a bug: record it, keep the other topics running
             log.exception("%s %s: unexpected error", result.source, result.topic)
-            result.status, result.error = "failed", redact(f"internal error: {exc!r}")
+            result.status = "failed"
+            result.error = redact(f"internal error: {type(exc).__name__}: {exc}")
         finally:
+            self.progress.done()
             result.n_requests = client.stats.requests - before[0]
             result.n_retries = client.stats.retries - before[1]
             result.seconds = time.monotonic() - started
@@ -282,17 +307,34 @@ class Runner:
                 self.clients["pubmed"].stats.absorb(ahead[2].stats)
 
     def close(self) -> None:
-        """Cancel searches started ahead for topics that did not run (stop, failure)."""
+        """Cancel searches started ahead for topics that did not run (stop, failure); the
+        requests they made still count in the run's totals."""
         if self._ahead_pool is not None:
             self._ahead_pool.shutdown(wait=True, cancel_futures=True)
             self._ahead_pool = None
+        for _, _, client in self._ahead.values():
+            self.leftover.absorb(client.stats)
         self._ahead.clear()
+
+    def totals(self, results: list[TopicResult]) -> Totals:
+        """Each record once (found by three topics: once here, once in each topic's line);
+        requests: every one this run sent, so stdout and log say the same."""
+        new = self.store.new_matches(self.run_id) + sum(
+            r.n_new for r in results if r.topic == LINKED_TOPIC)
+        return Totals(
+            found=sum(len(ids) for ids in self.found_ids.values()),
+            new=new,
+            updated=sum(len(ids) for ids in self.updated_ids.values())
+            + sum(r.n_updated for r in results if r.topic == LINKED_TOPIC),
+            requests=sum(r.n_requests for r in results) + self.leftover.requests,
+            retries=sum(r.n_retries for r in results) + self.leftover.retries)
 
     def _run_pubmed(self, topic: Topic, window: Window, now: datetime,
                     result: TopicResult) -> None:
         store, stamp = self.store, iso(now)
         search = self._pubmed_search(topic, window)
         result.n_found = len(search.ids)
+        self.found_ids["pubmed"].update(search.ids)
         todo = [p for p in search.ids if p not in self.fetched_pmids]
         if window.is_full and not self.full:
             # A topic's first run: records other topics already stored need no new fetch.
@@ -302,13 +344,17 @@ class Runner:
                  if p not in self.fetched_pmids and p not in set(todo)]
         self._check_stop()
         missing: list[str] = []
+        self.progress.start(f"pubmed {topic.name}", len(todo) + len(retry))
         with store.transaction():
             for batch in self.pubmed.fetch(todo + retry, search if not retry else None):
                 self._check_stop()
                 saved = store.save_records(batch.records, stamp, self.run_id, self.stop)
                 result.n_updated += len(saved.updated)
+                self.updated_ids["pubmed"].update(saved.updated)
                 store.mark_deleted(batch.deleted, stamp, self.run_id)
                 missing += batch.missing
+                self.progress.advance(len(batch.records) + len(batch.deleted)
+                                      + len(batch.missing))
             found = [p for p in todo + retry if p not in set(missing)]
             store.clear_missing("pubmed", found, topic.name)
             store.record_missing("pubmed", missing, topic.name, self.run_id, stamp)
@@ -335,11 +381,13 @@ class Runner:
             return
         seen: set[str] = set()
         total: int | None = None
+        self.progress.start(f"ctgov {topic.name}", None)
         with store.transaction():
             for page in self.ctgov.search(topic, window):
                 self._check_stop()
                 if page.total is not None and (total is None or page.restarted):
                     total = page.total
+                    self.progress.total(total)
                 records = []
                 for study in page.studies:
                     rec = normalize_study(study)
@@ -350,8 +398,11 @@ class Runner:
                         records.append(rec)
                 saved = store.save_records(records, stamp, self.run_id, self.stop)
                 result.n_updated += len(saved.updated)
+                self.updated_ids["ctgov"].update(saved.updated)
                 self.saved_ncts.update(saved.new + saved.updated + saved.unchanged)
+                self.progress.advance(len(page.studies))
             result.n_found = len(seen)
+            self.found_ids["ctgov"].update(seen)
             if total is not None and len(seen) < total:
                 raise Incomplete(f"received {len(seen)} of the {total} studies the service "
                                  f"announced; watermark not advanced", source="ctgov",
@@ -386,8 +437,7 @@ class Runner:
                 outcomes = (self._fetch_linked_pubmed if source == "pubmed"
                             else self._fetch_linked_ctgov)(ids, stamp, result)
                 self.store.record_linked_fetch(source, outcomes.items(), self.run_id, stamp)
-                missing = sum(o != "saved" for o in outcomes.values())
-                result.note = f"{missing} linked id(s) not found" if missing else None
+                result.n_missing = sum(o != "saved" for o in outcomes.values())
                 self._finish_run_ok(result)
 
         result = TopicResult(LINKED_TOPIC, source, n_found=len(ids))
@@ -430,9 +480,13 @@ class Runner:
 
 
 def _log_result(r: TopicResult) -> None:
-    line = (f"{r.source} {r.topic}: {r.status}, found {r.n_found}, new {r.n_new}, "
-            f"updated {r.n_updated}, {r.n_requests} requests ({r.n_retries} retries) "
-            f"in {r.seconds:.1f}s")
+    if r.topic == LINKED_TOPIC:
+        counted = (f"asked {r.n_found}, not returned {r.n_missing}, new {r.n_new}, "
+                   f"updated {r.n_updated}")
+    else:
+        counted = f"found {r.n_found}, new {r.n_new}, updated {r.n_updated}"
+    line = (f"{r.source} {r.topic}: {r.status}, {counted}, {r.n_requests} requests "
+            f"({r.n_retries} retries) in {r.seconds:.1f}s")
     if r.note:
         line += f"; {r.note}"
     if r.error:
@@ -445,10 +499,7 @@ def _log_run(run: RunResult, seconds: float) -> None:
     rs = run.results
     failed = sum(r.status == "failed" for r in rs)
     ok = sum(r.status == "ok" for r in rs)
-    line = (f"run {run.run_id}: {ok} ok, {failed} failed; found "
-            f"{sum(r.n_found for r in rs)}, new {sum(r.n_new for r in rs)}, updated "
-            f"{sum(r.n_updated for r in rs)}, {sum(r.n_requests for r in rs)} requests "
-            f"({sum(r.n_retries for r in rs)} retries) in {seconds:.1f}s")
+    line = f"run {run.run_id}: {ok} ok, {failed} failed; {run.totals} in {seconds:.1f}s"
     if run.stopped:
         line += "; stopped on request"
     if run.report_dir:
@@ -459,8 +510,13 @@ def _log_run(run: RunResult, seconds: float) -> None:
 def run(settings: Settings, *, topics: Iterable[str] | None = None,
         sources: Iterable[str] | None = None, full: bool = False,
         stop: threading.Event | None = None, lock_timeout: float = 0.0,
-        clock: Clock = utcnow, progress: bool = False, write_report: bool = True) -> RunResult:
-    """Run the selected topics and sources under the data-dir lock; write the run report."""
+        clock: Clock = utcnow, progress: bool = False, write_report: bool = True,
+        progress_every: float = 10.0) -> RunResult:
+    """Run the selected topics and sources under the data-dir lock; write the run report.
+
+    ``progress``: a bar per topic on the terminal; otherwise a progress log line at least
+    every ``progress_every`` seconds while a topic stores records.
+    """
     chosen = [settings.topic(t) for t in topics] if topics else list(settings.topics)
     chosen_sources = list(sources) if sources else list(SOURCES)
     stop = stop or threading.Event()
@@ -476,12 +532,12 @@ def run(settings: Settings, *, topics: Iterable[str] | None = None,
         if interrupted:
             log.warning("closed %d run(s) left 'running' by a process that was killed",
                         interrupted)
-        runner = Runner(settings, store, run.run_id, full=full, stop=stop, clock=clock)
+        runner = Runner(settings, store, run.run_id, full=full, stop=stop, clock=clock,
+                        progress=Progress(terminal=progress, every=progress_every))
         try:
             runner.search_ahead([t for s, t in tasks if s == "pubmed"])
-            with _progress(len(tasks), progress) as bar:
+            with routed_logging(progress):
                 for source, topic in tasks:
-                    bar.set_description(f"{source} {topic.name}")
                     try:
                         run.results.append(runner.run_topic(topic, source))
                     except StopRequested as exc:
@@ -491,12 +547,12 @@ def run(settings: Settings, *, topics: Iterable[str] | None = None,
                         log.warning("stop requested: %s %s rolled back; no further topics",
                                     source, topic.name)
                         break
-                    bar.update(1)
         finally:
             runner.close()
         if not run.stopped:
             run.results += runner.resolve_links(chosen_sources)
             run.stopped = stop.is_set()
+        run.totals = runner.totals(run.results)
         if write_report and not run.stopped:
             # A stopped run exits at once; the next run's report takes in what it committed.
             from littrack.reports import pending_run_ids, write_run_report
@@ -506,17 +562,3 @@ def run(settings: Settings, *, topics: Iterable[str] | None = None,
             run.report_dir = write_run_report(store, settings, run_ids, run.run_id)
     _log_run(run, time.monotonic() - started)
     return run
-
-
-@contextmanager
-def _progress(total: int, enabled: bool) -> Iterator[Any]:
-    """A tqdm bar on a terminal (log lines routed around it); a no-op bar otherwise."""
-    from tqdm import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
-    with tqdm(total=total, unit="topic", leave=False, disable=not enabled) as bar:
-        if not enabled:
-            yield bar
-            return
-        with logging_redirect_tqdm():
-            yield bar

@@ -388,6 +388,12 @@ class Store:
             "SELECT COUNT(*) FROM topic_matches WHERE +topic=? AND +source=? AND "
             "first_seen_run=?", (topic, source, run_id)).fetchone()[0])
 
+    def new_matches(self, run_id: str) -> int:
+        """Records a run matched to some topic for the first time, each counted once."""
+        return int(self.db.execute(
+            "SELECT COUNT(*) FROM (SELECT DISTINCT source, record_id FROM topic_matches "
+            "WHERE first_seen_run=?)", (run_id,)).fetchone()[0])
+
     def mark_deleted(self, pmids: Iterable[str], now: str, run_id: str) -> int:
         """PubMed withdrew these: flag them (never drop), and log the change once."""
         n = 0

@@ -244,7 +244,15 @@ class PubMed:
         """All PMIDs of the topic in the window, splitting by date under the 9,999 cap."""
         # Incremental windows also ask for records *modified* in the window (corrections,
         # retractions); a full backfill needs no such clause.
-        return self._search(topic, window, modified=not window.is_full, full=window.is_full)
+        result = self._search(topic, window, modified=not window.is_full, full=window.is_full)
+        if result.warnings:
+            # A term missing from the index is normal in a long OR-list: one line per topic
+            # (every date slice repeats the same notes), not one warning per term.
+            unique = list(dict.fromkeys(result.warnings))
+            shown = "; ".join(unique[:5]) + (f"; … {len(unique) - 5} more"
+                                             if len(unique) > 5 else "")
+            log.info("pubmed topic %s: ESearch notes: %s", topic.name, shown)
+        return result
 
     def _search(self, topic: Topic, window: Window, modified: bool, full: bool) -> SearchResult:
         assert topic.pubmed_query is not None
@@ -315,8 +323,6 @@ class PubMed:
         if phrases and reply.count == 0 and full:
             raise QueryRejected(f"PubMed found nothing; phrase(s) not found: "
                                 f"{', '.join(phrases)}", source="pubmed", topic=topic.name)
-        for note in notes:
-            log.warning("pubmed topic %s: ESearch says %s", topic.name, note)
         return notes
 
     # -- fetch --
