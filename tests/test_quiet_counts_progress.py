@@ -12,9 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from littrack.cli import cli
 from littrack.pipeline import LINKED_TOPIC, run
 from littrack.progress import Progress
 from littrack.windows import Window
