@@ -12,6 +12,8 @@ Every failure a user can cause or meet is a ``LittrackError``; anything else is 
     │   ├── Unreachable        nothing answers at the service's address (DNS, refused): the
     │   │                      source's remaining topics are skipped, not retried
     │   └── DeadlineExceeded   the topic's overall time budget ran out (stalled server)
+    ├── DeliveryError          a notification channel failed (names entry, channel, server);
+    │                          retried at the next delivery, the other channels go on
     ├── LockTimeout            another littrack process holds the data directory
     ├── DataDirError           the data directory cannot be written (a file, read-only)
     └── StoreError             the database cannot be used (e.g. written by a newer littrack)
@@ -85,6 +87,10 @@ class Unreachable(SourceError):
 
 class DeadlineExceeded(SourceError):
     """The per-topic time budget ran out before the source finished."""
+
+
+class DeliveryError(LittrackError):
+    """A notify channel (e-mail, webhook, feed) could not deliver; it is tried again later."""
 
 
 class LockTimeout(LittrackError):

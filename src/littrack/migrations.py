@@ -560,11 +560,47 @@ WHERE t.due_date < date('now')
 ORDER BY t.due_date, t.nct_id""",
 )
 
+# Notifications (littrack.notify): each delivery recorded, with its stable key and payload,
+# before it is sent; the items it carries; how far each channel has looked.
+_STEP_5 = (
+    r"""CREATE TABLE deliveries (
+  delivery_id TEXT NOT NULL,
+  entry TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('pending', 'sent')),
+  attempts INTEGER NOT NULL,
+  last_attempt_at TEXT,
+  sent_at TEXT,
+  error TEXT,
+  n_items INTEGER NOT NULL,
+  summary TEXT NOT NULL,
+  payload BLOB NOT NULL,
+  PRIMARY KEY (delivery_id)
+)""",
+    "CREATE INDEX deliveries_channel ON deliveries (entry, channel, created_at)",
+    r"""CREATE TABLE delivery_items (
+  entry TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  item_key TEXT NOT NULL,
+  delivery_id TEXT NOT NULL,
+  PRIMARY KEY (entry, channel, item_key),
+  FOREIGN KEY (delivery_id) REFERENCES deliveries (delivery_id)
+)""",
+    r"""CREATE TABLE notify_cursors (
+  entry TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  through_run TEXT,
+  checked_at TEXT NOT NULL,
+  PRIMARY KEY (entry, channel)
+)""",
+)
+
 # Everyday use (issue 11): FDAAA facts on trials (appended columns) and the two trial views
 # built on them (unreported results apart from records whose status was never updated), a
 # log of which fields an update changed, a query fingerprint beside each watermark (a changed
 # query starts over), and ``stopped`` as a run status (runs rebuilt: a CHECK cannot change).
-_STEP_5 = (
+_STEP_6 = (
     "DROP VIEW trials_due_unreported",
     "ALTER TABLE trials ADD COLUMN results_first_submitted TEXT",
     "ALTER TABLE trials ADD COLUMN delay_certificate_submitted TEXT",
@@ -723,7 +759,8 @@ STEPS: tuple[Step, ...] = (
     Step("0002_linked_fetches_unreported_view", _STEP_2),
     Step("0003_summary_indexes", _STEP_3),
     Step("0004_record_foreign_keys", _STEP_4),
-    Step("0005_everyday_fdaaa_fingerprint_stopped", _STEP_5),
+    Step("0005_notify_deliveries", _STEP_5),
+    Step("0006_everyday_fdaaa_fingerprint_stopped", _STEP_6),
 )
 RELEASE_0_1_0_STEPS = 3  # a 0.1.0 store's user_version counts these
 

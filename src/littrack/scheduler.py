@@ -302,7 +302,43 @@ class Service:
             extra: dict[str, Any] = {"next_run_time": now} if first else {}
             self.scheduler.add_job(self._fire, self.triggers[job.id], args=[job], id=job.id,
                                    name=job.describe(), **extra)
+        self._add_digest_jobs(now, once_now)
         self.scheduler.start()
+
+    def _add_digest_jobs(self, now: datetime, once_now: bool) -> None:
+        """One job per daily/weekly [[notify]] digest; one that missed its slot fires now."""
+        digests = [e for e in self.settings.notify if e.when != "after-run"]
+        if not digests:
+            return
+        due: set[str] = {e.name for e in digests} if once_now else set()
+        if not once_now and self.settings.db_path.exists():
+            from littrack.notify import is_due
+            from littrack.store import Store
+
+            with Store(self.settings.db_path) as store:
+                due = {e.name for e in digests if is_due(store, e, self.clock())}
+        for entry in digests:
+            trigger = cron_trigger(entry.schedule())
+            extra: dict[str, Any] = {"next_run_time": now} if entry.name in due else {}
+            log.info("notify %s: %s digest at %s (%s)%s", entry.name, entry.when, entry.at,
+                     entry.timezone, "; catching up now" if entry.name in due else "")
+            self.scheduler.add_job(self._digest, trigger, args=[entry.name],
+                                   id=f"notify:{entry.name}", name=f"notify {entry.name}",
+                                   **extra)
+
+    def _digest(self, name: str) -> None:
+        """A digest's slot: deliver that entry (never raises; failures are logged)."""
+        if self.stop.is_set():
+            return
+        from littrack.notify import deliver
+
+        try:
+            deliver(self.settings, names=[name], lock_timeout=self.lock_wait)
+        except LittrackError as exc:
+            log.warning("notify %s: not delivered now (%s); the next slot catches up",
+                        name, exc)
+        except Exception:  # a bug: keep serving the other schedules
+            log.exception("notify %s: unexpected error", name)
 
     def next_run_time(self, job_id: str) -> datetime | None:
         job = self.scheduler.get_job(job_id)
@@ -331,6 +367,12 @@ class Service:
         except Exception as exc:  # a bug: keep serving the other schedules
             outcome.skipped = f"internal error: {exc!r}"
             log.exception("%s: unexpected error", job.id)
+        else:
+            if outcome.result is not None and not outcome.result.stopped \
+                    and self.settings.notify:
+                from littrack.notify import after_run
+
+                after_run(self.settings, lock_timeout=self.lock_wait)
         finally:
             self._idle.set()
             state = ("stopped" if outcome.result and outcome.result.stopped
@@ -400,6 +442,7 @@ def status(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
     last: dict[tuple[str, str], dict[str, Any]] = {}
     marks: dict[tuple[str, str], dict[str, Any]] = {}
     counts: dict[str, int] = {}
+    deliveries: dict[tuple[str, str], dict[str, Any]] = {}
     db = settings.db_path
     if db.exists():
         from littrack.lock import is_held
@@ -410,6 +453,7 @@ def status(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
             last = {(r["topic"], r["source"]): r for r in store.last_runs()}
             marks = {(r["topic"], r["source"]): r for r in store.watermarks()}
             counts = store.counts()
+            deliveries = {(r["entry"], r["channel"]): r for r in store.delivery_status()}
         if not (held or is_held(settings.data_dir)):
             # "running" rows with no process behind them (killed): the next run closes them
             for r in last.values():
@@ -444,7 +488,23 @@ def status(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
         })
     return {"config": str(settings.config_path), "database": str(db),
             "database_exists": db.exists(), "now": utc_stamp(now),
-            "topics": rows, "counts": counts}
+            "topics": rows, "counts": counts, "notify": _notify_status(settings, deliveries)}
+
+
+def _notify_status(settings: Settings, known: dict[tuple[str, str], dict[str, Any]]
+                   ) -> list[dict[str, Any]]:
+    """Per [[notify]] entry and channel: deliveries sent, pending (failed) and last error."""
+    out = []
+    for entry in settings.notify:
+        for channel in entry.channels:
+            row = known.get((entry.name, channel), {})
+            out.append({"entry": entry.name, "channel": channel, "when": entry.when,
+                        "sent": row.get("sent", 0), "pending": row.get("pending", 0),
+                        "last_sent_at": row.get("last_sent_at"),
+                        "checked_at": row.get("checked_at"),
+                        "failing": bool(row.get("pending")), "error": row.get("error"),
+                        "failed_at": row.get("failed_at")})
+    return out
 
 
 def _cell(value: object) -> str:
@@ -479,6 +539,13 @@ def format_status(report: dict[str, Any]) -> str:
             out.append(f"    error: {run['error']}")
         if run.get("status") != "ok" and row["last_ok_at"]:
             out.append(f"    last success: {row['last_ok_at']}")
+    for n in report.get("notify", []):
+        state = (f"FAILING ({n['pending']} unconfirmed)" if n["failing"]
+                 else "ok" if n["checked_at"] else "never delivered")
+        out.append(f"notify {n['entry']} {n['channel']:<7} {state}; {n['sent']} sent, last "
+                   f"{_cell(n['last_sent_at'])}")
+        if n["error"]:
+            out.append(f"    error at {_cell(n['failed_at'])}: {n['error']}")
     counts = report["counts"]
     if counts:
         out.append("rows: " + ", ".join(f"{name} {counts[name]}" for name in MAIN_COUNTS
