@@ -239,7 +239,7 @@ def _table_section(heading: str, frame: pd.DataFrame, csv_name: str, headers: li
 
 def _records(frame: pd.DataFrame) -> Iterable[dict[str, Any]]:
     for rec in frame.to_dict("records"):
-        yield {k: (None if _isna(v) else v) for k, v in rec.items()}
+        yield {str(k): (None if _isna(v) else v) for k, v in rec.items()}
 
 
 def _isna(v: Any) -> bool:
