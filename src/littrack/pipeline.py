@@ -389,7 +389,9 @@ class Runner:
                     total = page.total
                     self.progress.total(total)
                 records = []
-                for study in page.studies:
+                for n, study in enumerate(page.studies):
+                    if n % 25 == 0:  # a page of 1,000 takes longer than a stop may wait
+                        self._check_stop()
                     rec = normalize_study(study)
                     if rec.record_id in seen:
                         continue
