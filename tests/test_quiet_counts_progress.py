@@ -143,6 +143,6 @@ def test_a_run_reports_progress_against_the_search_count(
     with caplog.at_level(logging.INFO, logger="littrack.progress"):
         run(settings, sources=["pubmed"], write_report=False, progress_every=0.0)
     expected = sum("mdma-ptsd" in t for t in corpus.articles.values())
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(
-        "pubmed mdma-ptsd:")]
+    lines = [r.getMessage() for r in caplog.records if r.name == "littrack.progress"
+             and r.getMessage().startswith("pubmed mdma-ptsd:")]
     assert lines and lines[-1].startswith(f"pubmed mdma-ptsd: {expected} of {expected} records")
