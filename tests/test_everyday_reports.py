@@ -15,10 +15,10 @@ import pandas as pd
 
 from littrack.normalize import Normalized
 from littrack.normalize.ctgov import normalize_study
-from littrack.normalize.pubmed import parse_efetch
+from littrack.normalize.pubmed_efetch import parse_efetch
 from littrack.reports import report_frames, write_report
+from littrack.reports.charts import publications_grid
 from littrack.store import Store
-from littrack.summary import publications_grid
 from tests.builders.ctgov import study
 from tests.builders.pubmed import article_xml, efetch_xml
 
@@ -188,7 +188,7 @@ def test_publications_grid_fills_empty_years_and_keeps_equal_topics_apart() -> N
 
 
 def test_chart_draws_one_year_and_forty(tmp_path: Path) -> None:
-    from littrack.summary import chart_publications
+    from littrack.reports.charts import chart_publications
 
     for span, name in ((1, "one"), (40, "forty")):
         with Store(tmp_path / f"{name}.sqlite") as store:

@@ -25,6 +25,7 @@ from littrack.pipeline import run
 from littrack.scheduler import Service
 from littrack.store import Store
 from tests.builders.ctgov import study
+from tests.builders.pubmed import article_xml
 from tests.corpus import Corpus, ctgov_matches, fake_env, populate, write_test_config
 from tests.dbutil import db_rows
 from tests.fakes import CtgovFake, EutilsFake
@@ -403,6 +404,16 @@ def test_a_daily_digest_is_due_once_its_slot_passed(
      'to = ["c@d.org"]\nsmtp_port = "25"\n', "notify 'x'.email.smtp_port: must be int"),
     ('[[notify]]\nname = "x"\n[notify.atom]\npath = "../../etc/feed.xml"\n',
      "notify 'x'.atom.path: must be a file path inside the data directory"),
+    ('[[notify]]\nname = "x"\n[notify.webhook]\nurl = "https://h.example/x"\n'
+     'url_env = "U"\n', "notify 'x'.webhook: needs url or url_env"),
+    ('[[notify]]\nname = "x"\nwhen = "daily"\nday = "fri"\n[notify.atom]\npath = "f.xml"\n',
+     "notify 'x'.day: only weekly digests have a day"),
+    ('[[notify]]\nname = "x"\nwhen = "weekly"\nday = "someday"\n[notify.atom]\n'
+     'path = "f.xml"\n', "notify 'x'.day: must be a weekday"),
+    ('[[notify]]\nname = "x"\nwhen = "daily"\nat = "25:00"\n[notify.atom]\npath = "f.xml"\n',
+     "notify 'x'.at: must be a time HH:MM"),
+    ('[[notify]]\nname = "x"\nwhen = "daily"\ntimezone = "Mars/Base"\n[notify.atom]\n'
+     'path = "f.xml"\n', "notify 'x'.timezone: invalid time zone 'Mars/Base'"),
 ])
 def test_bad_notify_config_exits_2_naming_entry_and_key(tmp_path: Path, snippet: str,
                                                         message: str) -> None:
@@ -467,3 +478,77 @@ def test_serve_delivers_after_each_run_and_fires_digests_at_their_slot(
         digest = list(hook.accepted.values())[2].json
         assert digest["entry"] == "daily-team"
         assert {i["key"] for i in digest["items"]} == want
+
+
+def test_a_retraction_arrives_as_a_correction_and_include_filters_kinds(
+        tmp_path: Path, eutils_fake: EutilsFake, ctgov_fake: CtgovFake) -> None:
+    """An entry that asks only for corrections and trial changes: the first run's new
+    records send nothing (an empty digest is not sent); a retraction is one correction,
+    in its own section, with the record's text escaped in the HTML part."""
+    with SmtpFake(tmp_path, security="none", username=None) as smtp, \
+            WebhookReceiver() as hook:
+        config, settings, corpus = setup(
+            tmp_path, eutils_fake, ctgov_fake, smtp, hook, security="none",
+            extra='include = ["corrections", "trial_changes"]')
+        assert run(settings, write_report=False).exit_code == 0
+        assert all(r.ok and not r.sent for r in deliver(settings))
+        assert smtp.messages() == [] and hook.posts == []
+
+        pmid = min(p for p, topics in corpus.articles.items() if "mdma-ptsd" in topics)
+        today = datetime.now(UTC).date()
+        eutils_fake.update_article(pmid, article_xml(
+            pmid, title="<script>alert(1)</script> A retracted finding",
+            comments=[("RetractionIn", "39999990")], entrez_date=today), mdat=today)
+        assert run(settings, write_report=False).exit_code == 0
+        assert all(r.ok for r in deliver(settings))
+
+        (mail,) = smtp.messages()
+        assert mail.message["Subject"] == "littrack ptsd-team: 1 correction"
+        text = mail.part("plain")
+        assert "== Corrections ==" in text and "retracted: no → yes" in text
+        assert f"PubMed https://pubmed.ncbi.nlm.nih.gov/{pmid}/" in text
+        html_part = mail.part("html")
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html_part
+        assert "<script>" not in html_part
+        (post,) = hook.accepted.values()
+        (item,) = post.json["items"]
+        assert item["kind"] == "corrections" and item["id"] == pmid
+        assert item["changes"] == [{"field": "is_retracted", "was": "0", "now": "1"}]
+        assert "mdma-ptsd" in item["topics"]
+        (entry,) = feed(tmp_path / "data" / "feeds" / "ptsd.xml").entries
+        assert entry.title.startswith("Correction: <script>")  # text, parsed back intact
+
+
+def test_a_webhook_url_token_stays_out_of_messages_and_logs(
+        tmp_path: Path, eutils_fake: EutilsFake, ctgov_fake: CtgovFake,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Slack-style URLs carry their token in the path: it can come from url_env, and no
+    message, log line or preview repeats the path."""
+    token = "T0001/B0002/sekrit-token-xyz"
+    with WebhookReceiver() as hook:
+        config = write_test_config(tmp_path, extra="""
+[[notify]]
+name = "slack"
+[notify.webhook]
+url_env = "LITTRACK_SLACK_URL"
+""")
+        env = {**env_for(tmp_path, eutils_fake, ctgov_fake),
+               "LITTRACK_SLACK_URL": f"{hook.url}/services/{token}"}
+        settings = load_settings(config, env=env)
+        populate(settings, eutils_fake, ctgov_fake, articles=3, trials=2)
+        assert run(settings, write_report=False).exit_code == 0
+        hook.fail_next(404)
+        caplog.set_level("DEBUG")
+        (failed,) = deliver(settings)
+        assert failed.error and "HTTP 404" in failed.error
+        dry = cli(config, env, "notify", "--dry-run")
+        status = cli(config, env, "status")
+        assert "--- slack webhook → http://127.0.0.1:" in dry.stdout
+        for text in (failed.error, caplog.text, dry.stdout + dry.stderr,
+                     status.stdout + status.stderr, repr(settings)):
+            assert "sekrit" not in text
+        (ok,) = deliver(settings)
+        assert ok.ok and hook.posts[-1].path == f"/hook/services/{token}"
+    bad = cli(config, {**env, "LITTRACK_SLACK_URL": "ftp://x/sekrit"}, "check")
+    assert bad.returncode == 2 and "$LITTRACK_SLACK_URL is not an http(s) URL" in bad.stderr
+    assert "sekrit" not in bad.stderr

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from littrack.pipeline import LINKED_TOPIC, run
+from littrack.pipeline import run
 from littrack.progress import Progress
+from littrack.vocab import LINKED_TOPIC
 from littrack.windows import Window
 from tests.builders.ctgov import study
 from tests.corpus import ctgov_matches, fake_env, populate, settings_for, write_test_config

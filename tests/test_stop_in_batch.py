@@ -10,8 +10,9 @@ import pytest
 
 from littrack.errors import StopRequested
 from littrack.normalize import Normalized
-from littrack.normalize.pubmed import parse_efetch
-from littrack.sources.pubmed import Batch, parse_into
+from littrack.normalize.pubmed_efetch import parse_efetch
+from littrack.sources import Batch
+from littrack.sources.pubmed import parse_into
 from littrack.store import Store
 from tests.builders.pubmed import article_xml, efetch_xml
 
@@ -20,11 +21,11 @@ BODY = efetch_xml([article_xml(str(5000 + i)) for i in range(200)])
 
 def test_parsing_a_batch_stops_when_asked() -> None:
     stop = threading.Event()
-    whole = Batch([], [], [])
+    whole = Batch([])
     parse_into(BODY, whole, stop)  # not set: the whole batch
     assert len(whole.records) == 200
     stop.set()
-    part = Batch([], [], [])
+    part = Batch([])
     with pytest.raises(StopRequested, match="while parsing a batch"):
         parse_into(BODY, part, stop)
     assert len(part.records) < 200

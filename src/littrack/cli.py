@@ -197,7 +197,7 @@ def run(ctx: click.Context, topics: tuple[str, ...], source: str | None, full: b
 
 def _print_results(result: Any) -> None:
     """One line per topic and source, the linked-records line, the run's distinct totals."""
-    from littrack.pipeline import LINKED_TOPIC
+    from littrack.vocab import LINKED_TOPIC
 
     for r in result.results:
         mark = {"ok": "ok ", "stopped": "STOPPED"}.get(r.status, "FAILED")
@@ -406,10 +406,10 @@ def status(ctx: click.Context, as_json: bool) -> None:
     """
     import json
 
-    from littrack import scheduler
+    from littrack.status import format_status, status
 
-    report = scheduler.status(_settings(ctx))
-    click.echo(json.dumps(report, indent=2) if as_json else scheduler.format_status(report))
+    report = status(_settings(ctx))
+    click.echo(json.dumps(report, indent=2) if as_json else format_status(report))
 
 
 def _duration(value: str) -> timedelta:
@@ -445,7 +445,7 @@ def report(ctx: click.Context, since: datetime | None, last: str | None,
     summary.md, summary.html and charts/). Reads one consistent snapshot without the
     data-directory lock, so it works while a run is in progress.
     """
-    from littrack.export import ensure_replaceable
+    from littrack.folders import ensure_replaceable
     from littrack.reports import previous_report, write_report
     from littrack.store import Store
 

@@ -15,7 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from littrack.crontab import cron_trigger
 from littrack.errors import ConfigError
 from littrack.vocab import DATABASE_FILE
 
@@ -85,6 +87,12 @@ class Schedule:
     timezone: str = "UTC"
     topic: str | None = None
 
+    @property
+    def key(self) -> str:
+        """The config key the schedule came from, as error messages name it."""
+        where = f"topic {self.topic!r}.schedule" if self.topic else "schedule"
+        return f"{where}.{self.source}"
+
 
 @dataclass(frozen=True)
 class CtgovQuery:
@@ -149,9 +157,16 @@ class EmailChannel:
 
 @dataclass(frozen=True)
 class WebhookChannel:
-    url: str
+    url: str = field(repr=False)  # Slack-style URLs carry a token in the path
     secret_env: str | None = None
     secret: str | None = field(default=None, repr=False)  # HMAC key; never printed or stored
+    url_env: str | None = None
+
+    @property
+    def safe_url(self) -> str:
+        """The URL as logs and messages show it: scheme and host only."""
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.netloc}/…" if parts.path.strip("/") else self.url
 
 
 @dataclass(frozen=True)
@@ -260,7 +275,7 @@ _EMAIL_KEYS = {"smtp_host": (_STR, True), "smtp_port": (_INT, False),
                "security": (_STR, False), "from": (_STR, True), "to": (_LIST, True),
                "username": (_STR, False), "password_env": (_STR, False),
                "timeout": (_NUM, False), "ca_file": (_STR, False)}
-_WEBHOOK_KEYS = {"url": (_STR, True), "secret_env": (_STR, False)}
+_WEBHOOK_KEYS = {"url": (_STR, False), "url_env": (_STR, False), "secret_env": (_STR, False)}
 _ATOM_KEYS = {"path": (_STR, True), "max_entries": (_INT, False), "title": (_STR, False)}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _AT = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])$")
@@ -465,10 +480,13 @@ def _parse_schedules(check: _Checker, raw: dict[str, Any],
         s = check.table(spec, _SCHEDULE_KEYS, f"{prefix}.{source}")
         out.append(Schedule(source=source, cron=s["cron"], timezone=s.get("timezone", "UTC"),
                             topic=topic))
-    from littrack.scheduler import validate_schedule  # apscheduler parses cron and zones
-
     for sched in out:
-        validate_schedule(sched, check.path)
+        # Fail at start, naming the key and the expression, not at the first missed run.
+        try:
+            cron_trigger(sched.cron, sched.timezone)
+        except Exception as exc:  # apscheduler raises ValueError, zoneinfo its own errors
+            raise check.fail(sched.key, f"invalid cron {sched.cron!r} / timezone "
+                                        f"{sched.timezone!r}: {exc}") from None
     return tuple(out)
 
 
@@ -530,10 +548,9 @@ def _parse_notify(check: _Checker, raw: list[Any], topics: tuple[Topic, ...], da
             raise check.fail(where, "needs at least one channel: [notify.email], "
                              "[notify.webhook] or [notify.atom]")
         if when != "after-run":
-            from littrack.scheduler import cron_trigger
-
+            schedule = entry.schedule()
             try:
-                cron_trigger(entry.schedule())
+                cron_trigger(schedule.cron, schedule.timezone)
             except Exception as exc:  # zoneinfo raises its own errors for a bad zone
                 raise check.fail(f"{where}.timezone",
                                  f"invalid time zone {entry.timezone!r}: {exc}") from None
@@ -601,9 +618,21 @@ def _email(check: _Checker, raw: Any, where: str, env: Mapping[str, str]) -> Ema
 
 def _webhook(check: _Checker, raw: Any, where: str, env: Mapping[str, str]) -> WebhookChannel:
     w = check.table(raw, _WEBHOOK_KEYS, where)
+    if ("url" in w) == ("url_env" in w):
+        raise check.fail(where, "needs url or url_env (a variable holding a URL that "
+                                "carries a token), not both")
     var, secret = _secret(check, w, "secret_env", where, env)
-    return WebhookChannel(url=_url(check, f"{where}.url", w["url"]), secret_env=var,
-                          secret=secret)
+    url_var, url = _secret(check, w, "url_env", where, env)
+    if url_var is None:
+        url = w["url"]
+    assert url is not None
+    try:
+        url = _url(check, f"{where}.{'url_env' if url_var else 'url'}", url)
+    except ConfigError:
+        if url_var:  # the value is secret: name the variable, not its content
+            raise check.fail(f"{where}.url_env", f"${url_var} is not an http(s) URL") from None
+        raise
+    return WebhookChannel(url=url, secret_env=var, secret=secret, url_env=url_var)
 
 
 def _atom(check: _Checker, raw: Any, where: str, data_dir: Path) -> AtomChannel:

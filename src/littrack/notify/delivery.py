@@ -32,6 +32,7 @@ from littrack.lock import DataDirLock
 from littrack.notify import atom, email, webhook
 from littrack.notify.digest import Item, collect, count_phrase, render_text
 from littrack.store import Store
+from littrack.vocab import parse_stamp
 
 log = logging.getLogger("littrack.notify")
 
@@ -167,7 +168,7 @@ class Deliverer:
     def _preview(self, entry: NotifyEntry, channel: str, pending: list[dict[str, object]],
                  items: list[Item]) -> str:
         where = {"email": lambda: ", ".join(entry.email.to) if entry.email else "",
-                 "webhook": lambda: entry.webhook.url if entry.webhook else "",
+                 "webhook": lambda: entry.webhook.safe_url if entry.webhook else "",
                  "atom": lambda: str(entry.atom.path) if entry.atom else ""}[channel]()
         lines = [f"--- {entry.name} {channel} → {where}"]
         if pending:
@@ -181,12 +182,13 @@ def is_due(store: Store, entry: NotifyEntry, now: datetime) -> bool:
     """A daily/weekly digest is due when a slot passed since its channels last looked."""
     if entry.when == "after-run":
         return True
-    from littrack.scheduler import cron_trigger, parse_stamp
-    from littrack.scheduler import is_due as slot_passed
+    from littrack.crontab import cron_trigger
+    from littrack.crontab import is_due as slot_passed
 
     stamps = [parse_stamp(store.notify_cursor(entry.name, c)[1]) for c in entry.channels]
     last = None if any(s is None for s in stamps) else min(s for s in stamps if s)
-    return slot_passed(cron_trigger(entry.schedule()), last, now)
+    schedule = entry.schedule()
+    return slot_passed(cron_trigger(schedule.cron, schedule.timezone), last, now)
 
 
 def deliver(settings: Settings, *, names: Iterable[str] | None = None,

@@ -45,8 +45,9 @@ def send(channel: WebhookChannel, payload: bytes, delivery_id: str, entry: str,
     """POST one stored body; a DeliveryError once the retry policy gives up or a 4xx."""
     client = HttpClient("webhook", 10.0, retry)
     client.topic = entry
-    if channel.secret:
-        client.secrets = (channel.secret,)
+    # Never repeat the HMAC key, nor a URL's path (Slack and Teams put the token there).
+    path = channel.url.split("://", 1)[-1].partition("/")[2]
+    client.secrets = tuple(s for s in (channel.secret, path and "/" + path) if s)
     request = urllib.request.Request(channel.url, data=payload, method="POST")
     request.add_header("Content-Type", "application/json; charset=utf-8")
     request.add_header(IDEMPOTENCY_HEADER, delivery_id)

@@ -1,16 +1,15 @@
-"""Reports people open in Excel, pandas or R: one folder of CSVs per run.
+"""Reports people open in Excel, pandas or R: one folder per run, built whole.
 
-Rules every file keeps: UTF-8 (with a BOM, so Excel detects the encoding), RFC 4180 quoting
-with CRLF line ends, cells a spreadsheet would execute (starting with ``= + - @``, tab or
-CR) prefixed with an apostrophe, and atomic writes: a folder is built under a temporary name
-and renamed into place, so a reader (or a killed run) never sees half a report.
+A report folder holds one CSV per table (``littrack.reports.csv``), the at-a-glance
+summary in Markdown and HTML (``summary``) and its charts (``charts``); the folder is built
+under a temporary name and renamed into place (``littrack.folders``), so a reader (or a
+killed run) never sees half a report.
 """
 
 from __future__ import annotations
 
-import csv
+import json
 import logging
-import os
 import re
 import shutil
 from collections.abc import Sequence
@@ -19,15 +18,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from littrack.config import Settings
+from littrack.folders import building, remove_stale_partials
+from littrack.reports.csv import safe_name, write_csv
+from littrack.reports.summary import write_summary
 from littrack.store import Store
+
+__all__ = ["has_news", "pending_run_ids", "previous_report", "prune_reports", "report_frames",
+           "write_report", "write_run_report"]
 
 if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
-
-_DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r")
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 NEW_ARTICLES_COLUMNS = ["topics", "pmid", "title", "journal", "year", "doi", "pmcid",
                         "first_author", "authors", "publication_types", "mesh_terms", "nct_ids",
@@ -40,43 +42,6 @@ NEW_TRIALS_COLUMNS = ["topics", "nct_id", "title", "status", "phase", "enrollmen
 # to tell (``unreported_trials`` and ``status_not_updated`` are states, always true).
 EVENT_TABLES = ("new_articles", "new_trials", "updated_articles", "trial_changes",
                 "article_changes", "links")
-
-
-def safe_cell(value: Any) -> Any:
-    """Neutralise a cell that a spreadsheet would run as a formula."""
-    if isinstance(value, str) and value.startswith(_DANGEROUS_START):
-        return "'" + value
-    return value
-
-
-def safe_name(name: str) -> str:
-    """A file-name component that cannot leave its folder (no '/', '..', NUL)."""
-    cleaned = _SAFE_NAME.sub("_", name).strip(".") or "_"
-    return cleaned[:100]
-
-
-def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """Write a DataFrame as a safe CSV; atomic when ``path``'s folder is already final."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8-sig", newline="") as fh:
-        writer = csv.writer(fh, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
-        writer.writerow([safe_cell(str(c)) for c in frame.columns])
-        for row in frame.itertuples(index=False, name=None):
-            writer.writerow(["" if _isna(v) else safe_cell(_plain(v)) for v in row])
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _isna(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value)
-
-
-def _plain(value: Any) -> Any:
-    # pandas gives floats for nullable integer columns; print 2024, not 2024.0
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 def report_frames(store: Store, run_ids: Sequence[str],
@@ -108,8 +73,6 @@ REPORT_META = "report.json"
 
 def previous_report(parent: Path) -> dict[str, Any] | None:
     """The newest report under ``parent`` that says what it covered (``report.json``)."""
-    import json
-
     found: list[dict[str, Any]] = []
     if parent.is_dir():
         for meta in parent.glob(f"*/{REPORT_META}"):
@@ -126,27 +89,15 @@ def write_report(store: Store, out_dir: Path, run_ids: Sequence[str], title: str
                  today: date | None = None, meta: dict[str, Any] | None = None,
                  frames: dict[str, pd.DataFrame] | None = None) -> Path:
     """Build a complete report folder under a temporary name, then rename it into place."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.with_name(f".{out_dir.name}.partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
     today = today or datetime.now(UTC).date()
-    frames = frames if frames is not None else report_frames(store, run_ids, today)
-    for name, frame in frames.items():
-        write_csv(frame, tmp / f"{name}.csv")
-    from littrack.summary import write_summary  # matplotlib loads only when reporting
-
-    write_summary(store, tmp, run_ids, title, frames, today)
-    if meta is not None:  # what the window was, so the next `littrack report` follows on
-        import json
-
-        (tmp / REPORT_META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
-    return out_dir
+    with building(out_dir) as tmp:
+        frames = frames if frames is not None else report_frames(store, run_ids, today)
+        for name, frame in frames.items():
+            write_csv(frame, tmp / f"{name}.csv")
+        write_summary(store, tmp, run_ids, title, frames, today)
+        if meta is not None:  # what the window was, so the next `littrack report` follows on
+            (tmp / REPORT_META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    return Path(out_dir)
 
 
 def pending_run_ids(store: Store, settings: Settings, run_id: str) -> list[str]:
@@ -163,21 +114,6 @@ def pending_run_ids(store: Store, settings: Settings, run_id: str) -> list[str]:
     earlier = {r["run_id"] for r in store.runs() if r["run_id"] != run_id}
     return sorted(r for r in earlier if r > newest and not (folder / safe_name(r)).exists()
                   ) + [run_id]
-
-
-def remove_stale_partials(folder: Path) -> None:
-    """Delete what a killed writer left: ``.<name>.partial`` folders and ``.<name>.tmp`` files.
-
-    Call only while holding the data-directory lock (no other writer can be mid-write).
-    """
-    if not folder.is_dir():
-        return
-    for path in folder.iterdir():
-        if path.name.startswith(".") and path.name.endswith(".partial") and path.is_dir():
-            log.warning("removing %s, left by a run that was killed while writing it", path)
-            shutil.rmtree(path, ignore_errors=True)
-        elif path.name.startswith(".") and path.name.endswith(".tmp") and path.is_file():
-            path.unlink(missing_ok=True)
 
 
 def write_run_report(store: Store, settings: Settings, run_ids: Sequence[str],
