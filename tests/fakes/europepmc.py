@@ -106,9 +106,10 @@ class EuropePmcFake(FakeServer):
         if not 1 <= size <= 1000:
             return _json({"errCode": 404, "errMsg": "Invalid page size provided. Valid size "
                           "is between 1 and 1000"})
-        if p.get("format") != "json" or p.get("resultType", "lite").lower() != "core":
+        kind = p.get("resultType", "lite").lower()
+        if p.get("format") != "json" or kind not in ("core", "idlist"):
             return _json({"errCode": 400, "errMsg": "the fake serves format=json, "
-                          "resultType=core only"})
+                          "resultType=core or idlist only"})
         keys = self._matching(query)
         cursor = p.get("cursorMark", "*")
         offset = 0 if cursor == "*" else self._offset(cursor)
@@ -118,7 +119,9 @@ class EuropePmcFake(FakeServer):
         out: dict[str, Any] = {"version": "6.9", "hitCount": len(keys) + self.hit_count_drift,
                                "request": {"queryString": query, "pageSize": size,
                                            "cursorMark": cursor, "resultType": "core"},
-                               "resultList": {"result": [self.records[k] for k in page]}}
+                               "resultList": {"result": [
+                                   self.records[k] if kind == "core" else
+                                   {"id": k[1], "source": k[0]} for k in page]}}
         nxt = offset + len(page)
         if page and (nxt < len(keys) or self.end == "repeat"):
             out["nextCursorMark"] = _cursor(nxt, self._salt)

@@ -7,10 +7,13 @@ when a chart is drawn. Colours are fixed per trial status so readers learn them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from littrack.reports.blocks import Image
 from littrack.store import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CHARTS_DIR = "charts"
 PHASE_ORDER = ("EARLY_PHASE1", "PHASE1", "PHASE1|PHASE2", "PHASE2", "PHASE2|PHASE3", "PHASE3",
@@ -37,38 +40,66 @@ def _save(fig: Any, path: Path) -> None:
     fig.savefig(path, format="png", dpi=110, metadata={"Software": None})
 
 
+def publications_grid(data: pd.DataFrame) -> tuple[list[int], dict[str, list[int]]]:
+    """Every year from the first to the last publication, and per topic its count in each
+    (0 for a year without one), so gaps show as gaps and no topic hides behind another."""
+    if data.empty:
+        return [], {}
+    years = list(range(int(data["year"].min()), int(data["year"].max()) + 1))
+    grid: dict[str, list[int]] = {}
+    for topic, rows in data.groupby("topic", sort=True):
+        counts = {int(y): int(n) for y, n in zip(rows["year"], rows["n"], strict=True)}
+        grid[str(topic)] = [counts.get(y, 0) for y in years]
+    return years, grid
+
+
 def chart_publications(store: Store, path: Path) -> Image | None:
-    """Publications per year, one colour per topic: articles PubMed has not withdrawn (solid)
-    and preprints (dashed, same colour), so a field's preprint wave shows beside its papers."""
+    """Publications per year: one panel of bars per topic, on one shared year axis;
+    preprints (Europe PMC) stacked on the articles in their own colour."""
+    import pandas as pd
     from matplotlib.ticker import MaxNLocator
 
-    data = store.query("publications_per_year")
+    articles = store.query("publications_per_year")
     preprints = store.query("preprints_per_year")
-    if data.empty and preprints.empty:
+    years, _ = publications_grid(pd.concat([articles, preprints], ignore_index=True))
+    if not years:
         return None
-    fig = _figure(8.5, 4.2)
-    ax = fig.subplots()
-    colours: dict[str, Any] = {}
-    for topic, rows in data.groupby("topic", sort=True):
-        (line,) = ax.plot(rows["year"].astype(int), rows["n"].astype(int), marker="o",
-                          markersize=4, linewidth=1.6, label=str(topic))
-        colours[str(topic)] = line.get_color()
-    for topic, rows in preprints.groupby("topic", sort=True):
-        ax.plot(rows["year"].astype(int), rows["n"].astype(int), marker="^", markersize=4,
-                linewidth=1.2, linestyle="--", color=colours.get(str(topic)),
-                label=f"{topic} (preprints)")
-    ax.set_title("Publications per year, by topic (dashed: preprints)")
-    ax.set_xlabel("publication year")
-    ax.set_ylabel("articles / preprints")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylim(bottom=0)
-    ax.grid(axis="y", color="#e5e5e5")
-    ax.spines[["top", "right"]].set_visible(False)
-    ax.legend(frameon=False, fontsize=9)
+    arts, pres = _per_year(articles, years), _per_year(preprints, years)
+    topics = sorted(set(arts) | set(pres))
+    fig = _figure(8.5, 1.0 + 1.6 * len(topics))
+    axes = fig.subplots(len(topics), 1, squeeze=False, sharex=True)[:, 0]
+    for ax, topic in zip(axes, topics, strict=True):
+        a = arts.get(topic, [0] * len(years))
+        p = pres.get(topic, [0] * len(years))
+        ax.bar(years, a, width=0.8, color="#3288bd", label="articles")
+        if any(p):
+            ax.bar(years, p, width=0.8, bottom=a, color="#fdae61", label="preprints")
+        ax.set_title(topic, loc="left", fontsize=10)
+        ax.set_ylabel("works", fontsize=9)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=4))
+        ax.set_ylim(bottom=0, top=max(1, max(x + y for x, y in zip(a, p, strict=True))) * 1.1)
+        ax.grid(axis="y", color="#e5e5e5")
+        ax.set_axisbelow(True)
+        ax.spines[["top", "right"]].set_visible(False)
+    if not preprints.empty:
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside right upper", frameon=False, fontsize=9)
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True, nbins=min(len(years), 12)))
+    axes[-1].set_xlim(years[0] - 0.6, years[-1] + 0.6)
+    axes[-1].set_xlabel("publication year")
+    fig.suptitle("Publications per year, by topic")
     _save(fig, path)
     return Image(f"{CHARTS_DIR}/{path.name}",
-                 "Line chart: articles and preprints per year for each topic")
+                 "Bar charts: articles and preprints per year, one panel per topic, empty "
+                 "years as zero")
+
+
+def _per_year(data: pd.DataFrame, years: list[int]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for topic, rows in data.groupby("topic", sort=True):
+        counts = {int(y): int(n) for y, n in zip(rows["year"], rows["n"], strict=True)}
+        out[str(topic)] = [counts.get(y, 0) for y in years]
+    return out
 
 
 def _phase_label(phase: str) -> str:

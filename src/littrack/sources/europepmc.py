@@ -100,6 +100,15 @@ class EuropePmc:
         assert topic.europepmc_query is not None
         return Hits(None, handle=europepmc_query(topic.europepmc_query, window))
 
+    def count(self, topic: Topic) -> int:
+        """The topic's total hits: one id-only page of one result."""
+        assert topic.europepmc_query is not None
+        pages: list[dict[str, Any]] = []
+        self.client.get(f"{self.base}/search", {
+            "query": topic.europepmc_query, "resultType": "idlist", "format": "json",
+            "pageSize": "1", "cursorMark": "*"}, check=lambda r: pages.append(_page(r)))
+        return int(pages[-1]["hitCount"])
+
     def fetch(self, hits: Hits, ids: Sequence[str] | None = None) -> Iterator[Batch]:
         return self.walk(str(hits.handle))
 
