@@ -41,7 +41,7 @@ NEW_TRIALS_COLUMNS = ["topics", "nct_id", "title", "status", "phase", "enrollmen
 # Report tables that are events of the window; an empty set of them is a run with nothing
 # to tell (``unreported_trials`` and ``status_not_updated`` are states, always true).
 EVENT_TABLES = ("new_articles", "new_trials", "updated_articles", "trial_changes",
-                "article_changes", "links")
+                "article_changes", "links", "new_preprints", "preprints_published")
 
 
 def report_frames(store: Store, run_ids: Sequence[str],
