@@ -16,19 +16,25 @@ writing into a schema it does not know.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from littrack.errors import StoreError
 
 
 @dataclass(frozen=True)
 class Step:
-    """One migration: its name (``NNNN_what``) and its statements, run in one transaction."""
+    """One migration: its name (``NNNN_what``) and its statements for each database, run in
+    one transaction. A step whose SQL is the same on both gives it once (``postgresql``
+    empty); releases before PostgreSQL support have their own frozen PostgreSQL SQL."""
 
     name: str
     sqlite: tuple[str, ...]
+    postgresql: tuple[str, ...] = ()
+
+    def statements(self, dialect: str) -> tuple[str, ...]:
+        return self.postgresql or self.sqlite if dialect == "postgresql" else self.sqlite
 
 
 def recreate_view(name: str, select_sql: str) -> tuple[str, ...]:
@@ -560,27 +566,349 @@ WHERE t.due_date < date('now')
 ORDER BY t.due_date, t.nct_id""",
 )
 
+# The same four steps on PostgreSQL (written when PostgreSQL support came, frozen since):
+# the same tables with PostgreSQL types, text in byte order (COLLATE "C", as in SQLite), a
+# group_concat aggregate so the store's queries read the same on both, the view in
+# PostgreSQL's date arithmetic, and foreign keys added in place.
+_PG_STEP_1 = (
+    r"""CREATE FUNCTION littrack_concat(acc TEXT, value TEXT, sep TEXT) RETURNS TEXT
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN value IS NULL THEN acc WHEN acc IS NULL THEN value
+              ELSE acc || sep || value END
+$$""",
+    'CREATE AGGREGATE group_concat(TEXT, TEXT) (SFUNC = littrack_concat, STYPE = TEXT)',
+    r"""CREATE TABLE IF NOT EXISTS articles (
+  pmid TEXT COLLATE "C" NOT NULL,
+  record_type TEXT COLLATE "C",
+  title TEXT COLLATE "C",
+  vernacular_title TEXT COLLATE "C",
+  abstract TEXT COLLATE "C",
+  journal TEXT COLLATE "C",
+  journal_iso TEXT COLLATE "C",
+  volume TEXT COLLATE "C",
+  issue TEXT COLLATE "C",
+  pages TEXT COLLATE "C",
+  pub_year INTEGER,
+  pub_date TEXT COLLATE "C",
+  pub_date_text TEXT COLLATE "C",
+  epub_date TEXT COLLATE "C",
+  entrez_date TEXT COLLATE "C",
+  doi TEXT COLLATE "C",
+  pmcid TEXT COLLATE "C",
+  language TEXT COLLATE "C",
+  medline_status TEXT COLLATE "C",
+  is_retracted INTEGER,
+  has_erratum INTEGER,
+  has_concern INTEGER,
+  is_retraction_notice INTEGER,
+  is_deleted INTEGER,
+  first_seen_at TEXT COLLATE "C" NOT NULL,
+  last_seen_at TEXT COLLATE "C" NOT NULL,
+  updated_at TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (pmid)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS article_authors (
+  pmid TEXT COLLATE "C" NOT NULL,
+  position INTEGER NOT NULL,
+  last_name TEXT COLLATE "C",
+  fore_name TEXT COLLATE "C",
+  initials TEXT COLLATE "C",
+  collective_name TEXT COLLATE "C",
+  orcid TEXT COLLATE "C",
+  affiliation TEXT COLLATE "C",
+  PRIMARY KEY (pmid, position)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS article_author_affiliations (
+  pmid TEXT COLLATE "C" NOT NULL,
+  position INTEGER NOT NULL,
+  affiliation_position INTEGER NOT NULL,
+  affiliation TEXT COLLATE "C",
+  PRIMARY KEY (pmid, position, affiliation_position)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS article_mesh (
+  pmid TEXT COLLATE "C" NOT NULL,
+  descriptor_ui TEXT COLLATE "C" NOT NULL,
+  descriptor TEXT COLLATE "C",
+  qualifier_ui TEXT COLLATE "C" NOT NULL,
+  qualifier TEXT COLLATE "C",
+  is_major INTEGER,
+  PRIMARY KEY (pmid, descriptor_ui, qualifier_ui)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS article_publication_types (
+  pmid TEXT COLLATE "C" NOT NULL,
+  publication_type TEXT COLLATE "C" NOT NULL,
+  ui TEXT COLLATE "C",
+  PRIMARY KEY (pmid, publication_type)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS article_keywords (
+  pmid TEXT COLLATE "C" NOT NULL,
+  keyword TEXT COLLATE "C" NOT NULL,
+  owner TEXT COLLATE "C",
+  is_major INTEGER,
+  PRIMARY KEY (pmid, keyword)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS article_trial_ids (
+  pmid TEXT COLLATE "C" NOT NULL,
+  nct_id TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (pmid, nct_id)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS article_ids (
+  pmid TEXT COLLATE "C" NOT NULL,
+  id_type TEXT COLLATE "C" NOT NULL,
+  value TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (pmid, id_type, value)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS article_comments (
+  pmid TEXT COLLATE "C" NOT NULL,
+  ref_type TEXT COLLATE "C" NOT NULL,
+  ref_pmid TEXT COLLATE "C",
+  ref_source TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (pmid, ref_type, ref_source)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS trials (
+  nct_id TEXT COLLATE "C" NOT NULL,
+  acronym TEXT COLLATE "C",
+  brief_title TEXT COLLATE "C",
+  official_title TEXT COLLATE "C",
+  overall_status TEXT COLLATE "C",
+  last_known_status TEXT COLLATE "C",
+  why_stopped TEXT COLLATE "C",
+  phase TEXT COLLATE "C",
+  study_type TEXT COLLATE "C",
+  enrollment INTEGER,
+  enrollment_type TEXT COLLATE "C",
+  start_date TEXT COLLATE "C",
+  start_date_type TEXT COLLATE "C",
+  primary_completion_date TEXT COLLATE "C",
+  primary_completion_date_type TEXT COLLATE "C",
+  completion_date TEXT COLLATE "C",
+  completion_date_type TEXT COLLATE "C",
+  first_posted TEXT COLLATE "C",
+  last_update_posted TEXT COLLATE "C",
+  results_first_posted TEXT COLLATE "C",
+  has_results INTEGER,
+  lead_sponsor TEXT COLLATE "C",
+  lead_sponsor_class TEXT COLLATE "C",
+  first_seen_at TEXT COLLATE "C" NOT NULL,
+  last_seen_at TEXT COLLATE "C" NOT NULL,
+  updated_at TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (nct_id)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS trial_phases (
+  nct_id TEXT COLLATE "C" NOT NULL,
+  phase TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (nct_id, phase)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS trial_conditions (
+  nct_id TEXT COLLATE "C" NOT NULL,
+  condition TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (nct_id, condition)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS trial_interventions (
+  nct_id TEXT COLLATE "C" NOT NULL,
+  position INTEGER NOT NULL,
+  type TEXT COLLATE "C",
+  name TEXT COLLATE "C",
+  other_names TEXT COLLATE "C",
+  PRIMARY KEY (nct_id, position)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS trial_locations (
+  nct_id TEXT COLLATE "C" NOT NULL,
+  position INTEGER NOT NULL,
+  facility TEXT COLLATE "C",
+  city TEXT COLLATE "C",
+  state TEXT COLLATE "C",
+  country TEXT COLLATE "C",
+  status TEXT COLLATE "C",
+  PRIMARY KEY (nct_id, position)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS trial_references (
+  nct_id TEXT COLLATE "C" NOT NULL,
+  position INTEGER NOT NULL,
+  pmid TEXT COLLATE "C",
+  type TEXT COLLATE "C",
+  citation TEXT COLLATE "C",
+  PRIMARY KEY (nct_id, position)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS trial_mesh (
+  nct_id TEXT COLLATE "C" NOT NULL,
+  kind TEXT COLLATE "C" NOT NULL,
+  mesh_id TEXT COLLATE "C",
+  term TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (nct_id, kind, term)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS trial_secondary_ids (
+  nct_id TEXT COLLATE "C" NOT NULL,
+  secondary_id TEXT COLLATE "C" NOT NULL,
+  type TEXT COLLATE "C",
+  domain TEXT COLLATE "C",
+  PRIMARY KEY (nct_id, secondary_id)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS raw_records (
+  source TEXT COLLATE "C" NOT NULL,
+  record_id TEXT COLLATE "C" NOT NULL,
+  content_hash TEXT COLLATE "C" NOT NULL,
+  fetched_at TEXT COLLATE "C" NOT NULL, run_id TEXT COLLATE "C" NOT NULL, raw BYTEA NOT NULL,
+  PRIMARY KEY (source, record_id))""",
+    r"""CREATE TABLE IF NOT EXISTS topic_matches (
+  topic TEXT COLLATE "C" NOT NULL,
+  source TEXT COLLATE "C" NOT NULL,
+  record_id TEXT COLLATE "C" NOT NULL,
+  first_seen_run TEXT COLLATE "C" NOT NULL, last_seen_run TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (topic, source, record_id))""",
+    'CREATE INDEX IF NOT EXISTS topic_matches_first ON topic_matches (first_seen_run)',
+    'CREATE INDEX IF NOT EXISTS topic_matches_record ON topic_matches (source, record_id)',
+    r"""CREATE TABLE IF NOT EXISTS runs (
+  run_id TEXT COLLATE "C" NOT NULL,
+  topic TEXT COLLATE "C" NOT NULL,
+  source TEXT COLLATE "C" NOT NULL,
+  started_at TEXT COLLATE "C" NOT NULL,
+  finished_at TEXT COLLATE "C",
+  status TEXT COLLATE "C" NOT NULL
+    CHECK (status IN ('running', 'ok', 'failed')),
+  window_start TEXT COLLATE "C", window_end TEXT COLLATE "C",
+  n_found INTEGER, n_new INTEGER, n_updated INTEGER, n_requests INTEGER, n_retries INTEGER,
+  error TEXT COLLATE "C",
+  PRIMARY KEY (run_id, topic, source))""",
+    'CREATE INDEX IF NOT EXISTS runs_topic ON runs (topic, source, started_at)',
+    'CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at)',
+    r"""CREATE TABLE IF NOT EXISTS watermarks (
+  topic TEXT COLLATE "C" NOT NULL,
+  source TEXT COLLATE "C" NOT NULL,
+  watermark TEXT COLLATE "C" NOT NULL,
+  data_timestamp TEXT COLLATE "C",
+  run_id TEXT COLLATE "C" NOT NULL,
+  updated_at TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (topic, source))""",
+    r"""CREATE TABLE IF NOT EXISTS trial_changes (
+  nct_id TEXT COLLATE "C" NOT NULL,
+  run_id TEXT COLLATE "C" NOT NULL,
+  observed_at TEXT COLLATE "C" NOT NULL,
+  field TEXT COLLATE "C" NOT NULL, old_value TEXT COLLATE "C", new_value TEXT COLLATE "C")""",
+    'CREATE INDEX IF NOT EXISTS trial_changes_run ON trial_changes (run_id)',
+    'CREATE INDEX IF NOT EXISTS trial_changes_nct ON trial_changes (nct_id)',
+    r"""CREATE TABLE IF NOT EXISTS article_changes (
+  pmid TEXT COLLATE "C" NOT NULL,
+  run_id TEXT COLLATE "C" NOT NULL,
+  observed_at TEXT COLLATE "C" NOT NULL,
+  field TEXT COLLATE "C" NOT NULL, old_value TEXT COLLATE "C", new_value TEXT COLLATE "C")""",
+    'CREATE INDEX IF NOT EXISTS article_changes_run ON article_changes (run_id)',
+    r"""CREATE TABLE IF NOT EXISTS trial_publication_links (
+  nct_id TEXT COLLATE "C" NOT NULL,
+  pmid TEXT COLLATE "C" NOT NULL,
+  evidence TEXT COLLATE "C" NOT NULL,
+  first_seen_run TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (nct_id, pmid, evidence))""",
+    'CREATE INDEX IF NOT EXISTS links_pmid ON trial_publication_links (pmid)',
+    'CREATE INDEX IF NOT EXISTS links_run ON trial_publication_links (first_seen_run)',
+    r"""CREATE TABLE IF NOT EXISTS missing_records (
+  source TEXT COLLATE "C" NOT NULL,
+  record_id TEXT COLLATE "C" NOT NULL,
+  topic TEXT COLLATE "C" NOT NULL,
+  run_id TEXT COLLATE "C" NOT NULL,
+  observed_at TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (source, record_id, topic))""",
+    'CREATE INDEX IF NOT EXISTS articles_entrez ON articles (entrez_date)',
+    'CREATE INDEX IF NOT EXISTS trials_completion ON trials (primary_completion_date)',
+)
+_PG_STEP_2 = (
+    r"""CREATE TABLE IF NOT EXISTS linked_fetches (
+  source TEXT COLLATE "C" NOT NULL,
+  record_id TEXT COLLATE "C" NOT NULL,
+  run_id TEXT COLLATE "C" NOT NULL,
+  attempted_at TEXT COLLATE "C" NOT NULL, outcome TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (source, record_id))""",
+    "CREATE VIEW trials_due_unreported AS "
+    r"""
+SELECT t.nct_id, t.brief_title AS title, t.overall_status AS status, t.phase,
+  t.lead_sponsor AS sponsor, t.primary_completion_date, t.primary_completion_date_type,
+  t.due_date,
+  CAST(to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS date) - CAST(t.due_date AS date)
+    AS days_overdue,
+  (SELECT COUNT(DISTINCT l.pmid) FROM trial_publication_links l WHERE l.nct_id = t.nct_id)
+    AS linked_pmids,
+  (SELECT GROUP_CONCAT(topic, '; ') FROM (SELECT DISTINCT topic FROM topic_matches m
+     WHERE m.source = 'ctgov' AND m.record_id = t.nct_id ORDER BY topic) d) AS topics,
+  'https://clinicaltrials.gov/study/' || t.nct_id AS url
+FROM (SELECT trials.*, to_char(CASE
+        WHEN primary_completion_date ~ '^[0-9]{4}$'
+          THEN CAST(primary_completion_date || '-12-31' AS date)
+        WHEN primary_completion_date ~ '^[0-9]{4}-[0-9]{2}$'
+          THEN CAST(CAST(primary_completion_date || '-01' AS date) + interval '1 month'
+                    AS date) - 1
+        WHEN primary_completion_date ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$'
+          THEN CAST(primary_completion_date AS date) END + interval '12 months',
+        'YYYY-MM-DD') AS due_date
+      FROM trials) t
+WHERE CAST(t.due_date AS date) < CAST(to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS date)
+  AND COALESCE(t.has_results, 0) = 0 AND t.results_first_posted IS NULL
+  AND COALESCE(t.overall_status, '') <> 'WITHDRAWN'
+  AND NOT EXISTS (SELECT 1 FROM trial_references r WHERE r.nct_id = t.nct_id
+                  AND r.type = 'RESULT' AND r.pmid IS NOT NULL)
+  AND NOT EXISTS (SELECT 1 FROM trial_publication_links l
+                  JOIN article_publication_types pt ON pt.pmid = l.pmid
+                  WHERE l.nct_id = t.nct_id AND (pt.publication_type LIKE 'Clinical Trial, Phase%'
+                    OR pt.publication_type IN ('Clinical Trial', 'Controlled Clinical Trial',
+                      'Randomized Controlled Trial', 'Pragmatic Clinical Trial',
+                      'Equivalence Trial', 'Adaptive Clinical Trial')))
+ORDER BY t.due_date, t.nct_id""",
+)
+_PG_STEP_3 = (
+    'CREATE INDEX IF NOT EXISTS raw_records_run ON raw_records (run_id)',
+    'CREATE INDEX IF NOT EXISTS articles_year ON articles (pmid, pub_year, is_deleted)',
+)
+_PG_STEP_4 = (
+    'ALTER TABLE article_authors ADD FOREIGN KEY (pmid) REFERENCES articles (pmid)',
+    'ALTER TABLE article_author_affiliations ADD FOREIGN KEY (pmid) REFERENCES articles (pmid)',
+    'ALTER TABLE article_mesh ADD FOREIGN KEY (pmid) REFERENCES articles (pmid)',
+    'ALTER TABLE article_publication_types ADD FOREIGN KEY (pmid) REFERENCES articles (pmid)',
+    'ALTER TABLE article_keywords ADD FOREIGN KEY (pmid) REFERENCES articles (pmid)',
+    'ALTER TABLE article_trial_ids ADD FOREIGN KEY (pmid) REFERENCES articles (pmid)',
+    'ALTER TABLE article_ids ADD FOREIGN KEY (pmid) REFERENCES articles (pmid)',
+    'ALTER TABLE article_comments ADD FOREIGN KEY (pmid) REFERENCES articles (pmid)',
+    'ALTER TABLE trial_phases ADD FOREIGN KEY (nct_id) REFERENCES trials (nct_id)',
+    'ALTER TABLE trial_conditions ADD FOREIGN KEY (nct_id) REFERENCES trials (nct_id)',
+    'ALTER TABLE trial_interventions ADD FOREIGN KEY (nct_id) REFERENCES trials (nct_id)',
+    'ALTER TABLE trial_locations ADD FOREIGN KEY (nct_id) REFERENCES trials (nct_id)',
+    'ALTER TABLE trial_references ADD FOREIGN KEY (nct_id) REFERENCES trials (nct_id)',
+    'ALTER TABLE trial_mesh ADD FOREIGN KEY (nct_id) REFERENCES trials (nct_id)',
+    'ALTER TABLE trial_secondary_ids ADD FOREIGN KEY (nct_id) REFERENCES trials (nct_id)',
+    'ALTER TABLE trial_changes ADD FOREIGN KEY (nct_id) REFERENCES trials (nct_id)',
+    'ALTER TABLE article_changes ADD FOREIGN KEY (pmid) REFERENCES articles (pmid)',
+)
+
 STEPS: tuple[Step, ...] = (
-    Step("0001_initial", _STEP_1),
-    Step("0002_linked_fetches_unreported_view", _STEP_2),
-    Step("0003_summary_indexes", _STEP_3),
-    Step("0004_record_foreign_keys", _STEP_4),
+    Step("0001_initial", _STEP_1, _PG_STEP_1),
+    Step("0002_linked_fetches_unreported_view", _STEP_2, _PG_STEP_2),
+    Step("0003_summary_indexes", _STEP_3, _PG_STEP_3),
+    Step("0004_record_foreign_keys", _STEP_4, _PG_STEP_4),
 )
 RELEASE_0_1_0_STEPS = 3  # a 0.1.0 store's user_version counts these
 
 # ---- the runner -------------------------------------------------------------------------
 
-_LEDGER = """CREATE TABLE IF NOT EXISTS schema_migrations (
+_LEDGER = {
+    "sqlite": """CREATE TABLE IF NOT EXISTS schema_migrations (
   name TEXT NOT NULL,
   applied_at TEXT NOT NULL,
   PRIMARY KEY (name)
-)"""
+)""",
+    "postgresql": """CREATE TABLE IF NOT EXISTS schema_migrations (
+  name TEXT COLLATE "C" NOT NULL,
+  applied_at TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (name)
+)""",
+}
+_PG_MIGRATION_LOCK = 7461636  # any constant: the advisory lock key of migrations
 
 
-def applied(db: sqlite3.Connection) -> list[str] | None:
+def applied(db: Any, dialect: str = "sqlite") -> list[str] | None:
     """Names of the applied steps in order; None when the store has no ledger yet."""
-    has = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
-                     "AND name = 'schema_migrations'").fetchone()
+    if dialect == "postgresql":
+        has = db.execute("SELECT to_regclass('schema_migrations')").fetchone()[0]
+    else:
+        has = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                         "AND name = 'schema_migrations'").fetchone()
     if not has:
         return None
     return [r[0] for r in db.execute("SELECT name FROM schema_migrations ORDER BY name")]
@@ -597,11 +925,17 @@ def _check(done: Sequence[str], where: str) -> None:
                          f"this littrack's history; the store was changed by hand")
 
 
-def pending(db: sqlite3.Connection, where: str) -> list[Step]:
+def _user_version(db: Any, dialect: str) -> int:
+    if dialect != "sqlite":
+        return 0  # PostgreSQL stores began with the ledger
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def pending(db: Any, where: str, dialect: str = "sqlite") -> list[Step]:
     """The steps this store still lacks (read only; raises when the store is newer)."""
-    done = applied(db)
+    done = applied(db, dialect)
     if done is None:
-        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        version = _user_version(db, dialect)
         if version > RELEASE_0_1_0_STEPS:
             raise StoreError(f"{where}: schema version {version} is newer than this "
                              f"littrack understands; upgrade littrack")
@@ -610,33 +944,39 @@ def pending(db: sqlite3.Connection, where: str) -> list[Step]:
     return list(STEPS[len(done):])
 
 
-def migrate(db: sqlite3.Connection, where: str, now: str) -> list[str]:
+def migrate(db: Any, where: str, now: str, dialect: str = "sqlite") -> list[str]:
     """Bring the store up to the last step; return the names applied now.
 
-    ``db`` is in autocommit mode (``isolation_level=None``). Each step runs in its own
-    ``BEGIN IMMEDIATE`` transaction, and the ledger is read again inside it, so two
-    processes opening one new store at once apply every step exactly once.
+    ``db`` is in autocommit mode (the store issues BEGIN/COMMIT). Each step runs in its own
+    transaction holding the database's write lock (SQLite ``BEGIN IMMEDIATE``; PostgreSQL a
+    transaction advisory lock), and the ledger is read again inside it, so processes opening
+    one new store at once apply every step exactly once.
     """
-    if not pending(db, where) and applied(db) is not None:
+    if not pending(db, where, dialect) and applied(db, dialect) is not None:
         return []
     done: list[str] = []
     while True:
-        db.execute("BEGIN IMMEDIATE")
+        if dialect == "postgresql":
+            db.execute("BEGIN")
+            db.execute("SELECT pg_advisory_xact_lock(?)", (_PG_MIGRATION_LOCK,))
+        else:
+            db.execute("BEGIN IMMEDIATE")
         try:
-            if applied(db) is None:
-                version = int(db.execute("PRAGMA user_version").fetchone()[0])
-                db.execute(_LEDGER)
+            if applied(db, dialect) is None:
+                version = _user_version(db, dialect)
+                db.execute(_LEDGER[dialect])
                 db.executemany("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
                                [(s.name, now) for s in STEPS[:version]])
-            todo = pending(db, where)
+            todo = pending(db, where, dialect)
             if not todo:
                 db.execute("COMMIT")
                 return done
-            for stmt in todo[0].sqlite:
+            for stmt in todo[0].statements(dialect):
                 db.execute(stmt)
             db.execute("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
                        (todo[0].name, now))
-            db.execute(f"PRAGMA user_version = {len(STEPS) - len(todo) + 1}")
+            if dialect == "sqlite":
+                db.execute(f"PRAGMA user_version = {len(STEPS) - len(todo) + 1}")
         except BaseException:
             db.execute("ROLLBACK")
             raise

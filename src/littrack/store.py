@@ -26,10 +26,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from littrack import changes, migrations
+from littrack import changes, database, migrations
+from littrack.database import POSTGRESQL, SQLITE, PgConnection, Target
 from littrack.errors import ConfigError, StoreError
 from littrack.normalize import Normalized
-from littrack.tables import BOOKKEEPING, BY_NAME, MAIN_TABLE, RECORD_TABLES, UNREPORTED_SQL, Table
+from littrack.tables import (
+    BOOKKEEPING,
+    BY_NAME,
+    MAIN_TABLE,
+    RECORD_TABLES,
+    UNREPORTED_PG_SQL,
+    UNREPORTED_SQL,
+    Table,
+)
 from littrack.vocab import DATABASE_FILE, utc_now
 
 if TYPE_CHECKING:
@@ -54,8 +63,22 @@ class Watermark:
 class Store:
     """All reads and writes of the littrack database."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    def __init__(self, where: str | Path | Target) -> None:
+        """Open (and migrate) the store at a SQLite path, a database URL, or a ``Target``."""
+        target = where if isinstance(where, Target) else database.parse(str(where)) \
+            if isinstance(where, str) else Target(SQLITE, path=Path(where))
+        self.target, self.dialect = target, target.dialect
+        self.db: Any
+        if target.dialect == POSTGRESQL:
+            self.db = PgConnection(target)
+            try:
+                migrations.migrate(self.db, str(target), utc_now(), POSTGRESQL)
+            except BaseException:
+                self.db.close()
+                raise
+            return
+        assert target.path is not None
+        self.path = target.path
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, so nothing commits
@@ -94,7 +117,7 @@ class Store:
         if self.db.in_transaction:
             yield  # nested: the outer transaction decides
             return
-        self.db.execute("BEGIN IMMEDIATE")
+        self.db.execute("BEGIN IMMEDIATE" if self.dialect == SQLITE else "BEGIN")
         try:
             yield
         except BaseException:
@@ -109,7 +132,8 @@ class Store:
         if self.db.in_transaction:
             yield
             return
-        self.db.execute("BEGIN DEFERRED")
+        self.db.execute("BEGIN DEFERRED" if self.dialect == SQLITE else
+                        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         try:
             yield
         finally:
@@ -120,8 +144,13 @@ class Store:
                   window: tuple[str | None, str]) -> None:
         with self.transaction():
             self.db.execute(
-                "INSERT OR REPLACE INTO runs (run_id, topic, source, started_at, status, "
-                "window_start, window_end) VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                "INSERT INTO runs (run_id, topic, source, started_at, status, window_start, "
+                "window_end) VALUES (?, ?, ?, ?, 'running', ?, ?) "
+                "ON CONFLICT (run_id, topic, source) DO UPDATE SET "
+                "started_at=excluded.started_at, status='running', "
+                "window_start=excluded.window_start, window_end=excluded.window_end, "
+                "finished_at=NULL, n_found=NULL, n_new=NULL, n_updated=NULL, n_requests=NULL, "
+                "n_retries=NULL, error=NULL",
                 (run_id, topic, source, now, window[0], window[1]))
 
     def finish_run(self, run_id: str, topic: str, source: str, now: str, status: str, *,
@@ -269,14 +298,14 @@ class Store:
             rows = rec.tables.get(t.name, [])
             if rows:
                 self.db.executemany(
-                    f"INSERT OR REPLACE INTO {t.name} ({', '.join(t.columns)}) VALUES "
-                    f"({', '.join('?' * len(t.columns))})",
+                    f"INSERT INTO {t.name} ({', '.join(t.columns)}) VALUES "
+                    f"({', '.join('?' * len(t.columns))}) {_replacing(t)}",
                     [[r.get(c) for c in t.columns] for r in rows])
 
     def _add_links(self, rec: Normalized, run_id: str) -> None:
         self.db.executemany(
-            "INSERT OR IGNORE INTO trial_publication_links (nct_id, pmid, evidence, "
-            "first_seen_run) VALUES (?, ?, ?, ?)",
+            "INSERT INTO trial_publication_links (nct_id, pmid, evidence, first_seen_run) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
             [(*link, run_id) for link in changes.links(rec)])
 
     def _log_changes(self, rec: Normalized, old: dict[str, Any], new: dict[str, Any],
@@ -301,7 +330,7 @@ class Store:
         # Unary + keeps the planner off the primary key (topic, source, …), which would walk
         # every match the topic ever had; the run's own rows come from topic_matches_first.
         return int(self.db.execute(
-            "SELECT COUNT(*) FROM topic_matches WHERE +topic=? AND +source=? AND "
+            "SELECT COUNT(*) FROM topic_matches WHERE topic || ''=? AND source || ''=? AND "
             "first_seen_run=?", (topic, source, run_id)).fetchone()[0])
 
     def mark_deleted(self, pmids: Iterable[str], now: str, run_id: str) -> int:
@@ -320,8 +349,9 @@ class Store:
     def record_missing(self, source: str, ids: Iterable[str], topic: str, run_id: str,
                        now: str) -> None:
         self.db.executemany(
-            "INSERT OR REPLACE INTO missing_records (source, record_id, topic, run_id, "
-            "observed_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO missing_records (source, record_id, topic, run_id, observed_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, record_id, topic) DO UPDATE SET "
+            "run_id=excluded.run_id, observed_at=excluded.observed_at",
             [(source, rid, topic, run_id, now) for rid in ids])
 
     def missing_ids(self, source: str, topic: str) -> list[str]:
@@ -367,8 +397,10 @@ class Store:
                             run_id: str, now: str) -> None:
         """Remember (record id, outcome) of linked fetches, so each is attempted once."""
         self.db.executemany(
-            "INSERT OR REPLACE INTO linked_fetches (source, record_id, run_id, attempted_at, "
-            "outcome) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO linked_fetches (source, record_id, run_id, attempted_at, outcome) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, record_id) DO UPDATE SET "
+            "run_id=excluded.run_id, attempted_at=excluded.attempted_at, "
+            "outcome=excluded.outcome",
             [(source, rid, run_id, now, outcome) for rid, outcome in outcomes])
 
     def iter_raw(self, source: str) -> Iterator[tuple[str, bytes]]:
@@ -415,25 +447,42 @@ class Store:
 
     def frame(self, table: str) -> pd.DataFrame:
         """A whole table (raw blobs excluded) as a DataFrame."""
-        import pandas as pd
 
         self._check_table(table)
         cols = "source, record_id, content_hash, fetched_at, run_id" \
             if table == "raw_records" else "*"
-        return pd.read_sql_query(f"SELECT {cols} FROM {table}", self.db)
+        return self._frame(f"SELECT {cols} FROM {table}", ())
 
     def query(self, name: str, **params: Any) -> pd.DataFrame:
         """One of the named report queries in ``QUERIES`` as a DataFrame."""
-        import pandas as pd
 
-        sql = QUERIES[name]
+        sql = (PG_QUERIES if self.dialect == POSTGRESQL else {}).get(name, QUERIES[name])
         run_ids = params.pop("run_ids", None)
         if run_ids is not None:
             marks = ",".join("?" * len(run_ids)) or "NULL"
             uses = sql.count(":run_ids")
             sql = sql.replace(":run_ids", marks)
-            return pd.read_sql_query(sql, self.db, params=[*run_ids] * uses)
-        return pd.read_sql_query(sql, self.db, params=params)
+            return self._frame(sql, [*run_ids] * uses)
+        return self._frame(sql, params)
+
+    def _frame(self, sql: str, params: Any) -> pd.DataFrame:
+        import pandas as pd
+
+        if self.dialect == SQLITE:
+            return pd.read_sql_query(sql, self.db, params=params)
+        # What read_sql_query does with a DBAPI cursor, without its warning about psycopg.
+        cur = self.db.execute(sql, params)
+        names = [d.name for d in cur.description or ()]
+        return pd.DataFrame.from_records(cur.fetchall(), columns=names, coerce_float=True)
+
+
+def _replacing(table: Table) -> str:
+    """The ON CONFLICT clause that makes an INSERT replace the row with the same key."""
+    rest = [c for c in table.columns if c not in table.key]
+    if not rest:
+        return "ON CONFLICT DO NOTHING"
+    return (f"ON CONFLICT ({', '.join(table.key)}) DO UPDATE SET "
+            + ", ".join(f"{c}=excluded.{c}" for c in rest))
 
 
 def _content_hash(rec: Normalized) -> str:
@@ -451,7 +500,7 @@ QUERIES: dict[str, str] = {
              AS first_author,
           (SELECT GROUP_CONCAT(publication_type, '; ') FROM
              (SELECT publication_type FROM article_publication_types pt
-              WHERE pt.pmid = a.pmid ORDER BY publication_type)) AS publication_types,
+              WHERE pt.pmid = a.pmid ORDER BY publication_type) o) AS publication_types,
           a.entrez_date, a.is_retracted,
           'https://pubmed.ncbi.nlm.nih.gov/' || a.pmid || '/' AS url
         FROM topic_matches m JOIN articles a ON a.pmid = m.record_id
@@ -462,7 +511,7 @@ QUERIES: dict[str, str] = {
           t.phase, t.enrollment, t.lead_sponsor AS sponsor, t.start_date,
           (SELECT GROUP_CONCAT(country, '; ') FROM (SELECT DISTINCT country FROM
              trial_locations l WHERE l.nct_id = t.nct_id AND country IS NOT NULL
-             ORDER BY country)) AS countries,
+             ORDER BY country) o) AS countries,
           t.last_update_posted,
           'https://clinicaltrials.gov/study/' || t.nct_id AS url
         FROM topic_matches m JOIN trials t ON t.nct_id = m.record_id
@@ -505,10 +554,10 @@ QUERIES: dict[str, str] = {
     # fast at a million records.
     "topic_counts": """
         SELECT m.topic, m.source, COUNT(*) AS tracked,
-          (SELECT COUNT(*) FROM topic_matches n WHERE +n.topic = m.topic
-             AND +n.source = m.source AND n.first_seen_run IN (:run_ids)) AS new,
+          (SELECT COUNT(*) FROM topic_matches n WHERE n.topic || '' = m.topic
+             AND n.source || '' = m.source AND n.first_seen_run IN (:run_ids)) AS new,
           (SELECT COUNT(*) FROM (SELECT r.record_id FROM raw_records r
-               WHERE +r.source = m.source AND r.run_id IN (:run_ids)
+               WHERE r.source || '' = m.source AND r.run_id IN (:run_ids)
              UNION SELECT c.pmid FROM article_changes c
                WHERE m.source = 'pubmed' AND c.run_id IN (:run_ids)) x
              JOIN topic_matches u ON u.topic = m.topic AND u.source = m.source
@@ -526,6 +575,10 @@ QUERIES: dict[str, str] = {
         FROM topic_matches m JOIN trials t ON t.nct_id = m.record_id
         WHERE m.source = 'ctgov' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""",
 }
+
+
+# Where PostgreSQL needs other SQL than QUERIES (date arithmetic).
+PG_QUERIES: dict[str, str] = {"unreported_trials": UNREPORTED_PG_SQL.format(today=":today")}
 
 
 def load_table(table: str, data_dir: str | Path | None = None,

@@ -18,8 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 TYPES = ("text", "integer", "real", "blob", "timestamp")
-_SQLITE_TYPES = {"text": "TEXT", "integer": "INTEGER", "real": "REAL", "blob": "BLOB",
-                 "timestamp": "TEXT"}
+# Text compares and sorts byte-wise on PostgreSQL too (COLLATE "C"), as it does in SQLite.
+_SQL_TYPES = {
+    "sqlite": {"text": "TEXT", "integer": "INTEGER", "real": "REAL", "blob": "BLOB",
+               "timestamp": "TEXT"},
+    "postgresql": {"text": 'TEXT COLLATE "C"', "integer": "INTEGER",
+                   "real": "DOUBLE PRECISION", "blob": "BYTEA", "timestamp": 'TEXT COLLATE "C"'},
+}
 BOOKKEEPING = ("first_seen_at", "last_seen_at", "updated_at")  # the store fills these
 
 
@@ -78,14 +83,18 @@ class Table:
 
 @dataclass(frozen=True)
 class View:
-    """A view: derived from the tables, never written. ``sql`` is its SQLite definition."""
+    """A view: derived from the tables, never written; its SELECT for each database."""
 
     name: str
     group: str
     description: str
     fields: tuple[Column, ...]
     sql: str = ""
+    postgresql_sql: str = ""
     exported: bool = True
+
+    def select(self, dialect: str = "sqlite") -> str:
+        return self.postgresql_sql if dialect == "postgresql" else self.sql
 
 
 Relation = Table | View
@@ -93,9 +102,9 @@ Relation = Table | View
 
 def sql_type(column: Column, dialect: str = "sqlite") -> str:
     """The column's type in a database's own DDL."""
-    if dialect != "sqlite":
+    if dialect not in _SQL_TYPES:
         raise ValueError(f"unknown SQL dialect {dialect!r}")
-    return _SQLITE_TYPES[column.type]
+    return _SQL_TYPES[dialect][column.type]
 
 
 def create_table_sql(table: Table, dialect: str = "sqlite") -> str:
@@ -114,10 +123,32 @@ def create_table_sql(table: Table, dialect: str = "sqlite") -> str:
     return f"CREATE TABLE {table.name} (\n  " + ",\n  ".join(lines) + "\n)"
 
 
+# What a database needs besides tables for the store's SQL to read the same on both: SQLite
+# has group_concat built in; PostgreSQL gets it as an aggregate.
+SUPPORT_SQL: dict[str, tuple[str, ...]] = {
+    "sqlite": (),
+    "postgresql": (
+        """CREATE FUNCTION littrack_concat(acc TEXT, value TEXT, sep TEXT) RETURNS TEXT
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN value IS NULL THEN acc WHEN acc IS NULL THEN value
+              ELSE acc || sep || value END
+$$""",
+        "CREATE AGGREGATE group_concat(TEXT, TEXT) (SFUNC = littrack_concat, STYPE = TEXT)",
+    ),
+}
+
+
+def create_all_sql(dialect: str = "sqlite") -> list[str]:
+    """The whole declared schema in one go (the reference the migration history must reach)."""
+    ordered = [r for r in RELATIONS if isinstance(r, Table)] + [
+        r for r in RELATIONS if isinstance(r, View)]  # a view needs its tables first
+    return [*SUPPORT_SQL[dialect], *(s for r in ordered for s in create_sql(r, dialect))]
+
+
 def create_sql(relation: Relation, dialect: str = "sqlite") -> list[str]:
     """Every statement that creates ``relation`` with its indexes, as declared."""
     if isinstance(relation, View):
-        return [f"CREATE VIEW {relation.name} AS {relation.sql}"]
+        return [f"CREATE VIEW {relation.name} AS {relation.select(dialect)}"]
     return [create_table_sql(relation, dialect)] + [
         f"CREATE INDEX {ix.name} ON {relation.name} ({', '.join(ix.columns)})"
         for ix in relation.indexes]
@@ -160,6 +191,41 @@ ORDER BY t.due_date, t.nct_id"""
 # A child row belongs to a stored record: the record's row is written first and never deleted.
 _OF_ARTICLE = (ForeignKey(("pmid",), "articles", ("pmid",)),)
 _OF_TRIAL = (ForeignKey(("nct_id",), "trials", ("nct_id",)),)
+
+# The same view on PostgreSQL: a partial date is completed with the same rules; dates that
+# are not dates give no due date (SQLite's date() gives NULL for them too).
+UNREPORTED_PG_SQL = """
+SELECT t.nct_id, t.brief_title AS title, t.overall_status AS status, t.phase,
+  t.lead_sponsor AS sponsor, t.primary_completion_date, t.primary_completion_date_type,
+  t.due_date, CAST({today} AS date) - CAST(t.due_date AS date) AS days_overdue,
+  (SELECT COUNT(DISTINCT l.pmid) FROM trial_publication_links l WHERE l.nct_id = t.nct_id)
+    AS linked_pmids,
+  (SELECT GROUP_CONCAT(topic, '; ') FROM (SELECT DISTINCT topic FROM topic_matches m
+     WHERE m.source = 'ctgov' AND m.record_id = t.nct_id ORDER BY topic) d) AS topics,
+  'https://clinicaltrials.gov/study/' || t.nct_id AS url
+FROM (SELECT trials.*, to_char(CASE
+        WHEN primary_completion_date ~ '^[0-9]{{4}}$'
+          THEN CAST(primary_completion_date || '-12-31' AS date)
+        WHEN primary_completion_date ~ '^[0-9]{{4}}-[0-9]{{2}}$'
+          THEN CAST(CAST(primary_completion_date || '-01' AS date) + interval '1 month'
+                    AS date) - 1
+        WHEN primary_completion_date ~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}$'
+          THEN CAST(primary_completion_date AS date) END + interval '12 months',
+        'YYYY-MM-DD') AS due_date
+      FROM trials) t
+WHERE CAST(t.due_date AS date) < CAST({today} AS date)
+  AND COALESCE(t.has_results, 0) = 0 AND t.results_first_posted IS NULL
+  AND COALESCE(t.overall_status, '') <> 'WITHDRAWN'
+  AND NOT EXISTS (SELECT 1 FROM trial_references r WHERE r.nct_id = t.nct_id
+                  AND r.type = 'RESULT' AND r.pmid IS NOT NULL)
+  AND NOT EXISTS (SELECT 1 FROM trial_publication_links l
+                  JOIN article_publication_types pt ON pt.pmid = l.pmid
+                  WHERE l.nct_id = t.nct_id AND (pt.publication_type LIKE 'Clinical Trial, Phase%'
+                    OR pt.publication_type IN ('Clinical Trial', 'Controlled Clinical Trial',
+                      'Randomized Controlled Trial', 'Pragmatic Clinical Trial',
+                      'Equivalence Trial', 'Adaptive Clinical Trial')))
+ORDER BY t.due_date, t.nct_id"""
+PG_TODAY = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 
 PUBMED = "PubMed"
 CTGOV = "ClinicalTrials.gov"
@@ -577,6 +643,7 @@ TRIALS_DUE_UNREPORTED = View(
         Column('url', 'text', "The study's page on ClinicalTrials.gov."),
     ),
     sql=UNREPORTED_SQL.format(today="date('now')"),
+    postgresql_sql=UNREPORTED_PG_SQL.format(today=PG_TODAY),
 )
 TOPIC_MATCHES = Table(
     'topic_matches', BOOKKEEPING_GROUP,
