@@ -99,3 +99,22 @@ def test_an_unreachable_server_is_one_line_naming_host_and_database() -> None:
     text = str(info.value)
     assert "127.0.0.1:1" in text and "'tracker'" in text and "\n" not in text
     assert "hunter2" not in text
+
+
+def test_a_claim_is_held_by_one_worker_and_dies_with_its_connection(pg_url: str) -> None:
+    from littrack.claims import AdvisoryClaims
+    from littrack.database import parse
+
+    first, second = AdvisoryClaims(parse(pg_url)), AdvisoryClaims(parse(pg_url))
+    try:
+        assert first.claim("mdma-ptsd", "pubmed")
+        assert not second.claim("mdma-ptsd", "pubmed")
+        assert not second.claim("mdma-ptsd", "pubmed", wait=0.05)  # waits, then gives up
+        assert second.claim("mdma-ptsd", "ctgov")  # another topic×source is free
+        assert second.held_elsewhere("mdma-ptsd", "pubmed")
+        first.close()  # a killed worker's connection ends: its claims go with it (as soon
+        assert second.claim("mdma-ptsd", "pubmed", wait=10)  # as the server notices)
+        assert not second.held_elsewhere("mdma-ptsd", "pubmed")
+    finally:
+        first.close()
+        second.close()

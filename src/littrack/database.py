@@ -94,7 +94,7 @@ class Row(tuple[Any, ...]):
         row._names = names
         return row
 
-    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+    def __getitem__(self, key: Any) -> Any:
         if isinstance(key, str):
             return super().__getitem__(self._names.index(key))
         return super().__getitem__(key)
@@ -118,7 +118,7 @@ class PgConnection:
         self.target = target
         try:
             self.raw: psycopg.Connection[Row] = psycopg.connect(
-                target.url, autocommit=True, row_factory=_row_factory,  # type: ignore[arg-type]
+                target.url, autocommit=True, row_factory=_row_factory,
                 application_name="littrack", connect_timeout=10)
         except psycopg.Error as exc:
             reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else

@@ -35,6 +35,7 @@ from littrack.tables import (
     BY_NAME,
     MAIN_TABLE,
     RECORD_TABLES,
+    RELATIONS,
     UNREPORTED_PG_SQL,
     UNREPORTED_SQL,
     Table,
@@ -163,14 +164,20 @@ class Store:
                 (now, status, n_found, n_new, n_updated, n_requests, n_retries, error,
                  run_id, topic, source))
 
-    def fail_interrupted_runs(self, now: str) -> int:
-        """Close runs a killed process left 'running' (call only while holding the lock)."""
+    def fail_interrupted_runs(self, now: str, topic: str | None = None,
+                              source: str | None = None) -> int:
+        """Close runs a killed process left 'running': all of them (SQLite, while holding the
+        data-directory lock), or one topic and source's (while holding its claim)."""
+        sql = ("UPDATE runs SET status='failed', finished_at=?, "
+               "error='interrupted: the process ended before the topic finished' "
+               "WHERE status='running'")
+        args: list[str] = [now]
+        if topic is not None and source is not None:
+            sql += " AND topic=? AND source=?"
+            args += [topic, source]
         with self.transaction():
-            cur = self.db.execute(
-                "UPDATE runs SET status='failed', finished_at=?, "
-                "error='interrupted: the process ended before the topic finished' "
-                "WHERE status='running'", (now,))
-        return cur.rowcount
+            cur = self.db.execute(sql, args)
+        return int(cur.rowcount)
 
     def last_runs(self) -> list[dict[str, Any]]:
         """The latest run row and the latest successful one of every topic and source."""
@@ -577,19 +584,59 @@ QUERIES: dict[str, str] = {
 }
 
 
+def copy_store(source: Store, target: Store, batch: int = 2000) -> dict[str, int]:
+    """Copy every table (raw records included) of ``source`` into the empty ``target``, in
+    one transaction; return the rows per table, checked equal on both sides.
+
+    Tables are copied in declaration order, so a record's row is there before its child rows
+    (foreign keys). A target holding any row is refused: merging two stores is not a copy.
+    """
+    tables = [r for r in RELATIONS if isinstance(r, Table) and r.name != "schema_migrations"]
+    filled = [t.name for t in tables
+              if target.db.execute(f"SELECT 1 FROM {t.name} LIMIT 1").fetchone()]
+    if filled:
+        raise ConfigError(f"{target.target}: refusing to copy into a store that is not empty "
+                          f"({', '.join(filled[:5])} hold rows); use an empty database")
+    counts: dict[str, int] = {}
+    with source.snapshot(), target.transaction():
+        for t in tables:
+            names = [c.name for c in t.fields]
+            insert = (f"INSERT INTO {t.name} ({', '.join(names)}) VALUES "
+                      f"({', '.join('?' * len(names))})")
+            cur = source.db.execute(f"SELECT {', '.join(names)} FROM {t.name}")
+            while rows := cur.fetchmany(batch):
+                target.db.executemany(insert, [tuple(r) for r in rows])
+            counts[t.name] = _count(source, t.name)
+            copied = _count(target, t.name)
+            if copied != counts[t.name]:
+                raise StoreError(f"{target.target}: {t.name} has {copied} rows after the copy, "
+                                 f"the source {counts[t.name]}; nothing was committed")
+    return counts
+
+
+def _count(store: Store, table: str) -> int:
+    return int(store.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
 # Where PostgreSQL needs other SQL than QUERIES (date arithmetic).
 PG_QUERIES: dict[str, str] = {"unreported_trials": UNREPORTED_PG_SQL.format(today=":today")}
 
 
-def load_table(table: str, data_dir: str | Path | None = None,
-               config: str | None = None) -> pd.DataFrame:
-    """``littrack.load``: one table as a DataFrame, from a data dir or the config's."""
-    if data_dir is None:
+def load_table(table: str, data_dir: str | Path | None = None, config: str | None = None,
+               database_url: str | None = None) -> pd.DataFrame:
+    """``littrack.load``: one table as a DataFrame, from a database URL, a data directory's
+    SQLite file, or the store the config (and ``LITTRACK_DATABASE_URL``) names."""
+    location = database_url
+    if location is None and data_dir is None:
         from littrack.config import load_settings
 
-        data_dir = load_settings(config).data_dir
-    path = Path(data_dir) / DATABASE_FILE
-    if not path.exists():
-        raise ConfigError(f"{path}: no littrack database here (run `littrack run` first)")
-    with Store(path) as store:
+        location = load_settings(config).store_location
+    if location is None or database.parse(location).dialect == SQLITE:
+        path = Path(data_dir) / DATABASE_FILE if location is None else database.parse(
+            location).path
+        assert path is not None
+        if not path.exists():
+            raise ConfigError(f"{path}: no littrack database here (run `littrack run` first)")
+        location = str(path)
+    with Store(location) as store:
         return store.frame(table)
