@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ def _settings(ctx: click.Context) -> Settings:
 
 def _require_store(settings: Settings) -> None:
     """Offline commands read an existing store; opening one would create an empty one."""
-    if not settings.db_path.exists():
+    if not settings.shared_store and not settings.db_path.exists():
         raise ConfigError(f"{settings.db_path}: no littrack database here (run `littrack run` "
                           "first)")
 
@@ -203,7 +204,9 @@ def rebuild(ctx: click.Context, source: str | None, wait: float) -> None:
     settings = _settings(ctx)
     parsers = {"pubmed": pubmed.normalize_raw, "ctgov": ctgov.normalize_raw}
     now = utc_now()
-    with DataDirLock(settings.data_dir, wait), Store(settings.db_path) as store:
+    # On PostgreSQL the rebuild is one transaction; runs of other workers wait for its rows.
+    lock = nullcontext() if settings.shared_store else DataDirLock(settings.data_dir, wait)
+    with lock, Store(settings.store_location) as store:
         for src in [source] if source else ["pubmed", "ctgov"]:
             parse = parsers[src]
             n = store.rebuild((parse(raw) for _, raw in store.iter_raw(src)), now)
@@ -295,7 +298,7 @@ def report(ctx: click.Context, since: datetime, out: Path | None) -> None:
     out = out or settings.data_dir / "reports-since" / day
     ensure_replaceable(out, "summary.md")
     _require_store(settings)
-    with Store(settings.db_path) as store, store.snapshot():
+    with Store(settings.store_location) as store, store.snapshot():
         run_ids = store.run_ids_since(day)
         path = write_report(store, out, run_ids, f"littrack report since {day}")
     click.echo(f"report: {path} ({len(run_ids)} run(s) since {day})")
@@ -324,10 +327,47 @@ def export_tables(ctx: click.Context, fmt: str, out: Path | None) -> None:
         require_pyarrow()
     _require_store(settings)
     out = out or settings.data_dir / "export"
-    with Store(settings.db_path) as store:
+    with Store(settings.store_location) as store:
         files = export(store, out, fmt)
     click.echo(f"exported {len(files) - 1} tables to {out} (data dictionary: "
                f"{out / 'schema.md'})")
+
+
+@cli.command("copy-store")
+@click.option("--to", "to", metavar="URL", envvar="LITTRACK_COPY_TO",
+              help="The empty PostgreSQL database to fill: postgresql://user@host:port/dbname "
+                   "(or $LITTRACK_COPY_TO, which keeps a password off the command line).")
+@click.option("--wait", type=float, default=60.0, show_default=True, metavar="SECONDS",
+              help="How long to wait for a running littrack to release the data directory.")
+@click.pass_context
+@handle_errors
+def copy_store_command(ctx: click.Context, to: str | None, wait: float) -> None:
+    """Copy the data directory's SQLite store into an empty PostgreSQL database.
+
+    Every table is copied, raw records included, in one transaction; row counts are checked
+    table by table; a target that holds any row is refused. Then set database_url (or
+    LITTRACK_DATABASE_URL) to the new database.
+    """
+    from littrack.database import POSTGRESQL, parse
+    from littrack.lock import DataDirLock
+    from littrack.store import Store, copy_store
+
+    settings = _settings(ctx)
+    if not to:
+        raise ConfigError("copy-store: give the target with --to postgresql://… "
+                          "(or LITTRACK_COPY_TO)")
+    target = parse(to, key="--to")
+    if target.dialect != POSTGRESQL:
+        raise ConfigError(f"copy-store: --to must be a postgresql:// URL, not {target}")
+    if not settings.db_path.exists():
+        raise ConfigError(f"{settings.db_path}: no littrack database here to copy")
+    with DataDirLock(settings.data_dir, wait), Store(settings.db_path) as source, \
+            Store(target) as dest:
+        counts = copy_store(source, dest)
+    for table, n in counts.items():
+        click.echo(f"{table:<30} {n:>9}")
+    click.echo(f"copied {sum(counts.values())} rows in {len(counts)} tables to {target}; "
+               "row counts match")
 
 
 def main() -> None:

@@ -626,17 +626,16 @@ def load_table(table: str, data_dir: str | Path | None = None, config: str | Non
                database_url: str | None = None) -> pd.DataFrame:
     """``littrack.load``: one table as a DataFrame, from a database URL, a data directory's
     SQLite file, or the store the config (and ``LITTRACK_DATABASE_URL``) names."""
-    location = database_url
-    if location is None and data_dir is None:
+    if database_url is not None:
+        location = database_url
+    elif data_dir is not None:
+        location = str(Path(data_dir) / DATABASE_FILE)
+    else:
         from littrack.config import load_settings
 
         location = load_settings(config).store_location
-    if location is None or database.parse(location).dialect == SQLITE:
-        path = Path(data_dir) / DATABASE_FILE if location is None else database.parse(
-            location).path
-        assert path is not None
-        if not path.exists():
-            raise ConfigError(f"{path}: no littrack database here (run `littrack run` first)")
-        location = str(path)
+    path = database.parse(location).path
+    if path is not None and not path.exists():
+        raise ConfigError(f"{path}: no littrack database here (run `littrack run` first)")
     with Store(location) as store:
         return store.frame(table)
