@@ -6,17 +6,29 @@ Needs the server of tests/pg.py; every test starts from an empty database.
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
 from littrack import migrations
+from littrack.config import load_settings
 from littrack.errors import DatabaseUnreachable, StoreError
 from littrack.normalize.ctgov import normalize_study
 from littrack.store import Store
-from littrack.tables import create_all_sql
+from littrack.tables import RELATIONS, Table, create_all_sql
+from littrack.vocab import LINKED_TOPIC, SOURCES
 from tests.builders.ctgov import study
+from tests.corpus import populate
+from tests.fakes import CtgovFake, EutilsFake, Reply, RequestRecord
+from tests.test_faults import VOLATILE, env_for, tuned_config
 
 
 def pg_shape(conn: psycopg.Connection[Any], schema: str) -> dict[str, Any]:
@@ -118,3 +130,169 @@ def test_a_claim_is_held_by_one_worker_and_dies_with_its_connection(pg_url: str)
     finally:
         first.close()
         second.close()
+
+
+# ---- whole runs: one worker, two workers, a killed worker, the commands that read ------------
+class CountingEutils(EutilsFake):
+    """No rate limit (two workers each pace themselves at NCBI's rate); can kill a process
+    when it receives its ``kill_at``-th request."""
+
+    def __init__(self) -> None:
+        super().__init__(rate_limit=None)
+        self.seen = 0
+        self.kill_at: int | None = None
+        self.kill_pid: int | None = None
+
+    def rate_check(self, rec: RequestRecord) -> Reply | dict[str, str]:
+        self.seen += 1  # under the fake's lock
+        if self.seen == self.kill_at and self.kill_pid:
+            os.kill(self.kill_pid, signal.SIGKILL)
+        return super().rate_check(rec)
+
+
+def snapshot_of(location: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table but runs and the migration ledger, without run ids and timestamps."""
+    out = {}
+    with Store(location) as store:
+        for t in RELATIONS:
+            if not isinstance(t, Table) or t.name in ("runs", "schema_migrations"):
+                continue
+            cols = [c.name for c in t.fields if c.name not in VOLATILE]
+            rows = store.db.execute(f"SELECT {', '.join(cols)} FROM {t.name}").fetchall()
+            out[t.name] = sorted((tuple(bytes(v) if isinstance(v, memoryview) else v
+                                        for v in r) for r in rows), key=repr)
+    return out
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[tuple[CountingEutils, CtgovFake, Path]]:
+    with CountingEutils() as eutils, CtgovFake(rate_limit_per_minute=None) as ctgov:
+        config = tuned_config(tmp_path / "config")
+        populate(load_settings(config, env=env_for(tmp_path / "x", eutils, ctgov)), eutils,
+                 ctgov, articles=24, trials=8)
+        yield eutils, ctgov, config
+    assert not eutils.errors and not ctgov.errors
+
+
+def worker(config: Path, data: Path, eutils: EutilsFake, ctgov: CtgovFake,
+           url: str | None, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, **env_for(data, eutils, ctgov)}
+    env.pop("LITTRACK_DATABASE_URL", None)
+    if url:
+        env["LITTRACK_DATABASE_URL"] = url
+    return subprocess.Popen([sys.executable, "-m", "littrack", "--config", str(config),
+                             "-q", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def finished(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=180)
+    return proc.returncode, out, err
+
+
+def single_sqlite_run(tmp_path: Path, world: tuple[CountingEutils, CtgovFake, Path]
+                      ) -> tuple[str, int]:
+    """The reference: one run into SQLite; its store and the requests it took."""
+    eutils, ctgov, config = world
+    before = eutils.count() + ctgov.count()
+    code, _, err = finished(worker(config, tmp_path / "solo", eutils, ctgov, None, "run"))
+    assert code == 0, err
+    return str(tmp_path / "solo" / "littrack.sqlite"), eutils.count() + ctgov.count() - before
+
+
+def ok_runs(url: str) -> list[tuple[str, str]]:
+    with Store(url) as store:
+        return sorted((r["topic"], r["source"]) for r in store.runs() if r["status"] == "ok")
+
+
+def test_the_same_run_gives_the_same_tables_on_both(tmp_path: Path, pg_url: str,
+                                                     world: tuple[CountingEutils, CtgovFake,
+                                                                  Path]) -> None:
+    solo, requests = single_sqlite_run(tmp_path, world)
+    eutils, ctgov, config = world
+    before = eutils.count() + ctgov.count()
+    code, out, err = finished(worker(config, tmp_path / "pg", eutils, ctgov, pg_url, "run"))
+    assert code == 0, err
+    assert eutils.count() + ctgov.count() - before == requests
+    assert snapshot_of(pg_url) == snapshot_of(solo)
+    # the commands that read: status, export, report, load
+    for args in (["status", "--json"], ["export", "--out", str(tmp_path / "exp")],
+                 ["report", "--since", "2000-01-01", "--out", str(tmp_path / "rep")]):
+        code, out, err = finished(worker(config, tmp_path / "pg", eutils, ctgov, pg_url,
+                                         *args))
+        assert code == 0, (args, err)
+    status = json.loads(finished(worker(config, tmp_path / "pg", eutils, ctgov, pg_url,
+                                        "status", "--json"))[1])
+    assert status["counts"]["articles"] == len(snapshot_of(solo)["articles"])
+    assert "PostgreSQL" in status["database"] and "@" not in status["database"]
+    assert (tmp_path / "exp" / "articles.csv").is_file()
+    assert (tmp_path / "rep" / "new_articles.csv").is_file()
+    import littrack
+
+    assert len(littrack.load("trials", database_url=pg_url)) == len(snapshot_of(solo)["trials"])
+
+
+def test_two_workers_share_the_work_and_end_with_the_tables_of_one(
+        tmp_path: Path, pg_url: str, world: tuple[CountingEutils, CtgovFake, Path]) -> None:
+    solo, requests = single_sqlite_run(tmp_path, world)
+    eutils, ctgov, config = world
+    before = eutils.count() + ctgov.count()
+    workers = [worker(config, tmp_path / f"w{i}", eutils, ctgov, pg_url, "run")
+               for i in (1, 2)]
+    results = [finished(w) for w in workers]
+    assert [code for code, _, _ in results] == [0, 0], [err for _, _, err in results]
+    assert snapshot_of(pg_url) == snapshot_of(solo)
+    # every topic×source fetched by exactly one of them, and no more requests than one run
+    done = ok_runs(pg_url)
+    assert len(done) == len(set(done))
+    assert {d for d in done if d[0] != LINKED_TOPIC} == {
+        (t.name, s) for t in load_settings(config).topics for s in SOURCES if t.has(s)}
+    assert eutils.count() + ctgov.count() - before == requests
+
+
+def test_a_killed_worker_loses_nothing(tmp_path: Path, pg_url: str,
+                                       world: tuple[CountingEutils, CtgovFake, Path]) -> None:
+    solo, _ = single_sqlite_run(tmp_path, world)
+    eutils, ctgov, config = world
+    first = worker(config, tmp_path / "w1", eutils, ctgov, pg_url, "run")
+    eutils.kill_pid, eutils.kill_at = first.pid, eutils.seen + 8  # mid-run, between topics
+    second = worker(config, tmp_path / "w2", eutils, ctgov, pg_url, "run")
+    code, _, _ = finished(first)
+    assert code == -signal.SIGKILL
+    code, _, err = finished(second)
+    assert code == 0, err
+    # the next worker resumes what the killed one left, from the committed watermarks
+    code, _, err = finished(worker(config, tmp_path / "w3", eutils, ctgov, pg_url, "run"))
+    assert code == 0, err
+    assert snapshot_of(pg_url) == snapshot_of(solo)
+    with Store(pg_url) as store:
+        assert not [r for r in store.runs() if r["status"] == "running"]
+
+
+def test_copy_store_moves_every_table_and_refuses_a_filled_target(
+        tmp_path: Path, pg_url: str, world: tuple[CountingEutils, CtgovFake, Path]) -> None:
+    solo, _ = single_sqlite_run(tmp_path, world)
+    eutils, ctgov, config = world
+    code, out, err = finished(worker(config, tmp_path / "solo", eutils, ctgov, None,
+                                     "copy-store", "--to", pg_url))
+    assert code == 0, err
+    assert "row counts match" in out and "raw_records" in out
+    assert snapshot_of(pg_url) == snapshot_of(solo)
+    with Store(solo) as a, Store(pg_url) as b:
+        assert a.counts() == b.counts()
+        assert a.runs() == b.runs()
+    code, out, err = finished(worker(config, tmp_path / "solo", eutils, ctgov, None,
+                                     "copy-store", "--to", pg_url))
+    assert code == 2 and "not empty" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_refused_connection_is_exit_2_naming_host_and_database(
+        tmp_path: Path, world: tuple[CountingEutils, CtgovFake, Path]) -> None:
+    eutils, ctgov, config = world
+    code, _, err = finished(worker(config, tmp_path / "d", eutils, ctgov,
+                                   "postgresql://ann:hunter2@127.0.0.1:1/tracker", "status"))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "127.0.0.1:1" in err and "'tracker'" in err and "hunter2" not in err
+    code, _, err = finished(worker(config, tmp_path / "d", eutils, ctgov,
+                                   "mysql://ann@127.0.0.1/tracker", "run"))
+    assert code == 2 and "LITTRACK_DATABASE_URL" in err and len(err.strip().splitlines()) == 1

@@ -85,13 +85,13 @@ class AdvisoryClaims:
             self.held.discard((topic, source))
 
     def held_elsewhere(self, topic: str, source: str) -> bool:
-        """Whether another worker holds the claim right now (probed, not kept)."""
-        if (topic, source) in self.held:
-            return False
-        if self.claim(topic, source):
-            self.release(topic, source)
-            return False
-        return True
+        """Whether another worker holds the claim right now. Read from ``pg_locks``, never by
+        taking the lock, so the probe cannot make a worker that wants it skip it."""
+        row = self.conn.execute(
+            "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = ? "
+            "AND objid = ? AND objsubid = 2 AND pid <> pg_backend_pid() LIMIT 1",
+            (_CLASS, lock_key(topic, source) % (1 << 32))).fetchone()
+        return row is not None
 
     def close(self) -> None:
         self.conn.close()  # releases whatever is still held

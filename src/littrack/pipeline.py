@@ -18,12 +18,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from littrack.claims import Claims, LocalClaims, open_claims
 from littrack.config import Settings, Topic
 from littrack.errors import Incomplete, LittrackError, StopRequested, redact
 from littrack.http import HttpClient
@@ -86,9 +87,12 @@ class Runner:
     """State of one run shared across topics: the sources, what each already fetched."""
 
     def __init__(self, settings: Settings, store: Store, run_id: str, *, full: bool,
-                 stop: threading.Event, clock: Clock) -> None:
+                 stop: threading.Event, clock: Clock, claims: Claims | None = None,
+                 claim_wait: float = 0.0) -> None:
         self.settings = settings
         self.store = store
+        self.claims: Claims = claims or LocalClaims()
+        self.claim_wait = claim_wait
         self.run_id = run_id
         self.full = full
         self.stop = stop
@@ -309,9 +313,23 @@ class Runner:
         """
         out = []
         for name in sources:
-            ids = self.store.unresolved_links(name)
-            if ids:
-                out.append(self._resolve(self.source(name), ids))
+            # Workers sharing a store: one resolves a source's links at a time, and only
+            # once no other worker is still fetching that source's topics (the last one to
+            # finish does it), so a linked record is never fetched before a topic matches it.
+            if not self.claims.claim(LINKED_TOPIC, name, max(self.claim_wait, 600.0)):
+                continue
+            try:
+                busy = [t.name for t in self.settings.topics if t.has(name)
+                        and self.claims.held_elsewhere(t.name, name)]
+                if busy:
+                    log.info("%s %s: left to the worker still fetching %s", name, LINKED_TOPIC,
+                             ", ".join(busy))
+                    continue
+                ids = self.store.unresolved_links(name)
+                if ids:
+                    out.append(self._resolve(self.source(name), ids))
+            finally:
+                self.claims.release(LINKED_TOPIC, name)
         return out
 
     def _resolve(self, source: Source, ids: list[str]) -> TopicResult:
@@ -385,22 +403,33 @@ def run(settings: Settings, *, topics: Iterable[str] | None = None,
         log.warning("no NCBI email configured (ncbi.email or $NCBI_EMAIL): NCBI asks every "
                     "E-utilities user to send one")
     tasks = [(s, t) for s in chosen_sources for t in chosen if t.has(s)]
-    with DataDirLock(settings.data_dir, lock_timeout), Store(settings.db_path) as store:
+    # SQLite: the data-directory lock makes this run the only writer. PostgreSQL: workers on
+    # any machine share the store; each topic×source is claimed in the database instead.
+    shared = settings.shared_store
+    lock = nullcontext() if shared else DataDirLock(settings.data_dir, lock_timeout)
+    with lock, Store(settings.store_location) as store:
         now = clock()
         started = time.monotonic()
         run = RunResult(new_run_id(now))
-        interrupted = store.fail_interrupted_runs(iso(now))
-        if interrupted:
-            log.warning("closed %d run(s) left 'running' by a process that was killed",
-                        interrupted)
-        runner = Runner(settings, store, run.run_id, full=full, stop=stop, clock=clock)
+        if not shared:
+            interrupted = store.fail_interrupted_runs(iso(now))
+            if interrupted:
+                log.warning("closed %d run(s) left 'running' by a process that was killed",
+                            interrupted)
+        claims = open_claims(store.target)
+        runner = Runner(settings, store, run.run_id, full=full, stop=stop, clock=clock,
+                        claims=claims, claim_wait=lock_timeout if shared else 0.0)
         try:
-            runner.search_ahead(tasks)
+            if not shared:  # searching ahead would search topics other workers then take
+                runner.search_ahead(tasks)
             with _progress(len(tasks), progress) as bar:
                 for source, topic in tasks:
                     bar.set_description(f"{source} {topic.name}")
                     try:
-                        run.results.append(runner.run_topic(topic, source))
+                        result = _claimed(runner, topic, source, iso(now)) if shared \
+                            else runner.run_topic(topic, source)
+                        if result is not None:
+                            run.results.append(result)
                     except StopRequested:
                         run.results.append(TopicResult(topic.name, source, "failed",
                                                        error="stopped by signal"))
@@ -409,19 +438,42 @@ def run(settings: Settings, *, topics: Iterable[str] | None = None,
                                     source, topic.name)
                         break
                     bar.update(1)
+            if not run.stopped:
+                run.results += runner.resolve_links(chosen_sources)
+                run.stopped = stop.is_set()
         finally:
             runner.close()
-        if not run.stopped:
-            run.results += runner.resolve_links(chosen_sources)
-            run.stopped = stop.is_set()
+            claims.close()
         if write_report:
             from littrack.reports import pending_run_ids, write_run_report
 
-            # A killed earlier run never wrote its report: this one takes its rows in.
-            run_ids = pending_run_ids(store, settings, run.run_id)
+            # A killed earlier run never wrote its report: this one takes its rows in. With
+            # workers sharing a store, each reports its own run (`report --since` joins them).
+            run_ids = [run.run_id] if shared else pending_run_ids(store, settings, run.run_id)
             run.report_dir = write_run_report(store, settings, run_ids, run.run_id)
     _log_run(run, time.monotonic() - started)
     return run
+
+
+def _claimed(runner: Runner, topic: Topic, source: str, since: str) -> TopicResult | None:
+    """Run a topic×source this worker claims; None when another worker has it or finished it
+    since this run started (so no topic×source is fetched twice in one round)."""
+    claims, store = runner.claims, runner.store
+    if not claims.claim(topic.name, source, runner.claim_wait):
+        log.info("%s %s: another worker is fetching it; skipped", source, topic.name)
+        return None
+    try:
+        if store.finished_ok_since(topic.name, source, since, runner.run_id):
+            log.info("%s %s: another worker fetched it since this run started; skipped",
+                     source, topic.name)
+            return None
+        # Holding the claim, any 'running' row of it belongs to a worker that was killed.
+        if store.fail_interrupted_runs(iso(runner.clock()), topic.name, source):
+            log.warning("%s %s: closed a run left 'running' by a killed worker", source,
+                        topic.name)
+        return runner.run_topic(topic, source)
+    finally:
+        claims.release(topic.name, source)
 
 
 @contextmanager

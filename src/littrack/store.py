@@ -199,6 +199,14 @@ class Store:
         value = self.db.execute(sql, args).fetchone()[0]
         return str(value) if value else None
 
+    def finished_ok_since(self, topic: str, source: str, since: str, other_than: str) -> bool:
+        """Whether a run other than ``other_than`` completed this topic×source at or after
+        ``since`` (another worker sharing the store got to it first)."""
+        row = self.db.execute(
+            "SELECT 1 FROM runs WHERE topic=? AND source=? AND status='ok' AND run_id<>? "
+            "AND finished_at>=? LIMIT 1", (topic, source, other_than, since)).fetchone()
+        return row is not None
+
     def runs(self, run_id: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT * FROM runs" + (" WHERE run_id=?" if run_id else "")
         sql += " ORDER BY started_at, topic, source"
