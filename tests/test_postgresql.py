@@ -117,19 +117,33 @@ def test_a_claim_is_held_by_one_worker_and_dies_with_its_connection(pg_url: str)
     from littrack.claims import AdvisoryClaims
     from littrack.database import parse
 
-    first, second = AdvisoryClaims(parse(pg_url)), AdvisoryClaims(parse(pg_url))
+    first = AdvisoryClaims(parse(pg_url), "20261130T060000Z-aaaaaa")
+    second = AdvisoryClaims(parse(pg_url), "20261130T060005Z-bbbbbb")
     try:
         assert first.claim("mdma-ptsd", "pubmed")
         assert not second.claim("mdma-ptsd", "pubmed")
         assert not second.claim("mdma-ptsd", "pubmed", wait=0.05)  # waits, then gives up
         assert second.claim("mdma-ptsd", "ctgov")  # another topic×source is free
-        assert second.held_elsewhere("mdma-ptsd", "pubmed")
+        # the round began when its first worker did
+        assert second.round_start("2026-11-30T06:00:05Z") == "2026-11-30T06:00:00Z"
+        assert not second.last_worker()  # the first is still running
         first.close()  # a killed worker's connection ends: its claims go with it (as soon
         assert second.claim("mdma-ptsd", "pubmed", wait=10)  # as the server notices)
-        assert not second.held_elsewhere("mdma-ptsd", "pubmed")
     finally:
         first.close()
         second.close()
+
+
+def test_the_last_worker_of_a_round_is_exactly_one(pg_url: str) -> None:
+    from littrack.claims import AdvisoryClaims
+    from littrack.database import parse
+
+    workers = [AdvisoryClaims(parse(pg_url), f"20261130T06000{i}Z-w{i}") for i in range(3)]
+    try:
+        assert [w.last_worker() for w in workers] == [False, False, True]
+    finally:
+        for w in workers:
+            w.close()
 
 
 # ---- whole runs: one worker, two workers, a killed worker, the commands that read ------------

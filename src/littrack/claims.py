@@ -17,6 +17,8 @@ from typing import Protocol
 from littrack.database import PgConnection, Target
 
 _CLASS = 0x4C54  # "LT": the first half of every littrack advisory lock key
+VERSION_CLAIM = "(version)"  # the pseudo-topic under which a source's data version is asked
+SOURCE_CLAIM = "(source)"  # held while a worker runs a topic of a source run one at a time
 
 
 def lock_key(topic: str, source: str) -> int:
@@ -30,7 +32,9 @@ class Claims(Protocol):
 
     def release(self, topic: str, source: str) -> None: ...
 
-    def held_elsewhere(self, topic: str, source: str) -> bool: ...
+    def round_start(self, own: str) -> str: ...
+
+    def last_worker(self) -> bool: ...
 
     def close(self) -> None: ...
 
@@ -44,19 +48,33 @@ class LocalClaims:
     def release(self, topic: str, source: str) -> None:
         pass
 
-    def held_elsewhere(self, topic: str, source: str) -> bool:
-        return False
+    def round_start(self, own: str) -> str:
+        return own
+
+    def last_worker(self) -> bool:
+        return True
 
     def close(self) -> None:
         pass
 
 
-class AdvisoryClaims:
-    """PostgreSQL session advisory locks on a connection of their own."""
+_WORKER = "littrack worker "  # application_name prefix of a worker's claims connection
+_WORKERS_KEY = 0  # held shared by every running worker; exclusive by the last one
 
-    def __init__(self, target: Target) -> None:
-        self.conn = PgConnection(target)
+
+class AdvisoryClaims:
+    """PostgreSQL session advisory locks on a connection of their own.
+
+    Besides one lock per claimed topic×source, every worker holds one lock *shared* for as
+    long as it runs; the workers holding it make up the round, and the last of them to
+    finish is the one that can take it exclusively.
+    """
+
+    def __init__(self, target: Target, run_id: str) -> None:
+        self.conn = PgConnection(target, name=_WORKER + run_id)
         self.held: set[tuple[str, str]] = set()
+        self.conn.execute("SELECT pg_advisory_lock_shared(?, ?)", (_CLASS, _WORKERS_KEY))
+        self.in_round = True
 
     def claim(self, topic: str, source: str, wait: float = 0.0) -> bool:
         """Take the claim; wait up to ``wait`` seconds for another worker to release it."""
@@ -84,18 +102,33 @@ class AdvisoryClaims:
             self.conn.execute("SELECT pg_advisory_unlock(?, ?)", (_CLASS, lock_key(topic, source)))
             self.held.discard((topic, source))
 
-    def held_elsewhere(self, topic: str, source: str) -> bool:
-        """Whether another worker holds the claim right now. Read from ``pg_locks``, never by
-        taking the lock, so the probe cannot make a worker that wants it skip it."""
-        row = self.conn.execute(
-            "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = ? "
-            "AND objid = ? AND objsubid = 2 AND pid <> pg_backend_pid() LIMIT 1",
-            (_CLASS, lock_key(topic, source) % (1 << 32))).fetchone()
-        return row is not None
+    def round_start(self, own: str) -> str:
+        """When the round began: the earliest start among the workers running now (their
+        run ids begin with their start time), so a topic another worker of the round
+        finished before this one started is not fetched again."""
+        starts = [own]
+        for (name,) in self.conn.execute(
+                "SELECT application_name FROM pg_stat_activity WHERE datname = "
+                "current_database() AND application_name LIKE ?", (_WORKER + "%",)):
+            stamp = name[len(_WORKER):].split("-", 1)[0]  # 20261130T060000Z
+            if len(stamp) == 16:
+                starts.append(f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}:"
+                              f"{stamp[11:13]}:{stamp[13:15]}Z")
+        return min(starts)
+
+    def last_worker(self) -> bool:
+        """Leave the round; True when no other worker is still in it (then this one holds
+        the round exclusively until it closes, e.g. to resolve links once)."""
+        if self.in_round:
+            self.conn.execute("SELECT pg_advisory_unlock_shared(?, ?)", (_CLASS, _WORKERS_KEY))
+            self.in_round = False
+        row = self.conn.execute("SELECT pg_try_advisory_lock(?, ?)",
+                                (_CLASS, _WORKERS_KEY)).fetchone()
+        return bool(row and row[0])
 
     def close(self) -> None:
         self.conn.close()  # releases whatever is still held
 
 
-def open_claims(target: Target) -> Claims:
-    return AdvisoryClaims(target) if target.dialect == "postgresql" else LocalClaims()
+def open_claims(target: Target, run_id: str) -> Claims:
+    return AdvisoryClaims(target, run_id) if target.dialect == "postgresql" else LocalClaims()

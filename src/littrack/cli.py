@@ -62,6 +62,14 @@ def _settings(ctx: click.Context) -> Settings:
     return obj["settings"]  # type: ignore[no-any-return]
 
 
+def _wait(settings: Settings, given: float | None, default: float) -> float:
+    """``--wait``: for SQLite's data-directory lock, ``default``; for a topic another worker
+    sharing a PostgreSQL store holds, 0 (skip it: that worker fetches it)."""
+    if given is not None:
+        return given
+    return 0.0 if settings.shared_store else default
+
+
 def _require_store(settings: Settings) -> None:
     """Offline commands read an existing store; opening one would create an empty one."""
     if not settings.shared_store and not settings.db_path.exists():
@@ -137,12 +145,14 @@ class _StopOnSignal:
 @click.option("--source", "-s", type=click.Choice(["pubmed", "ctgov"]),
               help="Only this source. Default: both.")
 @click.option("--full", is_flag=True, help="Ignore watermarks: ask for everything again.")
-@click.option("--wait", "wait", type=float, default=60.0, show_default=True, metavar="SECONDS",
-              help="How long to wait for another running littrack to finish.")
+@click.option("--wait", "wait", type=float, default=None, metavar="SECONDS",
+              help="How long to wait for another running littrack: for the data directory "
+                   "(SQLite; default 60), or for a topic another worker is fetching "
+                   "(PostgreSQL; default 0: skip it, that worker does it).")
 @click.pass_context
 @handle_errors
 def run(ctx: click.Context, topics: tuple[str, ...], source: str | None, full: bool,
-        wait: float) -> None:
+        wait: float | None) -> None:
     """Fetch what is new for each topic, store it, and write the run's report.
 
     Exit code 0 when every topic succeeded, 1 when some failed (the others are committed),
@@ -156,7 +166,8 @@ def run(ctx: click.Context, topics: tuple[str, ...], source: str | None, full: b
     with _StopOnSignal() as stop:
         result = run_pipeline(settings, topics=topics or None,
                               sources=[source] if source else None, full=full, stop=stop,
-                              lock_timeout=wait, progress=sys.stderr.isatty())
+                              lock_timeout=_wait(settings, wait, 60.0),
+                              progress=sys.stderr.isatty())
     for r in result.results:
         mark = "ok " if r.status == "ok" else "FAILED"
         line = (f"{mark} {r.source:<6} {r.topic:<30} found {r.n_found:>5}  new {r.n_new:>5}  "
@@ -216,9 +227,10 @@ def rebuild(ctx: click.Context, source: str | None, wait: float) -> None:
 @cli.command()
 @click.option("--once-now", is_flag=True,
               help="Run every schedule once at start, then keep the schedule.")
-@click.option("--wait", type=float, default=300.0, show_default=True, metavar="SECONDS",
+@click.option("--wait", type=float, default=None, metavar="SECONDS",
               help="How long a job waits for another littrack (e.g. a cron run) before it "
-                   "skips to its next slot.")
+                   "skips to its next slot (SQLite; default 300); with PostgreSQL, how long "
+                   "it waits for a topic another worker is fetching (default 0: skip it).")
 @click.option("--stop-timeout", type=float, default=60.0, show_default=True, metavar="SECONDS",
               help="On SIGTERM/SIGINT, how long the current topic may take to finish or roll "
                    "back before littrack exits anyway (its uncommitted work is discarded).")
@@ -238,7 +250,8 @@ def serve(ctx: click.Context, once_now: bool, wait: float, stop_timeout: float) 
     settings = _settings(ctx)
     with _StopOnSignal() as stop:
         try:
-            clean = scheduler.serve(settings, stop=stop, once_now=once_now, lock_wait=wait,
+            clean = scheduler.serve(settings, stop=stop, once_now=once_now,
+                                    lock_wait=_wait(settings, wait, 300.0),
                                     stop_timeout=stop_timeout)
         except KeyboardInterrupt:  # a second signal: do not wait for the running topic
             clean = False

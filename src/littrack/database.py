@@ -112,14 +112,14 @@ class PgConnection:
     """A psycopg connection in autocommit mode, used like the store's ``sqlite3`` one:
     ``execute`` returns a cursor, ``BEGIN`` / ``COMMIT`` are the store's own statements."""
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, name: str = "littrack") -> None:
         import psycopg
 
         self.target = target
         try:
             self.raw: psycopg.Connection[Row] = psycopg.connect(
                 target.url, autocommit=True, row_factory=_row_factory,
-                application_name="littrack", connect_timeout=10)
+                application_name=name, connect_timeout=10)
         except psycopg.Error as exc:
             reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else
                             type(exc).__name__)

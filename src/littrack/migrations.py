@@ -876,12 +876,32 @@ _PG_STEP_4 = (
     'ALTER TABLE trial_changes ADD FOREIGN KEY (nct_id) REFERENCES trials (nct_id)',
     'ALTER TABLE article_changes ADD FOREIGN KEY (pmid) REFERENCES articles (pmid)',
 )
+# Workers sharing a store ask a source's data version once per round (issue 14).
+_STEP_5 = (
+    """CREATE TABLE source_versions (
+  source TEXT NOT NULL,
+  data_timestamp TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  fetched_at TEXT NOT NULL,
+  PRIMARY KEY (source)
+)""",
+)
+_PG_STEP_5 = (
+    """CREATE TABLE source_versions (
+  source TEXT COLLATE "C" NOT NULL,
+  data_timestamp TEXT COLLATE "C" NOT NULL,
+  run_id TEXT COLLATE "C" NOT NULL,
+  fetched_at TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (source)
+)""",
+)
 
 STEPS: tuple[Step, ...] = (
     Step("0001_initial", _STEP_1, _PG_STEP_1),
     Step("0002_linked_fetches_unreported_view", _STEP_2, _PG_STEP_2),
     Step("0003_summary_indexes", _STEP_3, _PG_STEP_3),
     Step("0004_record_foreign_keys", _STEP_4, _PG_STEP_4),
+    Step("0005_source_versions", _STEP_5, _PG_STEP_5),
 )
 RELEASE_0_1_0_STEPS = 3  # a 0.1.0 store's user_version counts these
 

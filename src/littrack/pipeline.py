@@ -24,14 +24,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from littrack.claims import Claims, LocalClaims, open_claims
+from littrack.claims import SOURCE_CLAIM, VERSION_CLAIM, Claims, LocalClaims, open_claims
 from littrack.config import Settings, Topic
 from littrack.errors import Incomplete, LittrackError, StopRequested, redact
 from littrack.http import HttpClient
 from littrack.lock import DataDirLock
 from littrack.sources import Hits, Source, open_source
 from littrack.store import Store
-from littrack.vocab import LINKED_TOPIC, SOURCES, TIMESTAMP_FORMAT
+from littrack.vocab import LINKED_TOPIC, PUBMED, SOURCES, TIMESTAMP_FORMAT
 from littrack.windows import Window, next_window
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,9 @@ class Runner:
         self.store = store
         self.claims: Claims = claims or LocalClaims()
         self.claim_wait = claim_wait
+        self.versions: set[str] = set()  # sources whose round version this run adopted
+        self.since = iso(clock())  # when this run (with others sharing the store: its round)
+        # started
         self.run_id = run_id
         self.full = full
         self.stop = stop
@@ -128,8 +131,35 @@ class Runner:
         now = self.clock()
         source = self.source(name)
         window = self._window(topic, source, now)
-        return self._accounted(TopicResult(topic.name, name), now, window,
-                               lambda result: self._topic(source, topic, window, now, result))
+        def work(result: TopicResult) -> None:
+            self._round_version(source)
+            self._topic(source, topic, window, now, result)
+
+        return self._accounted(TopicResult(topic.name, name), now, window, work)
+
+    def _round_version(self, source: Source) -> None:
+        """A source with a data version (ClinicalTrials.gov's /version) is asked once per
+        round and the answer kept in ``source_versions``; workers sharing a store take it
+        from there when another worker asked since this run started."""
+        adopt = getattr(source, "adopt_version", None)
+        ask = getattr(source, "data_timestamp", None)
+        if adopt is None or ask is None or source.name in self.versions:
+            return
+        shared = not isinstance(self.claims, LocalClaims)
+        if shared:
+            self.claims.claim(VERSION_CLAIM, source.name, 600.0)
+        try:
+            version = self.store.round_version(source.name, self.since) if shared else None
+            if version is None:
+                version = ask()
+                if version is not None:
+                    self.store.record_version(source.name, version, self.run_id,
+                                              iso(self.clock()))
+        finally:
+            if shared:
+                self.claims.release(VERSION_CLAIM, source.name)
+        adopt(version)
+        self.versions.add(source.name)
 
     def _accounted(self, result: TopicResult, now: datetime, window: Window,
                    work: Callable[[TopicResult], None]) -> TopicResult:
@@ -311,25 +341,16 @@ class Runner:
         trial an article reports). Saved without topic matches; each attempt, found or not,
         is remembered in ``linked_fetches`` and counted in ``runs`` under ``LINKED_TOPIC``.
         """
+        # Workers sharing a store: the last of the round to finish resolves them, once every
+        # topic is stored, so a linked record is never fetched before a topic matches it.
+        if not self.claims.last_worker():
+            log.info("%s: left to the workers still running", LINKED_TOPIC)
+            return []
         out = []
         for name in sources:
-            # Workers sharing a store: one resolves a source's links at a time, and only
-            # once no other worker is still fetching that source's topics (the last one to
-            # finish does it), so a linked record is never fetched before a topic matches it.
-            if not self.claims.claim(LINKED_TOPIC, name, max(self.claim_wait, 600.0)):
-                continue
-            try:
-                busy = [t.name for t in self.settings.topics if t.has(name)
-                        and self.claims.held_elsewhere(t.name, name)]
-                if busy:
-                    log.info("%s %s: left to the worker still fetching %s", name, LINKED_TOPIC,
-                             ", ".join(busy))
-                    continue
-                ids = self.store.unresolved_links(name)
-                if ids:
-                    out.append(self._resolve(self.source(name), ids))
-            finally:
-                self.claims.release(LINKED_TOPIC, name)
+            ids = self.store.unresolved_links(name)
+            if ids:
+                out.append(self._resolve(self.source(name), ids))
         return out
 
     def _resolve(self, source: Source, ids: list[str]) -> TopicResult:
@@ -416,28 +437,39 @@ def run(settings: Settings, *, topics: Iterable[str] | None = None,
             if interrupted:
                 log.warning("closed %d run(s) left 'running' by a process that was killed",
                             interrupted)
-        claims = open_claims(store.target)
+        claims = open_claims(store.target, run.run_id)
         runner = Runner(settings, store, run.run_id, full=full, stop=stop, clock=clock,
                         claims=claims, claim_wait=lock_timeout if shared else 0.0)
+        runner.since = claims.round_start(iso(now))
         try:
             if not shared:  # searching ahead would search topics other workers then take
                 runner.search_ahead(tasks)
             with _progress(len(tasks), progress) as bar:
-                for source, topic in tasks:
-                    bar.set_description(f"{source} {topic.name}")
-                    try:
-                        result = _claimed(runner, topic, source, iso(now)) if shared \
-                            else runner.run_topic(topic, source)
-                        if result is not None:
-                            run.results.append(result)
-                    except StopRequested:
-                        run.results.append(TopicResult(topic.name, source, "failed",
-                                                       error="stopped by signal"))
-                        run.stopped = True
-                        log.warning("stop requested: %s %s rolled back; no further topics",
-                                    source, topic.name)
-                        break
-                    bar.update(1)
+                pending = tasks
+                while pending and not run.stopped:
+                    later = []
+                    for source, topic in pending:
+                        bar.set_description(f"{source} {topic.name}")
+                        try:
+                            result = _claimed(runner, topic, source) if shared \
+                                else runner.run_topic(topic, source)
+                            if result is _LATER:
+                                later.append((source, topic))
+                                continue
+                            if result is not None:
+                                run.results.append(result)
+                        except StopRequested:
+                            run.results.append(TopicResult(topic.name, source, "failed",
+                                                           error="stopped by signal"))
+                            run.stopped = True
+                            log.warning("stop requested: %s %s rolled back; no further "
+                                        "topics", source, topic.name)
+                            break
+                        bar.update(1)
+                    if later and len(later) == len(pending):  # all wait on one source
+                        runner.claims.claim(SOURCE_CLAIM, later[0][0], 3600.0)
+                        runner.claims.release(SOURCE_CLAIM, later[0][0])
+                    pending = later
             if not run.stopped:
                 run.results += runner.resolve_links(chosen_sources)
                 run.stopped = stop.is_set()
@@ -455,16 +487,28 @@ def run(settings: Settings, *, topics: Iterable[str] | None = None,
     return run
 
 
-def _claimed(runner: Runner, topic: Topic, source: str, since: str) -> TopicResult | None:
+# Sources whose search lists ids, fetched minus what other topics already stored: their
+# topics run one at a time across workers, or a record two topics share would be fetched by
+# two workers at once (one request more than one worker needs).
+SERIAL_SOURCES = frozenset({PUBMED})
+_LATER = TopicResult("", "")  # _claimed: this source is busy in another worker; try again
+
+
+def _claimed(runner: Runner, topic: Topic, source: str) -> TopicResult | None:
     """Run a topic×source this worker claims; None when another worker has it or finished it
-    since this run started (so no topic×source is fetched twice in one round)."""
+    in this round (so no topic×source is fetched twice in one round); ``_LATER`` when its
+    source is serial and another worker is on one of its topics."""
     claims, store = runner.claims, runner.store
     if not claims.claim(topic.name, source, runner.claim_wait):
         log.info("%s %s: another worker is fetching it; skipped", source, topic.name)
         return None
+    serial = source in SERIAL_SOURCES
+    if serial and not claims.claim(SOURCE_CLAIM, source):
+        claims.release(topic.name, source)
+        return _LATER
     try:
-        if store.finished_ok_since(topic.name, source, since, runner.run_id):
-            log.info("%s %s: another worker fetched it since this run started; skipped",
+        if store.finished_ok_since(topic.name, source, runner.since, runner.run_id):
+            log.info("%s %s: another worker fetched it in this round; skipped",
                      source, topic.name)
             return None
         # Holding the claim, any 'running' row of it belongs to a worker that was killed.
@@ -473,6 +517,8 @@ def _claimed(runner: Runner, topic: Topic, source: str, since: str) -> TopicResu
                         topic.name)
         return runner.run_topic(topic, source)
     finally:
+        if serial:
+            claims.release(SOURCE_CLAIM, source)
         claims.release(topic.name, source)
 
 

@@ -207,6 +207,20 @@ class Store:
             "AND finished_at>=? LIMIT 1", (topic, source, other_than, since)).fetchone()
         return row is not None
 
+    def round_version(self, source: str, since: str) -> str | None:
+        """The data version a worker asked ``source`` for at or after ``since``."""
+        row = self.db.execute("SELECT data_timestamp FROM source_versions WHERE source=? AND "
+                              "fetched_at>=?", (source, since)).fetchone()
+        return str(row[0]) if row else None
+
+    def record_version(self, source: str, version: str, run_id: str, now: str) -> None:
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO source_versions (source, data_timestamp, run_id, fetched_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (source) DO UPDATE SET "
+                "data_timestamp=excluded.data_timestamp, run_id=excluded.run_id, "
+                "fetched_at=excluded.fetched_at", (source, version, run_id, now))
+
     def runs(self, run_id: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT * FROM runs" + (" WHERE run_id=?" if run_id else "")
         sql += " ORDER BY started_at, topic, source"

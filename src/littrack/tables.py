@@ -760,6 +760,18 @@ RAW_RECORDS = Table(
     indexes=(Index('raw_records_run', ('run_id',)),),
     exported=False,
 )
+SOURCE_VERSIONS = Table(
+    'source_versions', BOOKKEEPING_GROUP,
+    "The data version a source last reported (ClinicalTrials.gov's `/version` "
+    'dataTimestamp), so workers sharing a store ask for it once per round.',
+    key=('source',),
+    fields=(
+        Column('source', 'text', '`ctgov`.', required=True),
+        Column('data_timestamp', 'text', 'The version the service reported.', required=True),
+        Column('run_id', 'text', 'The `runs.run_id` of the run that asked.', required=True),
+        Column('fetched_at', 'timestamp', 'When it was asked (UTC).', required=True),
+    ),
+)
 SCHEMA_MIGRATIONS = Table(
     'schema_migrations', BOOKKEEPING_GROUP,
     'One row per migration step applied to this store (`littrack/migrations.py`), in order. '
@@ -790,6 +802,6 @@ MAIN_TABLE: dict[str, Table] = {vocab.PUBMED: ARTICLES, vocab.CTGOV: TRIALS}
 RELATIONS: tuple[Relation, ...] = (
     *PUBMED_TABLES, *CTGOV_TABLES, TRIAL_CHANGES, ARTICLE_CHANGES, TRIAL_PUBLICATION_LINKS,
     TRIALS_DUE_UNREPORTED, TOPIC_MATCHES, RUNS, WATERMARKS, MISSING_RECORDS, LINKED_FETCHES,
-    RAW_RECORDS, SCHEMA_MIGRATIONS,
+    RAW_RECORDS, SOURCE_VERSIONS, SCHEMA_MIGRATIONS,
 )
 BY_NAME: dict[str, Relation] = {r.name: r for r in RELATIONS}
