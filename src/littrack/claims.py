@@ -18,7 +18,7 @@ from littrack.database import PgConnection, Target
 
 _CLASS = 0x4C54  # "LT": the first half of every littrack advisory lock key
 VERSION_CLAIM = "(version)"  # the pseudo-topic under which a source's data version is asked
-SOURCE_CLAIM = "(source)"  # held while a worker runs a topic of a source run one at a time
+SOURCE_CLAIM = "(source)"  # held while a worker runs a topic of that source
 
 
 def lock_key(topic: str, source: str) -> int:

@@ -31,7 +31,7 @@ from littrack.http import HttpClient
 from littrack.lock import DataDirLock
 from littrack.sources import Hits, Source, open_source
 from littrack.store import Store
-from littrack.vocab import LINKED_TOPIC, PUBMED, SOURCES, TIMESTAMP_FORMAT
+from littrack.vocab import LINKED_TOPIC, SOURCES, TIMESTAMP_FORMAT
 from littrack.windows import Window, next_window
 
 log = logging.getLogger(__name__)
@@ -487,23 +487,24 @@ def run(settings: Settings, *, topics: Iterable[str] | None = None,
     return run
 
 
-# Sources whose search lists ids, fetched minus what other topics already stored: their
-# topics run one at a time across workers, or a record two topics share would be fetched by
-# two workers at once (one request more than one worker needs).
-SERIAL_SOURCES = frozenset({PUBMED})
 _LATER = TopicResult("", "")  # _claimed: this source is busy in another worker; try again
 
 
 def _claimed(runner: Runner, topic: Topic, source: str) -> TopicResult | None:
     """Run a topic×source this worker claims; None when another worker has it or finished it
-    in this round (so no topic×source is fetched twice in one round); ``_LATER`` when its
-    source is serial and another worker is on one of its topics."""
+    in this round (so no topic×source is fetched twice in one round); ``_LATER`` when another
+    worker is on a topic of the same source.
+
+    One worker per source at a time: the service's rate limit is per client address or API
+    key, shared by every worker, so each worker may pace at the full rate while it holds the
+    source; and a record two topics share is fetched once, not by two workers at once.
+    Workers gain by fetching different sources in parallel.
+    """
     claims, store = runner.claims, runner.store
     if not claims.claim(topic.name, source, runner.claim_wait):
         log.info("%s %s: another worker is fetching it; skipped", source, topic.name)
         return None
-    serial = source in SERIAL_SOURCES
-    if serial and not claims.claim(SOURCE_CLAIM, source):
+    if not claims.claim(SOURCE_CLAIM, source):
         claims.release(topic.name, source)
         return _LATER
     try:
@@ -517,8 +518,7 @@ def _claimed(runner: Runner, topic: Topic, source: str) -> TopicResult | None:
                         topic.name)
         return runner.run_topic(topic, source)
     finally:
-        if serial:
-            claims.release(SOURCE_CLAIM, source)
+        claims.release(SOURCE_CLAIM, source)
         claims.release(topic.name, source)
 
 
