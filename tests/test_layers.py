@@ -34,6 +34,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("littrack.schema_doc", "littrack.reports.*"),   # documents and reports from the store
     ("littrack.export",),                            # tables out, with their dictionary
     ("littrack.pipeline",),                          # one run: where the stages meet
+    ("littrack.notify.*",),                          # digests of what is new, delivered
     ("littrack.jobs",),                              # what `serve` runs, and when
     ("littrack.scheduler", "littrack.status"),       # the service, and `status`
     ("littrack.cli", "littrack.__main__"),           # commands

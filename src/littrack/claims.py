@@ -12,9 +12,12 @@ granted.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 from littrack.database import PgConnection, Target
+from littrack.errors import LockTimeout
 
 _CLASS = 0x4C54  # "LT": the first half of every littrack advisory lock key
 VERSION_CLAIM = "(version)"  # the pseudo-topic under which a source's data version is asked
@@ -70,11 +73,12 @@ class AdvisoryClaims:
     finish is the one that can take it exclusively.
     """
 
-    def __init__(self, target: Target, run_id: str) -> None:
-        self.conn = PgConnection(target, name=_WORKER + run_id)
+    def __init__(self, target: Target, run_id: str, *, in_round: bool = True) -> None:
+        self.conn = PgConnection(target, name=_WORKER + run_id if in_round else "littrack")
         self.held: set[tuple[str, str]] = set()
-        self.conn.execute("SELECT pg_advisory_lock_shared(?, ?)", (_CLASS, _WORKERS_KEY))
-        self.in_round = True
+        self.in_round = in_round  # False: a claim holder that is not a fetching worker
+        if in_round:
+            self.conn.execute("SELECT pg_advisory_lock_shared(?, ?)", (_CLASS, _WORKERS_KEY))
 
     def claim(self, topic: str, source: str, wait: float = 0.0) -> bool:
         """Take the claim; wait up to ``wait`` seconds for another worker to release it."""
@@ -128,6 +132,22 @@ class AdvisoryClaims:
 
     def close(self) -> None:
         self.conn.close()  # releases whatever is still held
+
+
+@contextmanager
+def exclusive(target: Target, name: str, wait: float) -> Iterator[None]:
+    """Hold one claim (e.g. notification delivery) across workers sharing a PostgreSQL store;
+    another process holding it past ``wait`` seconds raises ``LockTimeout``."""
+    if target.dialect != "postgresql":
+        yield
+        return
+    claims = AdvisoryClaims(target, "", in_round=False)
+    try:
+        if not claims.claim(name, "*", wait):
+            raise LockTimeout(f"{target}: another littrack holds {name}; waited {wait:g}s")
+        yield
+    finally:
+        claims.close()
 
 
 def open_claims(target: Target, run_id: str) -> Claims:

@@ -177,7 +177,20 @@ def run(ctx: click.Context, topics: tuple[str, ...], source: str | None, full: b
         click.echo(f"report: {result.report_dir}")
     if result.stopped:
         click.echo("stopped on request; the next run resumes from the last committed state")
+    elif settings.notify:
+        from littrack.notify import after_run
+
+        for n in after_run(settings, lock_timeout=_wait(settings, wait, 60.0)):
+            _echo_delivery(n)
     sys.exit(result.exit_code)
+
+
+def _echo_delivery(n: Any) -> None:
+    if n.error:
+        click.echo(f"FAILED notify {n.entry} {n.channel}: {n.error}")
+    elif n.sent:
+        click.echo(f"ok  notify {n.entry} {n.channel}: {n.summary if n.n_items else ''}"
+                   + (f" ({n.resent} resent)" if n.resent else ""))
 
 
 @cli.command()
@@ -193,6 +206,11 @@ def check(ctx: click.Context) -> None:
     for s in settings.schedules:
         click.echo(f"  schedule {s.source}{' ' + s.topic if s.topic else ''}: "
                    f"'{s.cron}' ({s.timezone})")
+    for n in settings.notify:
+        when = n.when if n.when == "after-run" else (
+            f"{n.when} at {n.at}{' on ' + n.day if n.when == 'weekly' else ''} ({n.timezone})")
+        click.echo(f"  notify {n.name}: {', '.join(n.channels)}; {when}; "
+                   f"topics {', '.join(n.topics)}")
 
 
 @cli.command()
@@ -266,6 +284,45 @@ def serve(ctx: click.Context, once_now: bool, wait: float, stop_timeout: float) 
         os._exit(EXIT_OK)
     log.info("stopped; the next start resumes from the last committed state")
     sys.exit(EXIT_OK)
+
+
+@cli.command()
+@click.option("--name", "-n", "names", multiple=True, metavar="NAME",
+              help="Only this [[notify]] entry (repeatable). Default: every entry.")
+@click.option("--dry-run", is_flag=True,
+              help="Print what would be sent (the digest text per channel); send and record "
+                   "nothing.")
+@click.option("--wait", type=float, default=60.0, show_default=True, metavar="SECONDS",
+              help="How long to wait for another running littrack to finish.")
+@click.pass_context
+@handle_errors
+def notify(ctx: click.Context, names: tuple[str, ...], dry_run: bool, wait: float) -> None:
+    """Send what is pending now on every [[notify]] channel (e-mail, webhook, Atom feed).
+
+    Each item goes out once per channel: unconfirmed earlier deliveries are resent with
+    the same Message-ID / idempotency key, then what is new since each channel's last
+    delivery is sent, whatever the entry's `when`. Exit code 1 if a channel failed (it is
+    retried at the next delivery; the others were delivered).
+    """
+    from littrack.notify import deliver
+
+    settings = _settings(ctx)
+    if not settings.notify:
+        raise ConfigError(f"{settings.config_path}: no [[notify]] entry configured")
+    for name in names:
+        settings.notify_entry(name)  # unknown entry → exit 2
+    _require_store(settings)
+    results = deliver(settings, names=names or None, dry_run=dry_run, lock_timeout=wait)
+    for n in results:
+        if dry_run:
+            click.echo(n.preview)
+        elif n.error:
+            click.echo(f"FAILED {n.entry} {n.channel}: {n.error}")
+        else:
+            what = (n.summary if n.n_items else "nothing new") + (
+                f"; {n.resent} earlier delivery(ies) resent" if n.resent else "")
+            click.echo(f"ok     {n.entry} {n.channel}: {what}")
+    sys.exit(EXIT_TOPIC_FAILED if any(n.error for n in results) else EXIT_OK)
 
 
 @cli.command()

@@ -11,6 +11,8 @@ Every failure a user can cause or meet is a ``LittrackError``; anything else is 
     │   │                      200 with <ERROR>, bad JSON) and stayed so after retries
     │   ├── Incomplete         records promised by the service never arrived (completeness check)
     │   └── DeadlineExceeded   the topic's overall time budget ran out (stalled server)
+    ├── DeliveryError          a notification channel failed (names entry, channel, server);
+    │                          retried at the next delivery, the other channels go on
     ├── LockTimeout            another littrack process holds the data directory
     └── StoreError             the database cannot be used (e.g. written by a newer littrack)
 
@@ -81,6 +83,10 @@ class Incomplete(SourceError):
 
 class DeadlineExceeded(SourceError):
     """The per-topic time budget ran out before the source finished."""
+
+
+class DeliveryError(LittrackError):
+    """A notify channel (e-mail, webhook, feed) could not deliver; it is tried again later."""
 
 
 class LockTimeout(LittrackError):

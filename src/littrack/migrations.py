@@ -876,8 +876,78 @@ _PG_STEP_4 = (
     'ALTER TABLE trial_changes ADD FOREIGN KEY (nct_id) REFERENCES trials (nct_id)',
     'ALTER TABLE article_changes ADD FOREIGN KEY (pmid) REFERENCES articles (pmid)',
 )
-# Workers sharing a store ask a source's data version once per round (issue 14).
+# Notifications (littrack.notify): each delivery recorded, with its stable key and payload,
+# before it is sent; the items it carries; how far each channel has looked.
 _STEP_5 = (
+    r"""CREATE TABLE deliveries (
+  delivery_id TEXT NOT NULL,
+  entry TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('pending', 'sent')),
+  attempts INTEGER NOT NULL,
+  last_attempt_at TEXT,
+  sent_at TEXT,
+  error TEXT,
+  n_items INTEGER NOT NULL,
+  summary TEXT NOT NULL,
+  payload BLOB NOT NULL,
+  PRIMARY KEY (delivery_id)
+)""",
+    "CREATE INDEX deliveries_channel ON deliveries (entry, channel, created_at)",
+    r"""CREATE TABLE delivery_items (
+  entry TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  item_key TEXT NOT NULL,
+  delivery_id TEXT NOT NULL,
+  PRIMARY KEY (entry, channel, item_key),
+  FOREIGN KEY (delivery_id) REFERENCES deliveries (delivery_id)
+)""",
+    r"""CREATE TABLE notify_cursors (
+  entry TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  through_run TEXT,
+  checked_at TEXT NOT NULL,
+  PRIMARY KEY (entry, channel)
+)""",
+)
+# The same on PostgreSQL.
+_PG_STEP_5 = (
+    r"""CREATE TABLE deliveries (
+  delivery_id TEXT COLLATE "C" NOT NULL,
+  entry TEXT COLLATE "C" NOT NULL,
+  channel TEXT COLLATE "C" NOT NULL,
+  created_at TEXT COLLATE "C" NOT NULL,
+  status TEXT COLLATE "C" NOT NULL CHECK (status IN ('pending', 'sent')),
+  attempts INTEGER NOT NULL,
+  last_attempt_at TEXT COLLATE "C",
+  sent_at TEXT COLLATE "C",
+  error TEXT COLLATE "C",
+  n_items INTEGER NOT NULL,
+  summary TEXT COLLATE "C" NOT NULL,
+  payload BYTEA NOT NULL,
+  PRIMARY KEY (delivery_id)
+)""",
+    "CREATE INDEX deliveries_channel ON deliveries (entry, channel, created_at)",
+    r"""CREATE TABLE delivery_items (
+  entry TEXT COLLATE "C" NOT NULL,
+  channel TEXT COLLATE "C" NOT NULL,
+  item_key TEXT COLLATE "C" NOT NULL,
+  delivery_id TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (entry, channel, item_key),
+  FOREIGN KEY (delivery_id) REFERENCES deliveries (delivery_id)
+)""",
+    r"""CREATE TABLE notify_cursors (
+  entry TEXT COLLATE "C" NOT NULL,
+  channel TEXT COLLATE "C" NOT NULL,
+  through_run TEXT COLLATE "C",
+  checked_at TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (entry, channel)
+)""",
+)
+
+# Workers sharing a store ask a source's data version once per round (issue 14).
+_STEP_6 = (
     """CREATE TABLE source_versions (
   source TEXT NOT NULL,
   data_timestamp TEXT NOT NULL,
@@ -886,7 +956,7 @@ _STEP_5 = (
   PRIMARY KEY (source)
 )""",
 )
-_PG_STEP_5 = (
+_PG_STEP_6 = (
     """CREATE TABLE source_versions (
   source TEXT COLLATE "C" NOT NULL,
   data_timestamp TEXT COLLATE "C" NOT NULL,
@@ -901,7 +971,8 @@ STEPS: tuple[Step, ...] = (
     Step("0002_linked_fetches_unreported_view", _STEP_2, _PG_STEP_2),
     Step("0003_summary_indexes", _STEP_3, _PG_STEP_3),
     Step("0004_record_foreign_keys", _STEP_4, _PG_STEP_4),
-    Step("0005_source_versions", _STEP_5, _PG_STEP_5),
+    Step("0005_notify_deliveries", _STEP_5, _PG_STEP_5),
+    Step("0006_source_versions", _STEP_6, _PG_STEP_6),
 )
 RELEASE_0_1_0_STEPS = 3  # a 0.1.0 store's user_version counts these
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from littrack.config import Settings
 from littrack.crontab import cron_trigger, is_due, next_fire
-from littrack.jobs import parse_stamp, plan_jobs
+from littrack.jobs import plan_jobs
 from littrack.store import Store
-from littrack.vocab import SOURCES, utc_stamp
+from littrack.vocab import SOURCES, parse_stamp, utc_stamp
 
 MAIN_COUNTS = ("articles", "trials", "topic_matches", "runs", "article_changes",
                "trial_changes", "trial_publication_links", "missing_records", "raw_records")
@@ -31,6 +31,7 @@ def status(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
     last: dict[tuple[str, str], dict[str, Any]] = {}
     marks: dict[tuple[str, str], dict[str, Any]] = {}
     counts: dict[str, int] = {}
+    deliveries: dict[tuple[str, str], dict[str, Any]] = {}
     db = settings.db_path
     exists = settings.shared_store or db.exists()
     if exists:
@@ -38,6 +39,7 @@ def status(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
             last = {(r["topic"], r["source"]): r for r in store.last_runs()}
             marks = {(r["topic"], r["source"]): r for r in store.watermarks()}
             counts = store.counts()
+            deliveries = {(r["entry"], r["channel"]): r for r in store.delivery_status()}
     pairs += sorted(k for k in (set(last) | set(marks)) if k not in pairs)
     rows = []
     for topic, source in pairs:
@@ -66,7 +68,23 @@ def status(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
 
     return {"config": str(settings.config_path), "database": str(parse(settings.store_location)),
             "database_exists": exists, "now": utc_stamp(now),
-            "topics": rows, "counts": counts}
+            "topics": rows, "counts": counts, "notify": _notify_status(settings, deliveries)}
+
+
+def _notify_status(settings: Settings, known: dict[tuple[str, str], dict[str, Any]]
+                   ) -> list[dict[str, Any]]:
+    """Per [[notify]] entry and channel: deliveries sent, pending (failed) and last error."""
+    out = []
+    for entry in settings.notify:
+        for channel in entry.channels:
+            row = known.get((entry.name, channel), {})
+            out.append({"entry": entry.name, "channel": channel, "when": entry.when,
+                        "sent": row.get("sent", 0), "pending": row.get("pending", 0),
+                        "last_sent_at": row.get("last_sent_at"),
+                        "checked_at": row.get("checked_at"),
+                        "failing": bool(row.get("pending")), "error": row.get("error"),
+                        "failed_at": row.get("failed_at")})
+    return out
 
 
 def _cell(value: object) -> str:
@@ -101,6 +119,13 @@ def format_status(report: dict[str, Any]) -> str:
             out.append(f"    error: {run['error']}")
         if run.get("status") != "ok" and row["last_ok_at"]:
             out.append(f"    last success: {row['last_ok_at']}")
+    for n in report.get("notify", []):
+        state = (f"FAILING ({n['pending']} unconfirmed)" if n["failing"]
+                 else "ok" if n["checked_at"] else "never delivered")
+        out.append(f"notify {n['entry']} {n['channel']:<7} {state}; {n['sent']} sent, last "
+                   f"{_cell(n['last_sent_at'])}")
+        if n["error"]:
+            out.append(f"    error at {_cell(n['failed_at'])}: {n['error']}")
     counts = report["counts"]
     if counts:
         out.append("rows: " + ", ".join(f"{name} {counts[name]}" for name in MAIN_COUNTS

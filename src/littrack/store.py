@@ -462,6 +462,104 @@ class Store:
                         (_content_hash(rec), rec.source, rec.record_id))
         self._add_links(rec, "rebuild")
 
+    # ---- notifications ---------------------------------------------------------------
+    def latest_run_id(self) -> str | None:
+        value = self.db.execute("SELECT MAX(run_id) FROM runs").fetchone()[0]
+        return str(value) if value else None
+
+    def notify_rows(self, kind: str, after_run: str | None, through_run: str,
+                    today: str | None = None) -> list[dict[str, Any]]:
+        """The rows of one kind of notification item (``NOTIFY_QUERIES``) that runs after
+        ``after_run`` up to ``through_run`` produced (unreported trials: as of ``today``)."""
+        params: dict[str, Any] = {"lo": after_run or "", "hi": through_run, "today": today}
+        sql = (PG_NOTIFY_QUERIES if self.dialect == POSTGRESQL else {}).get(
+            kind, NOTIFY_QUERIES[kind])
+        return [dict(r) for r in self.db.execute(sql, params)]
+
+    def delivered_keys(self, entry: str, channel: str, keys: Iterable[str]) -> set[str]:
+        """Which of ``keys`` a delivery on this channel already carries (sent or pending)."""
+        found: set[str] = set()
+        todo = list(keys)
+        for i in range(0, len(todo), 500):
+            batch = todo[i:i + 500]
+            rows = self.db.execute(
+                f"SELECT item_key FROM delivery_items WHERE entry=? AND channel=? AND "
+                f"item_key IN ({','.join('?' * len(batch))})", (entry, channel, *batch))
+            found |= {r[0] for r in rows}
+        return found
+
+    def notify_cursor(self, entry: str, channel: str) -> tuple[str | None, str | None]:
+        """(last run the channel considered, when it last looked), or (None, None)."""
+        row = self.db.execute("SELECT through_run, checked_at FROM notify_cursors WHERE "
+                              "entry=? AND channel=?", (entry, channel)).fetchone()
+        return (row[0], row[1]) if row else (None, None)
+
+    def record_delivery(self, delivery_id: str, entry: str, channel: str, now: str,
+                        item_keys: Sequence[str], summary: str, payload: bytes,
+                        through_run: str | None) -> None:
+        """Record a delivery as pending with its items, before anything is sent.
+
+        One transaction with the cursor: either the channel has this delivery to send (and
+        resends it until confirmed), or it never planned it."""
+        with self.transaction():
+            if item_keys:
+                self.db.execute(
+                    "INSERT INTO deliveries (delivery_id, entry, channel, created_at, status, "
+                    "attempts, n_items, summary, payload) VALUES (?, ?, ?, ?, 'pending', 0, ?, "
+                    "?, ?)",
+                    (delivery_id, entry, channel, now, len(item_keys), summary,
+                     zlib.compress(payload, 6)))
+                self.db.executemany(
+                    "INSERT INTO delivery_items (entry, channel, item_key, delivery_id) "
+                    "VALUES (?, ?, ?, ?)", [(entry, channel, k, delivery_id) for k in item_keys])
+            self.db.execute(
+                "INSERT INTO notify_cursors (entry, channel, through_run, checked_at) VALUES "
+                "(?, ?, ?, ?) ON CONFLICT (entry, channel) DO UPDATE SET "
+                "through_run=COALESCE(excluded.through_run, through_run), "
+                "checked_at=excluded.checked_at", (entry, channel, through_run, now))
+
+    def pending_deliveries(self, entry: str, channel: str) -> list[dict[str, Any]]:
+        """Unconfirmed deliveries of a channel, oldest first, payload decompressed."""
+        rows = self.db.execute(
+            "SELECT * FROM deliveries WHERE entry=? AND channel=? AND status='pending' "
+            "ORDER BY created_at, delivery_id", (entry, channel))
+        return [dict(r) | {"payload": zlib.decompress(r["payload"])} for r in rows]
+
+    def delivery_payloads(self, entry: str, channel: str, limit: int) -> list[bytes]:
+        """Payloads of a channel's latest deliveries (sent or pending), newest first."""
+        rows = self.db.execute(
+            "SELECT payload FROM deliveries WHERE entry=? AND channel=? "
+            "ORDER BY created_at DESC, delivery_id DESC LIMIT ?", (entry, channel, limit))
+        return [zlib.decompress(r[0]) for r in rows]
+
+    def delivery_attempted(self, delivery_id: str, now: str, error: str | None) -> None:
+        with self.transaction():
+            self.db.execute("UPDATE deliveries SET attempts=attempts+1, last_attempt_at=?, "
+                            "error=? WHERE delivery_id=?", (now, error, delivery_id))
+
+    def confirm_delivery(self, delivery_id: str, now: str) -> None:
+        with self.transaction():
+            self.db.execute("UPDATE deliveries SET status='sent', sent_at=?, error=NULL "
+                            "WHERE delivery_id=?", (now, delivery_id))
+
+    def delivery_status(self) -> list[dict[str, Any]]:
+        """Per entry and channel: deliveries sent, pending, the last success and error."""
+        rows = self.db.execute(
+            """SELECT c.entry, c.channel, c.checked_at,
+                 (SELECT COUNT(*) FROM deliveries d WHERE d.entry=c.entry
+                    AND d.channel=c.channel AND d.status='sent') AS sent,
+                 (SELECT COUNT(*) FROM deliveries d WHERE d.entry=c.entry
+                    AND d.channel=c.channel AND d.status='pending') AS pending,
+                 (SELECT MAX(sent_at) FROM deliveries d WHERE d.entry=c.entry
+                    AND d.channel=c.channel) AS last_sent_at,
+                 (SELECT d.error FROM deliveries d WHERE d.entry=c.entry
+                    AND d.channel=c.channel AND d.status='pending' AND d.error IS NOT NULL
+                    ORDER BY d.last_attempt_at DESC LIMIT 1) AS error,
+                 (SELECT MAX(d.last_attempt_at) FROM deliveries d WHERE d.entry=c.entry
+                    AND d.channel=c.channel AND d.status='pending') AS failed_at
+               FROM notify_cursors c ORDER BY c.entry, c.channel""")
+        return [dict(r) for r in rows]
+
     # ---- reads -----------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
         names = [t.name for ts in RECORD_TABLES.values() for t in ts] + [
@@ -642,6 +740,48 @@ def _count(store: Store, table: str) -> int:
 
 # Where PostgreSQL needs other SQL than QUERIES (date arithmetic).
 PG_QUERIES: dict[str, str] = {"unreported_trials": UNREPORTED_PG_SQL.format(today=":today")}
+
+
+# What notifications are made of, per kind of item. ``:lo`` (exclusive) and ``:hi``
+# (inclusive) bound the run ids a channel has not looked at yet; run ids sort by time.
+_TOPICS_OF = """(SELECT GROUP_CONCAT(topic, '; ') FROM (SELECT DISTINCT topic FROM topic_matches m
+     WHERE m.source = '{source}' AND m.record_id = {record} ORDER BY topic))"""
+NOTIFY_QUERIES: dict[str, str] = {
+    "new_articles": """
+        SELECT m.topic, m.first_seen_run AS run_id, a.pmid, a.title, a.journal,
+          a.pub_year AS year, a.doi, a.pmcid, a.abstract, a.entrez_date, a.is_retracted,
+          (SELECT GROUP_CONCAT(name, '; ') FROM (SELECT COALESCE(au.collective_name,
+             TRIM(COALESCE(au.last_name, '') || ' ' || COALESCE(au.initials, ''))) AS name
+             FROM article_authors au WHERE au.pmid = a.pmid ORDER BY au.position)) AS authors
+        FROM topic_matches m JOIN articles a ON a.pmid = m.record_id
+        WHERE m.source = 'pubmed' AND m.first_seen_run > :lo AND m.first_seen_run <= :hi
+        ORDER BY m.topic, a.entrez_date DESC, CAST(a.pmid AS INTEGER) DESC""",
+    "new_trials": """
+        SELECT m.topic, m.first_seen_run AS run_id, t.nct_id, t.brief_title AS title,
+          t.overall_status AS status, t.phase, t.enrollment, t.lead_sponsor AS sponsor,
+          t.primary_completion_date, t.last_update_posted
+        FROM topic_matches m JOIN trials t ON t.nct_id = m.record_id
+        WHERE m.source = 'ctgov' AND m.first_seen_run > :lo AND m.first_seen_run <= :hi
+        ORDER BY m.topic, t.nct_id""",
+    "trial_changes": f"""
+        SELECT c.nct_id, c.run_id, c.observed_at, c.field, c.old_value, c.new_value,
+          t.brief_title AS title, t.overall_status AS status, t.phase,
+          {_TOPICS_OF.format(source="ctgov", record="c.nct_id")} AS topics
+        FROM trial_changes c LEFT JOIN trials t ON t.nct_id = c.nct_id
+        WHERE c.run_id > :lo AND c.run_id <= :hi
+        ORDER BY c.nct_id, c.run_id, c.field""",
+    "corrections": f"""
+        SELECT c.pmid, c.run_id, c.observed_at, c.field, c.old_value, c.new_value,
+          a.title, a.journal, a.pub_year AS year, a.doi,
+          {_TOPICS_OF.format(source="pubmed", record="c.pmid")} AS topics
+        FROM article_changes c LEFT JOIN articles a ON a.pmid = c.pmid
+        WHERE c.run_id > :lo AND c.run_id <= :hi
+        ORDER BY c.pmid, c.run_id, c.field""",
+    "unreported": UNREPORTED_SQL.format(today=":today"),
+}
+
+
+PG_NOTIFY_QUERIES: dict[str, str] = {"unreported": UNREPORTED_PG_SQL.format(today=":today")}
 
 
 def load_table(table: str, data_dir: str | Path | None = None, config: str | None = None,

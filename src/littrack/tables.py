@@ -786,6 +786,66 @@ SCHEMA_MIGRATIONS = Table(
     exported=False,
 )
 
+DELIVERIES = Table(
+    'deliveries', BOOKKEEPING_GROUP,
+    'Every notification littrack planned on a `[[notify]]` channel, recorded before it was '
+    'sent and confirmed after; a `pending` one is resent with the same key. Not exported '
+    '(holds whole messages).',
+    key=('delivery_id',),
+    fields=(
+        Column('delivery_id', 'text',
+               "Stable key of the delivery: the e-mail's Message-ID (before the `@`) and the "
+               "webhook's `Idempotency-Key`; the same on every resend.", required=True),
+        Column('entry', 'text', 'Name of the `[[notify]]` entry.', required=True),
+        Column('channel', 'text', '`email`, `webhook` or `atom`.', required=True),
+        Column('created_at', 'timestamp', 'When it was planned (UTC).', required=True),
+        Column('status', 'text',
+               '`pending` (not confirmed yet: it failed, or the process ended between sending '
+               'and recording) or `sent`.', choices=('pending', 'sent'), required=True),
+        Column('attempts', 'integer', 'How many times it was sent or tried.', required=True),
+        Column('last_attempt_at', 'timestamp', 'When it was last sent or tried (UTC).'),
+        Column('sent_at', 'timestamp', 'When its delivery was confirmed (UTC).'),
+        Column('error', 'text', 'Why the last attempt failed (no secrets), if it did.'),
+        Column('n_items', 'integer', 'How many items it carries.', required=True),
+        Column('summary', 'text',
+               "Its counts, as in the e-mail subject ('2 new articles, 1 trial change').",
+               required=True),
+        Column('payload', 'blob',
+               "What is sent, zlib-compressed: the whole e-mail, the webhook's JSON body, or "
+               "the feed entries.", required=True),
+    ),
+    indexes=(Index('deliveries_channel', ('entry', 'channel', 'created_at')),),
+    exported=False,
+)
+DELIVERY_ITEMS = Table(
+    'delivery_items', BOOKKEEPING_GROUP,
+    'Which item went out in which delivery: no item is planned twice on a channel.',
+    key=('entry', 'channel', 'item_key'),
+    fields=(
+        Column('entry', 'text', 'Name of the `[[notify]]` entry.', required=True),
+        Column('channel', 'text', '`email`, `webhook` or `atom`.', required=True),
+        Column('item_key', 'text',
+               'The item: `new:<topic>:<source>:<id>`, `trial_change:<nct>:<run>`, '
+               '`correction:<pmid>:<run>` or `unreported:<nct>`.', required=True),
+        Column('delivery_id', 'text', 'The `deliveries.delivery_id` that carries it.',
+               required=True),
+    ),
+    foreign_keys=(ForeignKey(('delivery_id',), 'deliveries', ('delivery_id',)),),
+)
+NOTIFY_CURSORS = Table(
+    'notify_cursors', BOOKKEEPING_GROUP,
+    'How far each notify channel has looked.',
+    key=('entry', 'channel'),
+    fields=(
+        Column('entry', 'text', 'Name of the `[[notify]]` entry.', required=True),
+        Column('channel', 'text', '`email`, `webhook` or `atom`.', required=True),
+        Column('through_run', 'text', 'The last `runs.run_id` its deliveries considered.'),
+        Column('checked_at', 'timestamp',
+               'When it last looked for something to deliver (UTC): the catch-up test of daily '
+               'and weekly digests.', required=True),
+    ),
+)
+
 PUBMED_TABLES: tuple[Table, ...] = (
     ARTICLES, ARTICLE_AUTHORS, ARTICLE_AFFILIATIONS, ARTICLE_MESH, ARTICLE_PUBLICATION_TYPES,
     ARTICLE_KEYWORDS, ARTICLE_TRIAL_IDS, ARTICLE_IDS, ARTICLE_COMMENTS,
@@ -802,6 +862,7 @@ MAIN_TABLE: dict[str, Table] = {vocab.PUBMED: ARTICLES, vocab.CTGOV: TRIALS}
 RELATIONS: tuple[Relation, ...] = (
     *PUBMED_TABLES, *CTGOV_TABLES, TRIAL_CHANGES, ARTICLE_CHANGES, TRIAL_PUBLICATION_LINKS,
     TRIALS_DUE_UNREPORTED, TOPIC_MATCHES, RUNS, WATERMARKS, MISSING_RECORDS, LINKED_FETCHES,
-    RAW_RECORDS, SOURCE_VERSIONS, SCHEMA_MIGRATIONS,
+    DELIVERIES, DELIVERY_ITEMS, NOTIFY_CURSORS, RAW_RECORDS, SOURCE_VERSIONS,
+    SCHEMA_MIGRATIONS,
 )
 BY_NAME: dict[str, Relation] = {r.name: r for r in RELATIONS}
