@@ -310,3 +310,24 @@ def test_a_refused_connection_is_exit_2_naming_host_and_database(
     code, _, err = finished(worker(config, tmp_path / "d", eutils, ctgov,
                                    "mysql://ann@127.0.0.1/tracker", "run"))
     assert code == 2 and "LITTRACK_DATABASE_URL" in err and len(err.strip().splitlines()) == 1
+
+
+def test_alerts_are_planned_and_recorded_in_the_postgresql_store(
+        tmp_path: Path, pg_url: str, world: tuple[CountingEutils, CtgovFake, Path]) -> None:
+    eutils, ctgov, _ = world
+    config = tuned_config(tmp_path / "notifying", extra=(
+        '\n[[notify]]\nname = "team"\nwhen = "after-run"\n'
+        '[notify.atom]\npath = "feeds/team.xml"\n'))
+    code, _, err = finished(worker(config, tmp_path / "n", eutils, ctgov, pg_url, "run"))
+    assert code == 0, err
+    assert (tmp_path / "n" / "feeds" / "team.xml").is_file(), err
+    feed = (tmp_path / "n" / "feeds" / "team.xml").read_text(encoding="utf-8")
+    with Store(pg_url) as store:
+        items = store.db.execute("SELECT COUNT(*) FROM delivery_items").fetchone()[0]
+        sent = store.db.execute("SELECT COUNT(*) FROM deliveries WHERE status = 'sent'"
+                                ).fetchone()[0]
+    assert items > 0 and sent == 1 and "<entry" in feed
+    code, out, err = finished(worker(config, tmp_path / "n", eutils, ctgov, pg_url, "notify"))
+    assert code == 0, err  # nothing new: exactly once per channel
+    with Store(pg_url) as store:
+        assert store.db.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0] == 1

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from littrack.errors import ConfigError, DatabaseUnreachable, redact
+from littrack.errors import ConfigError, DatabaseUnreachable, StoreError, redact
 
 if TYPE_CHECKING:
     import psycopg
@@ -132,11 +133,27 @@ class PgConnection:
         return bool(self.raw.info.transaction_status != TransactionStatus.IDLE)
 
     def execute(self, sql: str, params: Any = ()) -> psycopg.Cursor[Row]:
-        return self.raw.execute(to_pyformat(sql), params)
+        with self._lost():
+            return self.raw.execute(to_pyformat(sql), params)
 
     def executemany(self, sql: str, rows: Any) -> None:
-        with self.raw.cursor() as cur:
+        with self._lost(), self.raw.cursor() as cur:
             cur.executemany(to_pyformat(sql), list(rows))
+
+    @contextmanager
+    def _lost(self) -> Iterator[None]:
+        """A connection lost mid-run (server restarted, network gone) is a StoreError naming
+        the database, not a traceback; the open transaction is rolled back by the server."""
+        import psycopg
+
+        try:
+            yield
+        except psycopg.errors.LockNotAvailable:
+            raise  # a lock_timeout: the caller's to handle
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            text = str(exc).strip().splitlines()
+            raise StoreError(f"{self.target}: {redact(text[0] if text else repr(exc))}"
+                             ) from None
 
     def query(self, sql: str, params: Any = ()) -> Iterator[Row]:
         yield from self.execute(sql, params)

@@ -515,7 +515,7 @@ class Store:
             self.db.execute(
                 "INSERT INTO notify_cursors (entry, channel, through_run, checked_at) VALUES "
                 "(?, ?, ?, ?) ON CONFLICT (entry, channel) DO UPDATE SET "
-                "through_run=COALESCE(excluded.through_run, through_run), "
+                "through_run=COALESCE(excluded.through_run, notify_cursors.through_run), "
                 "checked_at=excluded.checked_at", (entry, channel, through_run, now))
 
     def pending_deliveries(self, entry: str, channel: str) -> list[dict[str, Any]]:
@@ -745,14 +745,15 @@ PG_QUERIES: dict[str, str] = {"unreported_trials": UNREPORTED_PG_SQL.format(toda
 # What notifications are made of, per kind of item. ``:lo`` (exclusive) and ``:hi``
 # (inclusive) bound the run ids a channel has not looked at yet; run ids sort by time.
 _TOPICS_OF = """(SELECT GROUP_CONCAT(topic, '; ') FROM (SELECT DISTINCT topic FROM topic_matches m
-     WHERE m.source = '{source}' AND m.record_id = {record} ORDER BY topic))"""
+     WHERE m.source = '{source}' AND m.record_id = {record} ORDER BY topic) d)"""
 NOTIFY_QUERIES: dict[str, str] = {
     "new_articles": """
         SELECT m.topic, m.first_seen_run AS run_id, a.pmid, a.title, a.journal,
           a.pub_year AS year, a.doi, a.pmcid, a.abstract, a.entrez_date, a.is_retracted,
           (SELECT GROUP_CONCAT(name, '; ') FROM (SELECT COALESCE(au.collective_name,
              TRIM(COALESCE(au.last_name, '') || ' ' || COALESCE(au.initials, ''))) AS name
-             FROM article_authors au WHERE au.pmid = a.pmid ORDER BY au.position)) AS authors
+             FROM article_authors au WHERE au.pmid = a.pmid ORDER BY au.position) o)
+             AS authors
         FROM topic_matches m JOIN articles a ON a.pmid = m.record_id
         WHERE m.source = 'pubmed' AND m.first_seen_run > :lo AND m.first_seen_run <= :hi
         ORDER BY m.topic, a.entrez_date DESC, CAST(a.pmid AS INTEGER) DESC""",
