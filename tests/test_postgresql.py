@@ -20,6 +20,7 @@ import pytest
 
 from littrack import migrations
 from littrack.config import load_settings
+from littrack.database import to_pyformat
 from littrack.errors import DatabaseUnreachable, StoreError
 from littrack.normalize.ctgov import normalize_study
 from littrack.store import Store
@@ -66,8 +67,8 @@ def test_every_step_builds_exactly_the_declared_schema(pg_url: str) -> None:
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("CREATE SCHEMA declared")
         conn.execute("SET search_path TO declared")
-        for stmt in create_all_sql("postgresql"):
-            conn.execute(stmt)
+        for stmt in create_all_sql("postgresql"):  # as the store sends SQL (database.py)
+            conn.execute(to_pyformat(stmt), ())
         got, want = pg_shape(conn, "public"), pg_shape(conn, "declared")
     assert set(got) == set(want), set(got) ^ set(want)
     for key in want:

@@ -71,6 +71,14 @@ class CtgovSettings:
 
 
 @dataclass(frozen=True)
+class ReportSettings:
+    """Which run report folders to write and keep."""
+
+    write_empty: bool = False  # a folder also for a run that found nothing new
+    keep: int = 0  # the newest N run report folders; 0 keeps all
+
+
+@dataclass(frozen=True)
 class Schedule:
     """When ``littrack serve`` runs a source (optionally one topic)."""
 
@@ -111,6 +119,18 @@ class Topic:
 
     def has(self, source: str) -> bool:
         return (self.pubmed_query is not None) if source == "pubmed" else self.ctgov is not None
+
+    def fingerprint(self, source: str) -> str:
+        """A short hash of what this topic asks ``source``: kept with the watermark, so a
+        changed query is noticed and searched from the beginning, not only since the last
+        run (an added ``OR`` clause would otherwise never reach its older records)."""
+        import hashlib
+        import json
+
+        what: object = (self.pubmed_query if source == "pubmed"
+                        else sorted(self.ctgov.params().items()) if self.ctgov else None)
+        text = json.dumps([source, what], separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 NOTIFY_INCLUDE = ("new_articles", "new_trials", "trial_changes", "corrections", "unreported")
@@ -191,6 +211,7 @@ class Settings:
     ncbi: NcbiSettings = NcbiSettings()
     ctgov: CtgovSettings = CtgovSettings()
     retry: RetrySettings = RetrySettings()
+    reports: ReportSettings = ReportSettings()
     schedules: tuple[Schedule, ...] = ()
     log_level: str = "INFO"
     log_file: Path | None = None
@@ -245,6 +266,7 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "base_url": (_STR, False), "page_size": (_INT, False), "overlap_days": (_INT, False),
         "requests_per_minute": (_NUM, False),
     },
+    "reports": {"write_empty": ((bool,), False), "keep": (_INT, False)},
     "retry": {
         "max_tries": (_INT, False), "backoff_base": (_NUM, False), "backoff_cap": (_NUM, False),
         "timeout": (_NUM, False),
@@ -255,7 +277,8 @@ _TOPIC_KEYS = {"name": (_STR, True), "description": (_STR, False), "pubmed": ((d
                "ctgov": ((dict,), False), "schedule": ((dict,), False)}
 _PUBMED_KEYS = {"query": (_STR, True)}
 _CTGOV_KEYS = {"cond": (_STR, False), "intr": (_STR, False), "term": (_STR, False),
-               "overall_status": (_LIST, False)}
+               # one status as a plain string is unambiguous: taken as a one-element list
+               "overall_status": ((list, str), False)}
 _SCHEDULE_KEYS = {"cron": (_STR, True), "timezone": (_STR, False)}
 _NOTIFY_KEYS = {"name": (_STR, True), "topics": (_LIST, False), "include": (_LIST, False),
                 "when": (_STR, False), "at": (_STR, False), "day": (_STR, False),
@@ -343,7 +366,14 @@ def parse_settings(data: dict[str, Any], path: Path, env: Mapping[str, str]) -> 
                 for name, spec in _SCHEMA.items()}
 
     lt = sections["littrack"]
-    data_dir = Path(env.get("LITTRACK_DATA_DIR") or lt.get("data_dir") or "./data")
+    # A path written in the file means the same whatever folder littrack starts in: it is
+    # relative to the file's folder. The environment's is the shell's, so relative to the cwd.
+    if env.get("LITTRACK_DATA_DIR"):
+        data_dir = Path(env["LITTRACK_DATA_DIR"])
+    elif lt.get("data_dir"):
+        data_dir = _beside(path, lt["data_dir"])
+    else:
+        data_dir = Path("./data")
     log_level = str(lt.get("log_level", "INFO")).upper()
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise check.fail("littrack.log_level", f"must be DEBUG, INFO, WARNING or ERROR, "
@@ -386,6 +416,10 @@ def parse_settings(data: dict[str, Any], path: Path, env: Mapping[str, str]) -> 
     if retry.max_tries < 1:
         raise check.fail("retry.max_tries", "must be at least 1")
 
+    rp = sections["reports"]
+    reports = ReportSettings(write_empty=rp.get("write_empty", False),
+                             keep=_bounded(check, "reports.keep", rp.get("keep", 0), 0, 100000))
+
     topics = _parse_topics(check, data["topics"])
     schedules = _parse_schedules(check, data.get("schedule", {}), None)
     for item, topic in zip(data["topics"], topics, strict=True):
@@ -399,8 +433,8 @@ def parse_settings(data: dict[str, Any], path: Path, env: Mapping[str, str]) -> 
     notify = _parse_notify(check, data.get("notify", []), topics, data_dir, env)
     return Settings(
         config_path=path, data_dir=data_dir, topics=topics, ncbi=ncbi, ctgov=ctgov,
-        retry=retry, schedules=schedules, log_level=log_level,
-        log_file=Path(log_file) if log_file else None, notify=notify,
+        retry=retry, reports=reports, schedules=schedules, log_level=log_level,
+        log_file=_beside(path, log_file) if log_file else None, notify=notify,
         database_url=_database_url(check, env.get("LITTRACK_DATABASE_URL"),
                                    lt.get("database_url")),
     )
@@ -449,7 +483,8 @@ def _parse_topics(check: _Checker, raw: list[Any]) -> tuple[Topic, ...]:
         ctgov = None
         if "ctgov" in t:
             c = check.table(t["ctgov"], _CTGOV_KEYS, f"{where}.ctgov")
-            statuses = tuple(c.get("overall_status", ()))
+            raw_status = c.get("overall_status", ())
+            statuses = (raw_status,) if isinstance(raw_status, str) else tuple(raw_status)
             for s in statuses:
                 if s not in CTGOV_STATUSES:
                     raise check.fail(f"{where}.ctgov.overall_status",
@@ -487,6 +522,12 @@ def _parse_schedules(check: _Checker, raw: dict[str, Any],
             raise check.fail(sched.key, f"invalid cron {sched.cron!r} / timezone "
                                         f"{sched.timezone!r}: {exc}") from None
     return tuple(out)
+
+
+def _beside(config_path: Path, value: str) -> Path:
+    """A path from the config file, resolved against the file's folder when relative."""
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else config_path.parent / p
 
 
 def _parse_notify(check: _Checker, raw: list[Any], topics: tuple[Topic, ...], data_dir: Path,

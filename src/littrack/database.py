@@ -78,10 +78,47 @@ def parse(url: str, *, key: str = "LITTRACK_DATABASE_URL") -> Target:
 # ---- PostgreSQL ---------------------------------------------------------------------------
 
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_DERIVED = re.compile(r"\b(?:FROM|JOIN)\s*\(\s*SELECT\b", re.IGNORECASE)
+_AFTER_TABLE = {"where", "order", "group", "union", "join", "left", "right", "inner", "cross",
+                "full", "on", "limit", "having", "except", "intersect", "window", "natural"}
+
+
+def add_aliases(sql: str) -> str:
+    """Name every unnamed subquery in FROM (``FROM (SELECT …) AS _q1``): SQLite allows them
+    unnamed, PostgreSQL before 16 does not, and the store's SQL is written once for both."""
+    spans = []
+    for match in _DERIVED.finditer(sql):
+        start = sql.index("(", match.start())
+        depth, i, quoted = 0, start, False
+        while i < len(sql):
+            ch = sql[i]
+            if ch == "'":
+                quoted = not quoted
+            elif not quoted and ch == "(":
+                depth += 1
+            elif not quoted and ch == ")":
+                depth -= 1
+                if depth == 0:
+                    break
+            i += 1
+        rest = sql[i + 1:].lstrip()
+        word = re.match(r"[A-Za-z_]\w*", rest)
+        if word is None or word[0].lower() in _AFTER_TABLE:
+            spans.append(i + 1)
+    for n, at in enumerate(sorted(spans, reverse=True), 1):
+        sql = f"{sql[:at]} AS _q{n}{sql[at:]}"
+    return sql
+
+
+# date('now'): a bare literal would pick PostgreSQL's own date(timestamp); typed as text it
+# reaches littrack's date(text, …), which behaves as SQLite's (tables.SUPPORT_SQL).
+_DATE_LITERAL = re.compile(r"\bdate\(\s*'", re.IGNORECASE)
 
 
 def to_pyformat(sql: str) -> str:
-    """The store's ``?`` / ``:name`` markers as psycopg's ``%s`` / ``%(name)s``."""
+    """The store's SQL as PostgreSQL takes it through psycopg: ``?`` / ``:name`` markers as
+    ``%s`` / ``%(name)s``, every subquery in FROM named, date literals typed as text."""
+    sql = _DATE_LITERAL.sub("date(TEXT '", add_aliases(sql))
     return _NAMED.sub(r"%(\1)s", sql.replace("%", "%%").replace("?", "%s"))
 
 

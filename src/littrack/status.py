@@ -12,6 +12,7 @@ from typing import Any
 from littrack.config import Settings
 from littrack.crontab import cron_trigger, is_due, next_fire
 from littrack.jobs import plan_jobs
+from littrack.lock import is_held
 from littrack.store import Store
 from littrack.vocab import SOURCES, parse_stamp, utc_stamp
 
@@ -34,12 +35,22 @@ def status(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
     deliveries: dict[tuple[str, str], dict[str, Any]] = {}
     db = settings.db_path
     exists = settings.shared_store or db.exists()
+    # With PostgreSQL, a 'running' row may be another worker's: never relabelled here.
+    held = settings.shared_store or (db.exists() and is_held(settings.data_dir))
     if exists:
-        with Store(settings.store_location) as store:
+        with Store.for_reading(settings.store_location) as store:
             last = {(r["topic"], r["source"]): r for r in store.last_runs()}
             marks = {(r["topic"], r["source"]): r for r in store.watermarks()}
             counts = store.counts()
             deliveries = {(r["entry"], r["channel"]): r for r in store.delivery_status()}
+        if not (held or is_held(settings.data_dir)):
+            # "running" rows with no process behind them (killed): the next run closes them
+            for r in last.values():
+                if r["status"] == "running":
+                    r["status"] = "interrupted"
+                    r["error"] = r["error"] or ("the process ended before the topic "
+                                                "finished; the next run resumes from the last "
+                                                "committed state")
     pairs += sorted(k for k in (set(last) | set(marks)) if k not in pairs)
     rows = []
     for topic, source in pairs:
@@ -95,7 +106,7 @@ def format_status(report: dict[str, Any]) -> str:
     """``status`` for people: one line per topic and source, errors underneath, counts."""
     out = [f"config {report['config']}; database {report['database']}"
            + ("" if report["database_exists"] else " (not created yet: no run so far)")]
-    head = (f"{'topic':<28} {'source':<6} {'last run (UTC)':<20} {'outcome':<7} "
+    head = (f"{'topic':<28} {'source':<6} {'last run (UTC)':<20} {'outcome':<11} "
             f"{'found':>5} {'new':>5} {'upd':>4} {'req':>4}  {'watermark':<10}  next run")
     out.append(head)
     for row in report["topics"]:
@@ -112,7 +123,7 @@ def format_status(report: dict[str, Any]) -> str:
         when = run.get("finished_at") or run.get("started_at")
         out.append(
             f"{row['topic']:<28} {row['source']:<6} {_cell(when):<20} "
-            f"{_cell(run.get('status')):<7} {_cell(run.get('n_found')):>5} "
+            f"{_cell(run.get('status')):<11} {_cell(run.get('n_found')):>5} "
             f"{_cell(run.get('n_new')):>5} {_cell(run.get('n_updated')):>4} "
             f"{_cell(run.get('n_requests')):>4}  {_cell(mark):<10}  {nxt}")
         if run.get("error"):

@@ -28,6 +28,8 @@ _SQL_TYPES = {
                    "real": "DOUBLE PRECISION", "blob": "BYTEA", "timestamp": 'TEXT COLLATE "C"'},
 }
 BOOKKEEPING = ("first_seen_at", "last_seen_at", "updated_at")  # the store fills these
+# The one separator of several values in one cell: in the store, every CSV and the docs.
+LIST_SEP = "|"
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ class View:
     exported: bool = True
 
     def select(self, dialect: str = "sqlite") -> str:
-        return self.postgresql_sql if dialect == "postgresql" else self.sql
+        return (self.postgresql_sql or self.sql) if dialect == "postgresql" else self.sql
 
 
 Relation = Table | View
@@ -126,7 +128,7 @@ def create_table_sql(table: Table, dialect: str = "sqlite") -> str:
 
 
 # What a database needs besides tables for the store's SQL to read the same on both: SQLite
-# has group_concat built in; PostgreSQL gets it as an aggregate.
+# has group_concat, date() and julianday() built in; PostgreSQL gets them as functions.
 SUPPORT_SQL: dict[str, tuple[str, ...]] = {
     "sqlite": (),
     "postgresql": (
@@ -136,6 +138,57 @@ LANGUAGE sql IMMUTABLE AS $$
               ELSE acc || sep || value END
 $$""",
         "CREATE AGGREGATE group_concat(TEXT, TEXT) (SFUNC = littrack_concat, STYPE = TEXT)",
+        # SQLite's date(value, modifier…) for 'now' and YYYY-MM-DD values with '±N day(s)',
+        # 'month(s)', 'year(s)' (a day past the month's end rolls over, as in SQLite), and
+        # julianday(), json_each() of a JSON array: the views' and reports' SQL reads the same
+        # on both.
+        """CREATE FUNCTION date(value TEXT, VARIADIC modifiers TEXT[] DEFAULT '{}')
+RETURNS TEXT LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  d DATE;
+  m TEXT;
+  parts TEXT[];
+  n INTEGER;
+  months INTEGER;
+BEGIN
+  IF value IS NULL THEN
+    RETURN NULL;
+  ELSIF value = 'now' THEN
+    d := CAST(now() AT TIME ZONE 'UTC' AS DATE);
+  ELSIF value ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}' THEN
+    BEGIN
+      d := make_date(CAST(substr(value, 1, 4) AS INTEGER), CAST(substr(value, 6, 2) AS INTEGER),
+                     CAST(substr(value, 9, 2) AS INTEGER));
+    EXCEPTION WHEN OTHERS THEN
+      RETURN NULL;
+    END;
+  ELSE
+    RETURN NULL;
+  END IF;
+  FOREACH m IN ARRAY modifiers LOOP
+    parts := regexp_match(m, '^ *([+-]{0,1}[0-9]+) +(day|month|year)s{0,1} *$');
+    IF parts IS NULL THEN
+      RETURN NULL;
+    END IF;
+    n := CAST(parts[1] AS INTEGER);
+    IF parts[2] = 'day' THEN
+      d := d + n;
+    ELSE
+      months := EXTRACT(YEAR FROM d) * 12 + EXTRACT(MONTH FROM d) - 1
+                + n * CASE WHEN parts[2] = 'year' THEN 12 ELSE 1 END;
+      d := make_date(months / 12, months % 12 + 1, 1) + CAST(EXTRACT(DAY FROM d) AS INTEGER) - 1;
+    END IF;
+  END LOOP;
+  RETURN to_char(d, 'YYYY-MM-DD');
+END
+$$""",
+        """CREATE FUNCTION julianday(value TEXT) RETURNS DOUBLE PRECISION LANGUAGE sql STABLE AS $$
+  SELECT CAST(CAST(date(value) AS DATE) - DATE '2000-01-01' + 2451544.5 AS DOUBLE PRECISION)
+$$""",
+        """CREATE FUNCTION json_each(list TEXT) RETURNS TABLE (value TEXT) LANGUAGE sql
+IMMUTABLE AS $$
+  SELECT json_array_elements_text(CAST(list AS JSON))
+$$""",
     ),
 }
 
@@ -156,28 +209,79 @@ def create_sql(relation: Relation, dialect: str = "sqlite") -> list[str]:
         for ix in relation.indexes]
 
 
-# Trials whose primary completion date (a partial "2024-05" counts as the month's last day)
-# is more than 12 months past, with no results on ClinicalTrials.gov and no linked results
-# publication: a ``RESULT`` reference with a PMID in the record, or a linked article typed as
-# a trial report (protocols do not count). Withdrawn trials never enrolled anyone, so they
-# owe no results. ``{today}`` is ``date('now')`` in the view, a parameter in the report.
-UNREPORTED_SQL = """
+def _end_of(column: str) -> str:
+    """A partial registry date as the last day it can mean (``2024`` → 2024-12-31,
+    ``2024-05`` → 2024-05-31), so nothing is called due before it could be."""
+    return (f"date(CASE WHEN length({column}) = 4 THEN {column} || '-12-31'\n"
+            f"        WHEN length({column}) = 7\n"
+            f"          THEN date({column} || '-01', '+1 month', '-1 day')\n"
+            f"        ELSE {column} END)")
+
+
+# Statuses that say a study is still going: with its completion date past, the record was
+# not kept up to date (the FDAAA TrialsTracker's "data discrepancy").
+_STALE_STATUSES = ("'NOT_YET_RECRUITING', 'RECRUITING', 'ENROLLING_BY_INVITATION', "
+                   "'ACTIVE_NOT_RECRUITING', 'SUSPENDED', 'UNKNOWN'")
+
+# Every trial with the facts both views need. ``fdaaa``: 'ACT' (applicable clinical trial:
+# interventional, FDA-regulated drug or device, not phase 1, not device feasibility, started
+# on or after 2017-01-18), 'pACT' (the same but started before, completing on or after
+# 2017-01-18), else NULL. ``basis``: primary completion, else completion, as a full day.
+# ``due_date``: FDAAA trials 1 year + 30 days after ``basis`` (3 years + 30 days with a
+# certificate of delay), as the FDAAA TrialsTracker reads 42 CFR 11; all others 12 months.
+_TRIAL_FACTS = f"""
+  SELECT f.*, CASE WHEN f.fdaaa IS NULL THEN date(f.basis, '+12 months')
+      WHEN f.delay_certificate_submitted IS NOT NULL THEN date(f.basis, '+3 years', '+30 days')
+      ELSE date(f.basis, '+1 year', '+30 days') END AS due_date
+  FROM (SELECT b.*, CASE WHEN b.study_type = 'INTERVENTIONAL'
+          AND (b.fda_regulated_drug = 1 OR b.fda_regulated_device = 1)
+          AND COALESCE(b.phase, '') NOT IN ('PHASE1', 'EARLY_PHASE1')
+          AND COALESCE(b.primary_purpose, '') <> 'DEVICE_FEASIBILITY'
+          AND COALESCE(b.overall_status, '') <> 'WITHDRAWN'
+        THEN CASE WHEN b.start_date >= '2017-01-18' THEN 'ACT'
+                  WHEN b.basis >= '2017-01-18' THEN 'pACT' END END AS fdaaa
+      FROM (SELECT trials.*, {_end_of("primary_completion_date")} AS primary_end,
+              {_end_of("completion_date")} AS completion_end,
+              COALESCE({_end_of("primary_completion_date")},
+                       {_end_of("completion_date")}) AS basis
+            FROM trials) b) f"""
+
+# Still "going" although every completion date it has is past: listed apart, never as
+# unreported results (nobody can owe results for a study the record says is recruiting).
+_STALE_WHERE = f"""t.overall_status IN ({_STALE_STATUSES})
+  AND COALESCE(t.completion_end, t.primary_end) < {{today}}
+  AND (t.primary_end IS NULL OR t.primary_end < {{today}})"""
+
+_TOPICS_OF_TRIAL = """(SELECT GROUP_CONCAT(topic, '|') FROM (SELECT DISTINCT topic FROM
+     topic_matches m WHERE m.source = 'ctgov' AND m.record_id = t.nct_id ORDER BY topic))"""
+
+# Results are due (``due_date`` passed) and none are in the registry (posted, or submitted
+# and in QC review) or linked: a ``RESULT`` reference with a PMID, or a linked article typed
+# as a trial report (protocols do not count). Withdrawn trials enrolled nobody and owe none.
+# ``verification`` is 'unverified' while a linked article could not be fetched: it might be
+# the results paper. ``{today}`` is ``date('now')`` in the view, a parameter in the report.
+UNREPORTED_SQL = f"""
 SELECT t.nct_id, t.brief_title AS title, t.overall_status AS status, t.phase,
   t.lead_sponsor AS sponsor, t.primary_completion_date, t.primary_completion_date_type,
-  t.due_date, CAST(julianday({today}) - julianday(t.due_date) AS INTEGER) AS days_overdue,
-  (SELECT COUNT(DISTINCT l.pmid) FROM trial_publication_links l WHERE l.nct_id = t.nct_id)
-    AS linked_pmids,
-  (SELECT GROUP_CONCAT(topic, '; ') FROM (SELECT DISTINCT topic FROM topic_matches m
-     WHERE m.source = 'ctgov' AND m.record_id = t.nct_id ORDER BY topic)) AS topics,
+  t.completion_date, t.completion_date_type,
+  CASE t.fdaaa WHEN 'ACT' THEN 'FDAAA 801: applicable clinical trial'
+    WHEN 'pACT' THEN 'FDAAA 801: probable applicable clinical trial'
+    ELSE 'not FDAAA-covered: 12 months after primary completion' END
+    || CASE WHEN t.fdaaa IS NOT NULL AND t.delay_certificate_submitted IS NOT NULL
+         THEN ' (certificate of delay)' ELSE '' END AS rule,
+  t.due_date, CAST(julianday({{today}}) - julianday(t.due_date) AS INTEGER) AS days_overdue,
+  (SELECT GROUP_CONCAT(pmid, '|') FROM (SELECT l.pmid FROM trial_publication_links l
+     WHERE l.nct_id = t.nct_id GROUP BY l.pmid ORDER BY CAST(l.pmid AS INTEGER))) AS linked_pmids,
+  CASE WHEN EXISTS (SELECT 1 FROM trial_publication_links l WHERE l.nct_id = t.nct_id
+                    AND NOT EXISTS (SELECT 1 FROM articles a WHERE a.pmid = l.pmid))
+    THEN 'unverified' ELSE 'checked' END AS verification,
+  {_TOPICS_OF_TRIAL} AS topics,
   'https://clinicaltrials.gov/study/' || t.nct_id AS url
-FROM (SELECT trials.*, date(CASE
-        WHEN length(primary_completion_date) = 4 THEN primary_completion_date || '-12-31'
-        WHEN length(primary_completion_date) = 7
-          THEN date(primary_completion_date || '-01', '+1 month', '-1 day')
-        ELSE date(primary_completion_date) END, '+12 months') AS due_date
-      FROM trials) t
-WHERE t.due_date < {today}
+FROM ({_TRIAL_FACTS}) t
+WHERE t.due_date < {{today}}
+  AND NOT ({_STALE_WHERE})
   AND COALESCE(t.has_results, 0) = 0 AND t.results_first_posted IS NULL
+  AND t.results_first_submitted IS NULL
   AND COALESCE(t.overall_status, '') <> 'WITHDRAWN'
   AND NOT EXISTS (SELECT 1 FROM trial_references r WHERE r.nct_id = t.nct_id
                   AND r.type = 'RESULT' AND r.pmid IS NOT NULL)
@@ -188,46 +292,25 @@ WHERE t.due_date < {today}
                       'Randomized Controlled Trial', 'Pragmatic Clinical Trial',
                       'Equivalence Trial', 'Adaptive Clinical Trial')))
 ORDER BY t.due_date, t.nct_id"""
+
+STATUS_NOT_UPDATED_SQL = f"""
+SELECT t.nct_id, t.brief_title AS title, t.overall_status AS status,
+  t.primary_completion_date, t.primary_completion_date_type, t.completion_date,
+  t.completion_date_type, t.last_update_posted, t.lead_sponsor AS sponsor,
+  CAST(julianday({{today}}) - julianday(COALESCE(t.completion_end, t.primary_end)) AS INTEGER)
+    AS days_past_completion,
+  {_TOPICS_OF_TRIAL} AS topics,
+  'https://clinicaltrials.gov/study/' || t.nct_id AS url
+FROM ({_TRIAL_FACTS}) t
+WHERE {_STALE_WHERE}
+ORDER BY COALESCE(t.completion_end, t.primary_end), t.nct_id"""
+
 
 
 # A child row belongs to a stored record: the record's row is written first and never deleted.
 _OF_ARTICLE = (ForeignKey(("pmid",), "articles", ("pmid",)),)
 _OF_TRIAL = (ForeignKey(("nct_id",), "trials", ("nct_id",)),)
 
-# The same view on PostgreSQL: a partial date is completed with the same rules; dates that
-# are not dates give no due date (SQLite's date() gives NULL for them too).
-UNREPORTED_PG_SQL = """
-SELECT t.nct_id, t.brief_title AS title, t.overall_status AS status, t.phase,
-  t.lead_sponsor AS sponsor, t.primary_completion_date, t.primary_completion_date_type,
-  t.due_date, CAST({today} AS date) - CAST(t.due_date AS date) AS days_overdue,
-  (SELECT COUNT(DISTINCT l.pmid) FROM trial_publication_links l WHERE l.nct_id = t.nct_id)
-    AS linked_pmids,
-  (SELECT GROUP_CONCAT(topic, '; ') FROM (SELECT DISTINCT topic FROM topic_matches m
-     WHERE m.source = 'ctgov' AND m.record_id = t.nct_id ORDER BY topic) d) AS topics,
-  'https://clinicaltrials.gov/study/' || t.nct_id AS url
-FROM (SELECT trials.*, to_char(CASE
-        WHEN primary_completion_date ~ '^[0-9]{{4}}$'
-          THEN CAST(primary_completion_date || '-12-31' AS date)
-        WHEN primary_completion_date ~ '^[0-9]{{4}}-[0-9]{{2}}$'
-          THEN CAST(CAST(primary_completion_date || '-01' AS date) + interval '1 month'
-                    AS date) - 1
-        WHEN primary_completion_date ~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}$'
-          THEN CAST(primary_completion_date AS date) END + interval '12 months',
-        'YYYY-MM-DD') AS due_date
-      FROM trials) t
-WHERE CAST(t.due_date AS date) < CAST({today} AS date)
-  AND COALESCE(t.has_results, 0) = 0 AND t.results_first_posted IS NULL
-  AND COALESCE(t.overall_status, '') <> 'WITHDRAWN'
-  AND NOT EXISTS (SELECT 1 FROM trial_references r WHERE r.nct_id = t.nct_id
-                  AND r.type = 'RESULT' AND r.pmid IS NOT NULL)
-  AND NOT EXISTS (SELECT 1 FROM trial_publication_links l
-                  JOIN article_publication_types pt ON pt.pmid = l.pmid
-                  WHERE l.nct_id = t.nct_id AND (pt.publication_type LIKE 'Clinical Trial, Phase%'
-                    OR pt.publication_type IN ('Clinical Trial', 'Controlled Clinical Trial',
-                      'Randomized Controlled Trial', 'Pragmatic Clinical Trial',
-                      'Equivalence Trial', 'Adaptive Clinical Trial')))
-ORDER BY t.due_date, t.nct_id"""
-PG_TODAY = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 
 PUBMED = "PubMed"
 CTGOV = "ClinicalTrials.gov"
@@ -464,6 +547,21 @@ TRIALS = Table(
                'When a run last received the record, changed or not (UTC).', required=True),
         Column('updated_at', 'timestamp',
                "When the record's content last changed in the store (UTC).", required=True),
+        # added by migration 0005 (ALTER TABLE appends them, so they come last)
+        Column('results_first_submitted', 'text',
+               'Date results were first submitted (they count as reported while in QC '
+               'review), `YYYY-MM-DD`.'),
+        Column('delay_certificate_submitted', 'text',
+               'Date a certificate of delay was first submitted (`dispFirstSubmitDate`); it '
+               'moves the FDAAA due date to 3 years after completion.'),
+        Column('fda_regulated_drug', 'integer',
+               '1 when the study is of an FDA-regulated drug, 0 when not, empty when not '
+               'stated.'),
+        Column('fda_regulated_device', 'integer',
+               '1 when the study is of an FDA-regulated device, 0 when not, empty when not '
+               'stated.'),
+        Column('primary_purpose', 'text',
+               "Design's primary purpose: `TREATMENT`, `PREVENTION`, `DEVICE_FEASIBILITY`, …"),
     ),
     indexes=(Index('trials_completion', ('primary_completion_date',)),),
 )
@@ -620,12 +718,16 @@ TRIAL_PUBLICATION_LINKS = Table(
 )
 TRIALS_DUE_UNREPORTED = View(
     'trials_due_unreported', HISTORY,
-    'Trials whose primary completion date is more than 12 months past (a partial date counts as '
-    'the end of its month or year) with no results on ClinicalTrials.gov and no linked results '
-    'publication, i.e. neither a `RESULT` reference with a PMID nor a linked article of type '
-    '`Clinical Trial`, `Clinical Trial, Phase …`, `Controlled Clinical Trial`, `Randomized '
+    'Trials whose results are due and neither posted nor submitted on ClinicalTrials.gov nor '
+    'linked as a results publication (a `RESULT` reference with a PMID, or a linked article of '
+    'type `Clinical Trial`, `Clinical Trial, Phase …`, `Controlled Clinical Trial`, `Randomized '
     'Controlled Trial`, `Pragmatic Clinical Trial`, `Equivalence Trial` or `Adaptive Clinical '
-    "Trial`. Withdrawn trials are left out. Evaluated against today's date (UTC) when read.",
+    'Trial`). The due date follows the FDAAA TrialsTracker for applicable and probable '
+    'applicable clinical trials (primary completion, else completion, + 1 year + 30 days; + 3 '
+    'years + 30 days with a certificate of delay) and is 12 months after primary completion '
+    'for all others; a partial date counts as the end of its month or year. Withdrawn trials '
+    'and those in `trials_status_not_updated` are left out. Evaluated against today\'s date '
+    '(UTC) when read.',
     fields=(
         Column('nct_id', 'text', 'NCT number.'),
         Column('title', 'text', 'Brief title.'),
@@ -634,18 +736,64 @@ TRIALS_DUE_UNREPORTED = View(
         Column('sponsor', 'text', 'Lead sponsor.'),
         Column('primary_completion_date', 'text', 'Primary completion date as registered.'),
         Column('primary_completion_date_type', 'text', '`ACTUAL` or `ESTIMATED`.'),
-        Column('due_date', 'text',
-               'Day results became due: the end of the primary completion period plus 12 months, '
-               '`YYYY-MM-DD`.'),
+        Column('completion_date', 'text', 'Study completion date as registered.'),
+        Column('completion_date_type', 'text', '`ACTUAL` or `ESTIMATED`.'),
+        Column('rule', 'text',
+               'Which rule set the due date: `FDAAA 801: applicable clinical trial`, `FDAAA '
+               '801: probable applicable clinical trial` (either may add `(certificate of '
+               'delay)`) or `not FDAAA-covered: 12 months after primary completion`.'),
+        Column('due_date', 'text', 'Day results became due, `YYYY-MM-DD`.'),
         Column('days_overdue', 'integer', 'Days since `due_date`.'),
-        Column('linked_pmids', 'integer', 'Number of articles linked to the trial (of any type).'),
+        Column('linked_pmids', 'text', 'PMIDs of every article linked to the trial, joined '
+               'with `|`.'),
+        Column('verification', 'text',
+               '`unverified` when a linked article could not be fetched (it might be the '
+               'results paper), else `checked`.'),
         Column('topics', 'text',
-               'Topics that track the trial, joined with `; ` (empty for a trial fetched only '
+               'Topics that track the trial, joined with `|` (empty for a trial fetched only '
                'because an article links to it).'),
         Column('url', 'text', "The study's page on ClinicalTrials.gov."),
     ),
     sql=UNREPORTED_SQL.format(today="date('now')"),
-    postgresql_sql=UNREPORTED_PG_SQL.format(today=PG_TODAY),
+)
+TRIALS_STATUS_NOT_UPDATED = View(
+    'trials_status_not_updated', HISTORY,
+    'Trials whose completion date (and primary completion date, if any) is past while the '
+    'overall status still says the study is going (`NOT_YET_RECRUITING`, `RECRUITING`, '
+    '`ENROLLING_BY_INVITATION`, `ACTIVE_NOT_RECRUITING`, `SUSPENDED`, `UNKNOWN`): the record was '
+    "not kept up to date (the FDAAA TrialsTracker's data discrepancy). Not counted as "
+    "unreported results. Evaluated against today's date (UTC) when read.",
+    fields=(
+        Column('nct_id', 'text', 'NCT number.'),
+        Column('title', 'text', 'Brief title.'),
+        Column('status', 'text', 'Overall status as registered.'),
+        Column('primary_completion_date', 'text', 'Primary completion date as registered.'),
+        Column('primary_completion_date_type', 'text', '`ACTUAL` or `ESTIMATED`.'),
+        Column('completion_date', 'text', 'Study completion date as registered.'),
+        Column('completion_date_type', 'text', '`ACTUAL` or `ESTIMATED`.'),
+        Column('last_update_posted', 'text', 'Date of the last posted update.'),
+        Column('sponsor', 'text', 'Lead sponsor.'),
+        Column('days_past_completion', 'integer',
+               'Days since the completion date (else the primary completion date).'),
+        Column('topics', 'text', 'Topics that track the trial, joined with `|`.'),
+        Column('url', 'text', "The study's page on ClinicalTrials.gov."),
+    ),
+    sql=STATUS_NOT_UPDATED_SQL.format(today="date('now')"),
+)
+RECORD_UPDATES = Table(
+    'record_updates', HISTORY,
+    'One row per record and run whose stored content changed: which fields.',
+    key=('source', 'record_id', 'run_id'),
+    fields=(
+        Column('source', 'text', '`pubmed` or `ctgov`.', required=True),
+        Column('record_id', 'text', 'PMID or NCT number.', required=True),
+        Column('run_id', 'text', 'The `runs.run_id` of the run that saw the change.',
+               required=True),
+        Column('fields', 'text',
+               'Changed columns of the main table and names of child tables whose rows '
+               'changed, joined with `|`.', required=True),
+    ),
+    indexes=(Index('record_updates_run', ('run_id',)),),
 )
 TOPIC_MATCHES = Table(
     'topic_matches', BOOKKEEPING_GROUP,
@@ -680,8 +828,10 @@ RUNS = Table(
         Column('source', 'text', '`pubmed` or `ctgov`.', required=True),
         Column('started_at', 'timestamp', 'When the topic started (UTC).', required=True),
         Column('finished_at', 'timestamp', 'When it finished (UTC); empty while running.'),
-        Column('status', 'text', '`running`, `ok` or `failed`.',
-               choices=('running', 'ok', 'failed'), required=True),
+        Column('status', 'text',
+               '`running`, `ok`, `failed` or `stopped` (a signal stopped the run; its '
+               'uncommitted work was rolled back).',
+               choices=('running', 'ok', 'failed', 'stopped'), required=True),
         Column('window_start', 'text',
                'First day asked for; empty for everything (first run or --full).'),
         Column('window_end', 'text', 'Last day asked for.'),
@@ -710,6 +860,9 @@ WATERMARKS = Table(
                'ClinicalTrials.gov `/version` dataTimestamp at that run.'),
         Column('run_id', 'text', 'The run that set it.', required=True),
         Column('updated_at', 'timestamp', 'When it was set (UTC).', required=True),
+        Column('query_fingerprint', 'text',
+               "Hash of the topic's query for this source when the watermark was set; a "
+               'changed query starts the topic over from the beginning.'),
     ),
 )
 MISSING_RECORDS = Table(
@@ -861,8 +1014,8 @@ MAIN_TABLE: dict[str, Table] = {vocab.PUBMED: ARTICLES, vocab.CTGOV: TRIALS}
 # Everything the store holds, in the order the data dictionary lists it.
 RELATIONS: tuple[Relation, ...] = (
     *PUBMED_TABLES, *CTGOV_TABLES, TRIAL_CHANGES, ARTICLE_CHANGES, TRIAL_PUBLICATION_LINKS,
-    TRIALS_DUE_UNREPORTED, TOPIC_MATCHES, RUNS, WATERMARKS, MISSING_RECORDS, LINKED_FETCHES,
-    DELIVERIES, DELIVERY_ITEMS, NOTIFY_CURSORS, RAW_RECORDS, SOURCE_VERSIONS,
-    SCHEMA_MIGRATIONS,
+    TRIALS_DUE_UNREPORTED, TRIALS_STATUS_NOT_UPDATED, RECORD_UPDATES, TOPIC_MATCHES, RUNS,
+    WATERMARKS, MISSING_RECORDS, LINKED_FETCHES, DELIVERIES, DELIVERY_ITEMS, NOTIFY_CURSORS,
+    RAW_RECORDS, SOURCE_VERSIONS, SCHEMA_MIGRATIONS,
 )
 BY_NAME: dict[str, Relation] = {r.name: r for r in RELATIONS}
