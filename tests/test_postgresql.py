@@ -332,3 +332,21 @@ def test_alerts_are_planned_and_recorded_in_the_postgresql_store(
     assert code == 0, err  # nothing new: exactly once per channel
     with Store(pg_url) as store:
         assert store.db.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("args", [
+    ("2024-01-31", "+1 month"), ("2024-02-29", "+12 months"), ("2024-05", ), ("2024-05-17",),
+    ("2023-12-01", "+1 month", "-1 day"), ("2024-02-29", "+1 year", "+30 days"),
+    ("2020-06-30", "+3 years", "+30 days"), ("2024-13-45",), ("", ), ("2024-03-31", "-1 month"),
+])
+def test_date_arithmetic_reads_the_same_on_both(pg_url: str, args: tuple[str, ...]) -> None:
+    """The views' due dates come from SQLite's date(); PostgreSQL gets littrack's copy."""
+    import sqlite3
+
+    marks = ", ".join(["CAST(? AS TEXT)"] * len(args))
+    lite = sqlite3.connect(":memory:").execute(
+        f"SELECT date({marks}), julianday({marks.split(', ')[0]})", (*args, args[0])).fetchone()
+    with Store(pg_url) as store:
+        pg = store.db.execute(f"SELECT date({marks}), julianday({marks.split(', ')[0]})",
+                              (*args, args[0])).fetchone()
+    assert tuple(pg) == lite
