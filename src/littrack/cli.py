@@ -64,6 +64,9 @@ def _settings(ctx: click.Context) -> Settings:
 
 def _require_store(settings: Settings) -> None:
     """Offline commands read an existing store; opening one would create an empty one."""
+    from littrack.lock import require_folder
+
+    require_folder(settings.data_dir)
     if not settings.db_path.exists():
         raise ConfigError(f"{settings.db_path}: no littrack database here (run `littrack run` "
                           "first)")
@@ -165,8 +168,9 @@ def run(ctx: click.Context, topics: tuple[str, ...], source: str | None, full: b
     """Fetch what is new for each topic, store it, and write the run's report.
 
     Exit code 0 when every topic succeeded, 1 when some failed (the others are committed),
-    2 for a config or usage error, 3 when another littrack holds the data directory, 130
-    or 143 when SIGINT or SIGTERM stopped it (the current topic rolls back).
+    2 for a config or usage error or a data directory it cannot write, 3 when another
+    littrack holds the data directory, 130 or 143 when SIGINT or SIGTERM stopped it (the
+    current topic rolls back).
     """
     settings = _settings(ctx)
     for name in topics:
@@ -406,9 +410,12 @@ def status(ctx: click.Context, as_json: bool) -> None:
     """
     import json
 
+    from littrack.lock import require_folder
     from littrack.status import format_status, status
 
-    report = status(_settings(ctx))
+    settings = _settings(ctx)
+    require_folder(settings.data_dir)
+    report = status(settings)
     click.echo(json.dumps(report, indent=2) if as_json else format_status(report))
 
 
@@ -484,7 +491,8 @@ def report(ctx: click.Context, since: datetime | None, last: str | None,
                                       "`pip install 'littrack[parquet]'`.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Folder to write; replaced if it holds an earlier export. "
-                   "Default: <data_dir>/export.")
+                   "Default: <data_dir>/export (./littrack-export when the data "
+                   "directory is read-only).")
 @click.pass_context
 @handle_errors
 def export_tables(ctx: click.Context, fmt: str, out: Path | None) -> None:

@@ -491,9 +491,15 @@ def _parse_schedules(check: _Checker, raw: dict[str, Any],
 
 
 def _beside(config_path: Path, value: str) -> Path:
-    """A path from the config file, resolved against the file's folder when relative."""
+    """A path from the config file, resolved against the file's folder when relative.
+
+    Made absolute and without ``..`` (the folder's symlinks resolved first, so ``..``
+    keeps the meaning it had), so messages show ``/srv/x/data``, not ``config/../data``.
+    """
     p = Path(value).expanduser()
-    return p if p.is_absolute() else config_path.parent / p
+    if p.is_absolute():
+        return p
+    return Path(os.path.normpath(config_path.parent.resolve() / p))
 
 
 def _parse_notify(check: _Checker, raw: list[Any], topics: tuple[Topic, ...], data_dir: Path,

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from littrack import changes, migrations
 from littrack.errors import ConfigError, StopRequested, StoreError
+from littrack.lock import require_folder
 from littrack.normalize import Normalized
 from littrack.tables import (
     BOOKKEEPING,
@@ -804,6 +805,7 @@ def load_table(table: str, data_dir: str | Path | None = None,
         from littrack.config import load_settings
 
         data_dir = load_settings(config).data_dir
+    require_folder(Path(data_dir))
     path = Path(data_dir) / DATABASE_FILE
     if not path.exists():
         raise ConfigError(f"{path}: no littrack database here (run `littrack run` first)")
