@@ -182,3 +182,36 @@ def test_load_names_a_data_dir_that_is_a_file(tmp_path: Path) -> None:
     (tmp_path / "data").write_text("not a folder", encoding="utf-8")
     with pytest.raises(DataDirError, match="data directory is a file"):
         load("trials", data_dir=tmp_path / "data")
+
+
+@pytest.mark.parametrize("command", [["export", "--out", "x"], ["report", "--since", "2025-01-01"],
+                                     ["status"]])
+def test_readers_find_a_sqlite_store_named_by_its_url(tmp_path: Path,
+                                                      command: list[str]) -> None:
+    """``database_url = sqlite:///…`` elsewhere than the data directory: the readers looked
+    for ``<data_dir>/littrack.sqlite`` and said "no littrack database here"."""
+    (tmp_path / "littrack.toml").write_text(MINIMAL, encoding="utf-8")
+    Store(tmp_path / "elsewhere" / "store.sqlite").close()
+    env = {"LITTRACK_CONFIG": str(tmp_path / "littrack.toml"),
+           "LITTRACK_DATA_DIR": str(tmp_path / "data"),
+           "LITTRACK_DATABASE_URL": f"sqlite:///{tmp_path / 'elsewhere' / 'store.sqlite'}"}
+    proc = littrack(command, env, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "no littrack database" not in proc.stderr + proc.stdout
+    assert "not created yet" not in proc.stdout
+
+
+@pytest.mark.parametrize("command", [["run"], ["rebuild"], ["status"], ["export"]])
+def test_a_sqlite_url_under_a_file_exits_2_naming_it(tmp_path: Path,
+                                                     command: list[str]) -> None:
+    """``run`` said "littrack: …: File exists" with exit 1."""
+    (tmp_path / "littrack.toml").write_text(MINIMAL, encoding="utf-8")
+    (tmp_path / "file").write_text("not a folder", encoding="utf-8")
+    env = {"LITTRACK_CONFIG": str(tmp_path / "littrack.toml"),
+           "LITTRACK_DATA_DIR": str(tmp_path / "data"),
+           "LITTRACK_EUTILS_URL": "http://127.0.0.1:9/e", "LITTRACK_CTGOV_URL": "http://127.0.0.1:9/c",
+           "LITTRACK_DATABASE_URL": f"sqlite:///{tmp_path / 'file' / 'store.sqlite'}"}
+    proc = littrack(command, env, tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"littrack: {tmp_path / 'file'}: data directory is a file" in proc.stderr

@@ -11,6 +11,7 @@ from typing import Any
 
 from littrack.config import Settings
 from littrack.crontab import cron_trigger, is_due, next_fire
+from littrack.database import parse  # names the database, never its credentials
 from littrack.jobs import plan_jobs
 from littrack.lock import is_held
 from littrack.store import Store
@@ -33,10 +34,12 @@ def status(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
     marks: dict[tuple[str, str], dict[str, Any]] = {}
     counts: dict[str, int] = {}
     deliveries: dict[tuple[str, str], dict[str, Any]] = {}
-    db = settings.db_path
-    if db.exists():
-        held = is_held(settings.data_dir)
-        with Store.for_reading(db) as store:
+    db = parse(settings.store_location).path or settings.db_path  # sqlite:///elsewhere too
+    exists = settings.shared_store or db.exists()
+    # With PostgreSQL, a 'running' row may be another worker's: never relabelled here.
+    held = settings.shared_store or (db.exists() and is_held(settings.data_dir))
+    if exists:
+        with Store.for_reading(settings.store_location) as store:
             last = {(r["topic"], r["source"]): r for r in store.last_runs()}
             marks = {(r["topic"], r["source"]): r for r in store.watermarks()}
             counts = store.counts()
@@ -73,8 +76,9 @@ def status(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
             "overdue": bool(trigger and is_due(trigger, parse_stamp(last_ok), now)),
             "last_run": run, "last_ok_at": last_ok, "watermark": mark,
         })
-    return {"config": str(settings.config_path), "database": str(db),
-            "database_exists": db.exists(), "now": utc_stamp(now),
+
+    return {"config": str(settings.config_path), "database": str(parse(settings.store_location)),
+            "database_exists": exists, "now": utc_stamp(now),
             "topics": rows, "counts": counts, "notify": _notify_status(settings, deliveries)}
 
 
