@@ -187,6 +187,17 @@ def test_publications_grid_fills_empty_years_and_keeps_equal_topics_apart() -> N
     assert grid == {"a": [2, 0, 0, 1], "b": [2, 0, 0, 1]}
 
 
+def test_publication_panels_share_one_count_axis() -> None:
+    """Stacked panels with their own scales drew 3 articles as tall as 4 (seen in a
+    screenshot of summary.html): every panel now has the same y range."""
+    from littrack.reports.charts import publications_figure
+
+    fig = publications_figure([2001, 2002], {"a": [1, 3], "b": [40, 0], "c": [0, 0]})
+    limits = {ax.get_ylim() for ax in fig.axes}
+    assert len(fig.axes) == 3 and len(limits) == 1
+    assert limits.pop()[1] >= 40
+
+
 def test_chart_draws_one_year_and_forty(tmp_path: Path) -> None:
     from littrack.reports.charts import chart_publications
 

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from littrack import changes, database, migrations
 from littrack.database import POSTGRESQL, SQLITE, PgConnection, Target
 from littrack.errors import ConfigError, StopRequested, StoreError
+from littrack.lock import require_folder
 from littrack.normalize import Normalized
 from littrack.tables import (
     BOOKKEEPING,
@@ -89,6 +90,7 @@ class Store:
         if readonly:
             self.db = self._connect_readonly()
             return
+        require_folder(self.path.parent)  # sqlite:///… may name a folder the lock never saw
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, so nothing commits
@@ -967,7 +969,9 @@ def load_table(table: str, data_dir: str | Path | None = None, config: str | Non
 
         location = load_settings(config).store_location
     path = database.parse(location).path
-    if path is not None and not path.exists():
-        raise ConfigError(f"{path}: no littrack database here (run `littrack run` first)")
+    if path is not None:
+        require_folder(path.parent)
+        if not path.exists():
+            raise ConfigError(f"{path}: no littrack database here (run `littrack run` first)")
     with Store.for_reading(location) as store:
         return store.frame(table)

@@ -53,42 +53,59 @@ def publications_grid(data: pd.DataFrame) -> tuple[list[int], dict[str, list[int
     return years, grid
 
 
-def chart_publications(store: Store, path: Path) -> Image | None:
-    """Publications per year: one panel of bars per topic, on one shared year axis;
-    preprints (Europe PMC) stacked on the articles in their own colour."""
-    import pandas as pd
+def publications_figure(years: list[int], grid: dict[str, list[int]],
+                        preprints: dict[str, list[int]] | None = None) -> Any:
+    """One panel of bars per topic, on one shared year axis *and one shared count axis*:
+    panels stacked for comparison must not draw 3 articles as tall as 40. Preprints
+    (Europe PMC), when given, are stacked on the articles in their own colour."""
     from matplotlib.ticker import MaxNLocator
+
+    preprints = preprints or {}
+    topics = sorted(set(grid) | set(preprints))
+    zero = [0] * len(years)
+    totals = [[a + p for a, p in zip(grid.get(t, zero), preprints.get(t, zero), strict=True)]
+              for t in topics]
+    fig = _figure(8.5, 1.0 + 1.6 * len(topics))
+    axes = fig.subplots(len(topics), 1, squeeze=False, sharex=True, sharey=True)[:, 0]
+    top = max(1, max(max(t) for t in totals)) * 1.1
+    for ax, topic in zip(axes, topics, strict=True):
+        counts = grid.get(topic, zero)
+        ax.bar(years, counts, width=0.8, color="#3288bd", label="articles")
+        if any(preprints.get(topic, zero)):
+            ax.bar(years, preprints[topic], width=0.8, bottom=counts, color="#fdae61",
+                   label="preprints")
+        ax.set_title(topic, loc="left", fontsize=10)
+        ax.set_ylabel("articles" if not preprints else "works", fontsize=9)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=4))
+        ax.set_ylim(bottom=0, top=top)
+        ax.grid(axis="y", color="#e5e5e5")
+        ax.set_axisbelow(True)
+        ax.spines[["top", "right"]].set_visible(False)
+    if any(any(v) for v in preprints.values()):
+        handles = [h for ax in axes for h in ax.get_legend_handles_labels()[0]]
+        labels = [lab for ax in axes for lab in ax.get_legend_handles_labels()[1]]
+        unique = dict(zip(labels, handles, strict=True))
+        fig.legend(list(unique.values()), list(unique), loc="outside right upper",
+                   frameon=False, fontsize=9)
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True, nbins=min(len(years), 12)))
+    axes[-1].set_xlim(years[0] - 0.6, years[-1] + 0.6)
+    axes[-1].set_xlabel("publication year")
+    fig.suptitle("Publications per year, by topic")
+    return fig
+
+
+def chart_publications(store: Store, path: Path) -> Image | None:
+    """Publications per year: one panel of bars per topic (``publications_figure``),
+    articles and preprints."""
+    import pandas as pd
 
     articles = store.query("publications_per_year")
     preprints = store.query("preprints_per_year")
     years, _ = publications_grid(pd.concat([articles, preprints], ignore_index=True))
     if not years:
         return None
-    arts, pres = _per_year(articles, years), _per_year(preprints, years)
-    topics = sorted(set(arts) | set(pres))
-    fig = _figure(8.5, 1.0 + 1.6 * len(topics))
-    axes = fig.subplots(len(topics), 1, squeeze=False, sharex=True)[:, 0]
-    for ax, topic in zip(axes, topics, strict=True):
-        a = arts.get(topic, [0] * len(years))
-        p = pres.get(topic, [0] * len(years))
-        ax.bar(years, a, width=0.8, color="#3288bd", label="articles")
-        if any(p):
-            ax.bar(years, p, width=0.8, bottom=a, color="#fdae61", label="preprints")
-        ax.set_title(topic, loc="left", fontsize=10)
-        ax.set_ylabel("works", fontsize=9)
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=4))
-        ax.set_ylim(bottom=0, top=max(1, max(x + y for x, y in zip(a, p, strict=True))) * 1.1)
-        ax.grid(axis="y", color="#e5e5e5")
-        ax.set_axisbelow(True)
-        ax.spines[["top", "right"]].set_visible(False)
-    if not preprints.empty:
-        handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside right upper", frameon=False, fontsize=9)
-    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True, nbins=min(len(years), 12)))
-    axes[-1].set_xlim(years[0] - 0.6, years[-1] + 0.6)
-    axes[-1].set_xlabel("publication year")
-    fig.suptitle("Publications per year, by topic")
-    _save(fig, path)
+    _save(publications_figure(years, _per_year(articles, years),
+                              _per_year(preprints, years)), path)
     return Image(f"{CHARTS_DIR}/{path.name}",
                  "Bar charts: articles and preprints per year, one panel per topic, empty "
                  "years as zero")
