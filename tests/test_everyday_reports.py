@@ -208,3 +208,32 @@ def test_chart_draws_one_year_and_forty(tmp_path: Path) -> None:
             save(store, RUN1, WHEN1, "t", "pubmed", articles(*specs))
             image = chart_publications(store, tmp_path / f"{name}.png")
         assert image is not None and (tmp_path / f"{name}.png").stat().st_size > 1000
+
+
+def test_runs_table_goes_run_by_run_and_says_which_run(tmp_path: Path) -> None:
+    """Seen in a screenshot of a week's report: rows of three runs interleaved by start
+    second and topic name, with no run column, and every error repeating its row's topic
+    and source."""
+    with Store(tmp_path / "s.sqlite") as store:
+        # the first run's topics start in different seconds, ctgov's between pubmed's
+        for topic, source, when in (("zeta", "pubmed", "2026-01-01T06:00:00Z"),
+                                    ("alpha", "ctgov", "2026-01-01T06:00:01Z"),
+                                    ("alpha", "pubmed", "2026-01-01T06:00:02Z")):
+            save(store, RUN1, when, topic, source, [])
+        store.start_run(RUN2, "zeta", "pubmed", WHEN2, (None, WHEN2[:10]))
+        store.finish_run(RUN2, "zeta", "pubmed", WHEN2, "failed",
+                         error="[pubmed topic 'zeta'] pubmed unreachable at http://127.0.0.1:9")
+        out = write_report(store, tmp_path / "r", [RUN1, RUN2], "t", TODAY)
+    md = (out / "summary.md").read_text(encoding="utf-8")
+    runs = md.split("## Runs", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split(" | ")[:3] for line in runs.splitlines() if line.startswith("| 2026")]
+    assert rows == [["| 2026-01-01 06:00", "alpha", "ctgov"],
+                    ["| 2026-01-01 06:00", "zeta", "pubmed"],
+                    ["| 2026-01-01 06:00", "alpha", "pubmed"],
+                    ["| 2026-02-01 06:00", "zeta", "pubmed"]]
+    assert "| pubmed unreachable at http://127.0.0.1:9 |" in runs
+    assert "[pubmed topic" not in runs
+    # in the HTML, only the error column wraps (topic names wrapped at every hyphen)
+    html = (out / "summary.html").read_text(encoding="utf-8")
+    assert '<table class="runs">' in html
+    assert "table.runs td:not(:last-child) { white-space: nowrap; }" in html

@@ -844,7 +844,7 @@ QUERIES: dict[str, str] = {
     "report_runs": """
         SELECT run_id, topic, source, status, started_at, finished_at, window_start,
           window_end, n_found, n_new, n_updated, n_requests, n_retries, error
-        FROM runs WHERE run_id IN (:run_ids) ORDER BY started_at, run_id, source, topic""",
+        FROM runs WHERE run_id IN (:run_ids) ORDER BY run_id, source, started_at, topic""",
     # Per topic and source: records tracked, new to the topic in the window, and updated in
     # it (already matched before; content changed by one of the window's runs, or withdrawn
     # by PubMed, which changes no content).
