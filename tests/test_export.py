@@ -29,7 +29,7 @@ def test_csv_export_writes_every_table_and_the_dictionary(tmp_path: Path,
     assert result.exit_code == 0, result.output
     out = data_dir / "export"
     with Store(data_dir / "littrack.sqlite") as store:
-        tables = exported_tables(store)
+        tables = exported_tables()
         counts = {t: len(store.frame(t)) for t in tables}
     assert "raw_records" not in tables and "trials_due_unreported" in tables
     assert sorted(p.name for p in out.iterdir()) == sorted(

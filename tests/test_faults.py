@@ -42,7 +42,7 @@ API_KEY = "fault-test-key-5dc1"  # with a key the E-utilities fake allows 10 req
 FIXED_NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 # Columns that name a run or a moment: they differ between two correct runs by design.
 VOLATILE = frozenset({"first_seen_at", "last_seen_at", "updated_at", "fetched_at",
-                      "observed_at", "run_id", "first_seen_run", "last_seen_run"})
+                      "observed_at", "run_id", "first_seen_run", "last_seen_run", "applied_at"})
 
 
 def fixed_clock() -> datetime:

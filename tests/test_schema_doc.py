@@ -4,48 +4,49 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from littrack import schema_doc
 from littrack.store import Store
+from littrack.tables import RELATIONS, Table
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "schema.md"
 
 
-@pytest.fixture
-def fresh(tmp_path: Path):
+def test_every_declared_column_is_described() -> None:
+    missing = [f"{r.name}.{c.name}" for r in RELATIONS for c in r.fields
+               if not c.description.strip()]
+    assert missing == []
+    assert all(r.description.strip() for r in RELATIONS)
+
+
+def test_the_declaration_names_every_relation_of_a_fresh_store(tmp_path: Path) -> None:
     with Store(tmp_path / "fresh.sqlite") as store:
-        yield store
-
-
-def test_every_column_of_a_fresh_store_is_described(fresh: Store) -> None:
-    assert schema_doc.undocumented(fresh) == []
-
-
-def test_no_description_outlives_its_column(fresh: Store) -> None:
-    actual = {t: {c["name"] for c in fresh.columns(t)} for t in fresh.table_names()}
-    for table, doc in schema_doc.TABLES.items():
-        assert table in actual, f"schema_doc describes {table}, which the store lacks"
-        assert set(doc.columns) <= actual[table], (table, set(doc.columns) - actual[table])
-        assert doc.group in schema_doc.GROUPS and doc.description.strip()
+        names = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master WHERE type "
+                                                "IN ('table', 'view')")}
+        assert names == {r.name for r in RELATIONS}
+        for relation in RELATIONS:
+            assert [c[1] for c in store.db.execute(f"PRAGMA table_info({relation.name})")] == [
+                c.name for c in relation.fields], relation.name
 
 
 def test_committed_docs_equal_the_rendering() -> None:
-    assert DOC.read_text(encoding="utf-8") == schema_doc.render_fresh(), (
+    assert DOC.read_text(encoding="utf-8") == schema_doc.render_markdown(), (
         "docs/schema.md is stale: run `python -m littrack.schema_doc docs/schema.md`")
 
 
-def test_rendering_lists_keys_types_and_views(fresh: Store) -> None:
-    text = schema_doc.render_markdown(fresh)
+def test_rendering_lists_keys_types_and_views() -> None:
+    text = schema_doc.render_markdown()
     assert "| **nct_id** | text | NCT number. |" in text
     assert "| enrollment | integer | Enrollment count (empty when unknown). |" in text
+    assert "| started_at | timestamp | When the topic started (UTC). |" in text
     assert "### trials_due_unreported\n\n*view*." in text
     assert "### trials\n\n*table*." in text
-    only = schema_doc.render_markdown(fresh, tables=["runs"])
+    only = schema_doc.render_markdown(["runs"])
     assert "### runs" in only and "### trials" not in only
 
 
-def test_raw_blobs_are_not_exported(fresh: Store) -> None:
-    tables = schema_doc.exported_tables(fresh)
-    assert "raw_records" not in tables
-    assert set(tables) == set(fresh.table_names()) - {"raw_records"}
+def test_bookkeeping_blobs_are_not_exported() -> None:
+    tables = schema_doc.exported_tables()
+    assert "raw_records" not in tables and "schema_migrations" not in tables
+    assert set(tables) == {r.name for r in RELATIONS if isinstance(r, Table)
+                           or r.name == "trials_due_unreported"} - {"raw_records",
+                                                                     "schema_migrations"}

@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -198,10 +198,11 @@ def rebuild(ctx: click.Context, source: str | None, wait: float) -> None:
     from littrack.lock import DataDirLock
     from littrack.normalize import ctgov, pubmed
     from littrack.store import Store
+    from littrack.vocab import utc_now
 
     settings = _settings(ctx)
     parsers = {"pubmed": pubmed.normalize_raw, "ctgov": ctgov.normalize_raw}
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = utc_now()
     with DataDirLock(settings.data_dir, wait), Store(settings.db_path) as store:
         for src in [source] if source else ["pubmed", "ctgov"]:
             parse = parsers[src]

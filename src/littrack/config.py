@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from littrack.errors import ConfigError
+from littrack.vocab import DATABASE_FILE
 
 DEFAULT_CONFIG = Path("config/littrack.toml")
 DEFAULT_EUTILS_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils"
@@ -118,7 +119,7 @@ class Settings:
 
     @property
     def db_path(self) -> Path:
-        return self.data_dir / "littrack.sqlite"
+        return self.data_dir / DATABASE_FILE
 
     @property
     def reports_dir(self) -> Path:

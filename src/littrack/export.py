@@ -13,15 +13,17 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from littrack.errors import ConfigError
 from littrack.reports import write_csv
 from littrack.schema_doc import exported_tables, render_markdown
 from littrack.store import Store
+from littrack.tables import BY_NAME
 
 if TYPE_CHECKING:
     import pandas as pd
+    from pandas.api.extensions import ExtensionDtype
 
 FORMATS = ("csv", "parquet")
 PARQUET_INSTALL = "pip install 'littrack[parquet]'"
@@ -51,21 +53,25 @@ def ensure_replaceable(folder: Path, marker: str) -> None:
                           f"{marker}, so littrack did not write it; choose another --out")
 
 
-def typed(frame: pd.DataFrame, columns: list[dict[str, Any]]) -> pd.DataFrame:
-    """Give columns the store's declared types (INTEGER → nullable Int64, TEXT → string).
+
+def _dtypes() -> dict[str, ExtensionDtype]:
+    """Declared type → pandas dtype: nullable integers and floats, strings for text, times."""
+    import pandas as pd
+
+    return {"integer": pd.Int64Dtype(), "real": pd.Float64Dtype(), "text": pd.StringDtype(),
+            "timestamp": pd.StringDtype()}
+
+
+def typed(frame: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Give columns their declared types (``tables.py``; integer → nullable Int64, …).
 
     Without this an integer column with a NULL comes out as float, and an all-NULL text
     column has no type at all, so the Parquet schema would change with the data.
     """
-    out = frame.copy()
-    for col in columns:
-        name, kind = col["name"], (col["type"] or "").upper()
-        if name not in out.columns:
-            continue
-        if kind == "INTEGER":
-            out[name] = out[name].astype("Int64")
-        elif kind == "TEXT":
-            out[name] = out[name].astype("string")
+    out, dtypes = frame.copy(), _dtypes()
+    for col in BY_NAME[table].fields:
+        if col.name in out.columns and col.type in dtypes:
+            out[col.name] = out[col.name].astype(dtypes[col.type])
     return out
 
 
@@ -85,17 +91,17 @@ def export(store: Store, out_dir: Path, fmt: str = "csv") -> list[Path]:
     names: list[str] = []
     try:
         with store.snapshot():
-            tables = exported_tables(store)
+            tables = exported_tables()
             for table in tables:
                 frame = store.frame(table)
                 name = f"{table}.{fmt}"
                 if fmt == "csv":
                     write_csv(frame, tmp / name)
                 else:
-                    typed(frame, store.columns(table)).to_parquet(tmp / name, index=False,
+                    typed(frame, table).to_parquet(tmp / name, index=False,
                                                                   engine="pyarrow")
                 names.append(name)
-            (tmp / DICTIONARY).write_text(render_markdown(store, tables=tables),
+            (tmp / DICTIONARY).write_text(render_markdown(tables),
                                           encoding="utf-8")
             names.append(DICTIONARY)
     except BaseException:

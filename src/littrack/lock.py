@@ -14,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 
 from littrack.errors import LockTimeout
+from littrack.vocab import utc_now
 
 POLL_SECONDS = 0.2
 
@@ -44,8 +45,7 @@ class DataDirLock:
                         f"Try again later or raise --wait.") from None
                 time.sleep(POLL_SECONDS)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%S')}".encode(),
-                  0)
+        os.pwrite(fd, f"pid {os.getpid()} since {utc_now()}".encode(), 0)
         self._fd = fd
 
     def release(self) -> None:

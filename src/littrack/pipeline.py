@@ -33,6 +33,7 @@ from littrack.sources.ctgov import ClinicalTrials
 from littrack.sources.pubmed import PubMed, SearchResult
 from littrack.store import Store
 from littrack.tables import SOURCES
+from littrack.vocab import TIMESTAMP_FORMAT
 from littrack.windows import Window, next_window
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def utcnow() -> datetime:
 
 
 def iso(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.strftime(TIMESTAMP_FORMAT)
 
 
 def new_run_id(now: datetime) -> str:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from littrack.config import Schedule, Settings
 from littrack.errors import ConfigError, LittrackError, LockTimeout
+from littrack.vocab import utc_stamp
 
 if TYPE_CHECKING:
     from apscheduler.triggers.base import BaseTrigger
@@ -432,7 +433,7 @@ def status(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
             "last_run": run, "last_ok_at": last_ok, "watermark": mark,
         })
     return {"config": str(settings.config_path), "database": str(db),
-            "database_exists": db.exists(), "now": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "database_exists": db.exists(), "now": utc_stamp(now),
             "topics": rows, "counts": counts}
 
 

@@ -10,7 +10,8 @@ Why it is shaped this way:
   whole) and appends its tracked field changes to ``trial_changes`` / ``article_changes``.
 * The raw record is kept, zlib-compressed, so ``rebuild`` can re-run a fixed normalizer
   without asking the services again.
-* The schema is versioned with ``PRAGMA user_version``; migrations run at open.
+* The schema is declared in ``tables.py``; the frozen steps of ``migrations.py`` bring any
+  store, new or written by an older release, up to it when the store is opened.
 """
 
 from __future__ import annotations
@@ -25,145 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from littrack import changes
+from littrack import changes, migrations
 from littrack.errors import ConfigError, StoreError
 from littrack.normalize import Normalized
-from littrack.tables import MAIN_TABLE, RECORD_TABLES, Table
+from littrack.tables import BOOKKEEPING, BY_NAME, MAIN_TABLE, RECORD_TABLES, UNREPORTED_SQL, Table
+from littrack.vocab import DATABASE_FILE, utc_now
 
 if TYPE_CHECKING:
     import pandas as pd
-
-SCHEMA_VERSION = 3
-BOOKKEEPING = ("first_seen_at", "last_seen_at", "updated_at")
-_INTEGER_COLUMNS = {
-    "position", "affiliation_position", "pub_year", "is_major", "is_retracted", "has_erratum",
-    "has_concern", "is_retraction_notice", "is_deleted", "enrollment", "has_results",
-}
-
-
-def _ddl_record_table(t: Table, main: bool) -> str:
-    cols = [f"{c} {'INTEGER' if c in _INTEGER_COLUMNS else 'TEXT'}"
-            + (" NOT NULL" if c in t.key else "") for c in t.columns]
-    if main:
-        cols += [f"{c} TEXT NOT NULL" for c in BOOKKEEPING]
-    cols.append(f"PRIMARY KEY ({', '.join(t.key)})")
-    return f"CREATE TABLE IF NOT EXISTS {t.name} (\n  " + ",\n  ".join(cols) + "\n)"
-
-
-def _schema_v1() -> list[str]:
-    stmts = []
-    for source, tables in RECORD_TABLES.items():
-        for t in tables:
-            stmts.append(_ddl_record_table(t, main=t is MAIN_TABLE[source]))
-    stmts += [
-        """CREATE TABLE IF NOT EXISTS raw_records (
-  source TEXT NOT NULL, record_id TEXT NOT NULL, content_hash TEXT NOT NULL,
-  fetched_at TEXT NOT NULL, run_id TEXT NOT NULL, raw BLOB NOT NULL,
-  PRIMARY KEY (source, record_id))""",
-        """CREATE TABLE IF NOT EXISTS topic_matches (
-  topic TEXT NOT NULL, source TEXT NOT NULL, record_id TEXT NOT NULL,
-  first_seen_run TEXT NOT NULL, last_seen_run TEXT NOT NULL,
-  PRIMARY KEY (topic, source, record_id))""",
-        "CREATE INDEX IF NOT EXISTS topic_matches_first ON topic_matches (first_seen_run)",
-        "CREATE INDEX IF NOT EXISTS topic_matches_record ON topic_matches (source, record_id)",
-        """CREATE TABLE IF NOT EXISTS runs (
-  run_id TEXT NOT NULL, topic TEXT NOT NULL, source TEXT NOT NULL,
-  started_at TEXT NOT NULL, finished_at TEXT, status TEXT NOT NULL
-    CHECK (status IN ('running', 'ok', 'failed')),
-  window_start TEXT, window_end TEXT,
-  n_found INTEGER, n_new INTEGER, n_updated INTEGER, n_requests INTEGER, n_retries INTEGER,
-  error TEXT,
-  PRIMARY KEY (run_id, topic, source))""",
-        "CREATE INDEX IF NOT EXISTS runs_topic ON runs (topic, source, started_at)",
-        "CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at)",
-        """CREATE TABLE IF NOT EXISTS watermarks (
-  topic TEXT NOT NULL, source TEXT NOT NULL, watermark TEXT NOT NULL,
-  data_timestamp TEXT, run_id TEXT NOT NULL, updated_at TEXT NOT NULL,
-  PRIMARY KEY (topic, source))""",
-        """CREATE TABLE IF NOT EXISTS trial_changes (
-  nct_id TEXT NOT NULL, run_id TEXT NOT NULL, observed_at TEXT NOT NULL,
-  field TEXT NOT NULL, old_value TEXT, new_value TEXT)""",
-        "CREATE INDEX IF NOT EXISTS trial_changes_run ON trial_changes (run_id)",
-        "CREATE INDEX IF NOT EXISTS trial_changes_nct ON trial_changes (nct_id)",
-        """CREATE TABLE IF NOT EXISTS article_changes (
-  pmid TEXT NOT NULL, run_id TEXT NOT NULL, observed_at TEXT NOT NULL,
-  field TEXT NOT NULL, old_value TEXT, new_value TEXT)""",
-        "CREATE INDEX IF NOT EXISTS article_changes_run ON article_changes (run_id)",
-        """CREATE TABLE IF NOT EXISTS trial_publication_links (
-  nct_id TEXT NOT NULL, pmid TEXT NOT NULL, evidence TEXT NOT NULL,
-  first_seen_run TEXT NOT NULL,
-  PRIMARY KEY (nct_id, pmid, evidence))""",
-        "CREATE INDEX IF NOT EXISTS links_pmid ON trial_publication_links (pmid)",
-        "CREATE INDEX IF NOT EXISTS links_run ON trial_publication_links (first_seen_run)",
-        """CREATE TABLE IF NOT EXISTS missing_records (
-  source TEXT NOT NULL, record_id TEXT NOT NULL, topic TEXT NOT NULL, run_id TEXT NOT NULL,
-  observed_at TEXT NOT NULL,
-  PRIMARY KEY (source, record_id, topic))""",
-        "CREATE INDEX IF NOT EXISTS articles_entrez ON articles (entrez_date)",
-        "CREATE INDEX IF NOT EXISTS trials_completion ON trials (primary_completion_date)",
-    ]
-    return stmts
-
-
-# Trials whose primary completion date (a partial "2024-05" counts as the month's last day)
-# is more than 12 months past, with no results on ClinicalTrials.gov and no linked results
-# publication: a ``RESULT`` reference with a PMID in the record, or a linked article typed as
-# a trial report (protocols do not count). Withdrawn trials never enrolled anyone, so they
-# owe no results. ``{today}`` is ``date('now')`` in the view, a parameter in the report.
-_UNREPORTED_SQL = """
-SELECT t.nct_id, t.brief_title AS title, t.overall_status AS status, t.phase,
-  t.lead_sponsor AS sponsor, t.primary_completion_date, t.primary_completion_date_type,
-  t.due_date, CAST(julianday({today}) - julianday(t.due_date) AS INTEGER) AS days_overdue,
-  (SELECT COUNT(DISTINCT l.pmid) FROM trial_publication_links l WHERE l.nct_id = t.nct_id)
-    AS linked_pmids,
-  (SELECT GROUP_CONCAT(topic, '; ') FROM (SELECT DISTINCT topic FROM topic_matches m
-     WHERE m.source = 'ctgov' AND m.record_id = t.nct_id ORDER BY topic)) AS topics,
-  'https://clinicaltrials.gov/study/' || t.nct_id AS url
-FROM (SELECT trials.*, date(CASE
-        WHEN length(primary_completion_date) = 4 THEN primary_completion_date || '-12-31'
-        WHEN length(primary_completion_date) = 7
-          THEN date(primary_completion_date || '-01', '+1 month', '-1 day')
-        ELSE date(primary_completion_date) END, '+12 months') AS due_date
-      FROM trials) t
-WHERE t.due_date < {today}
-  AND COALESCE(t.has_results, 0) = 0 AND t.results_first_posted IS NULL
-  AND COALESCE(t.overall_status, '') <> 'WITHDRAWN'
-  AND NOT EXISTS (SELECT 1 FROM trial_references r WHERE r.nct_id = t.nct_id
-                  AND r.type = 'RESULT' AND r.pmid IS NOT NULL)
-  AND NOT EXISTS (SELECT 1 FROM trial_publication_links l
-                  JOIN article_publication_types pt ON pt.pmid = l.pmid
-                  WHERE l.nct_id = t.nct_id AND (pt.publication_type LIKE 'Clinical Trial, Phase%'
-                    OR pt.publication_type IN ('Clinical Trial', 'Controlled Clinical Trial',
-                      'Randomized Controlled Trial', 'Pragmatic Clinical Trial',
-                      'Equivalence Trial', 'Adaptive Clinical Trial')))
-ORDER BY t.due_date, t.nct_id"""
-
-
-def _schema_v2() -> list[str]:
-    return [
-        # Linked records fetched because a tracked record cites them: at most one attempt
-        # each, so a PMID or NCT number the service does not have is not asked for forever.
-        """CREATE TABLE IF NOT EXISTS linked_fetches (
-  source TEXT NOT NULL, record_id TEXT NOT NULL, run_id TEXT NOT NULL,
-  attempted_at TEXT NOT NULL, outcome TEXT NOT NULL,
-  PRIMARY KEY (source, record_id))""",
-        "CREATE VIEW IF NOT EXISTS trials_due_unreported AS "
-        + _UNREPORTED_SQL.format(today="date('now')"),
-    ]
-
-
-def _schema_v3() -> list[str]:
-    return [
-        # What the summary's queries need at 1,000,000 articles (bench/store_scale.py): the
-        # records a window's runs saved (``topic_counts``: "updated"), and publication years
-        # read from an index instead of from whole article rows (``publications_per_year``).
-        "CREATE INDEX IF NOT EXISTS raw_records_run ON raw_records (run_id)",
-        "CREATE INDEX IF NOT EXISTS articles_year ON articles (pmid, pub_year, is_deleted)",
-    ]
-
-
-MIGRATIONS: dict[int, list[str]] = {1: _schema_v1(), 2: _schema_v2(), 3: _schema_v3()}
-
 
 @dataclass
 class SaveResult:
@@ -192,13 +62,21 @@ class Store:
             # behind our back halfway through a topic.
             self.db = sqlite3.connect(self.path, isolation_level=None, timeout=60,
                                       check_same_thread=False)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot open database: {exc}") from None
+        try:
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
+            migrations.migrate(self.db, str(self.path), utc_now())
+            # After migrating (a step that rebuilds tables needs them off): child rows must
+            # belong to a stored record (tables.py declares which).
             self.db.execute("PRAGMA foreign_keys=ON")
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: cannot open database: {exc}") from None
-        self._migrate()
+        except BaseException as exc:
+            self.db.close()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise StoreError(f"{self.path}: cannot open database: {exc}") from None
+            raise
 
     def close(self) -> None:
         self.db.close()
@@ -210,21 +88,6 @@ class Store:
         self.close()
 
     # ---- schema ----------------------------------------------------------------------
-    def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"{self.path}: schema version {version} is newer than this "
-                             f"littrack understands ({SCHEMA_VERSION}); upgrade littrack")
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            with self.transaction():
-                for stmt in MIGRATIONS[target]:
-                    self.db.execute(stmt)
-                self.db.execute(f"PRAGMA user_version = {target}")
-
-    @property
-    def schema_version(self) -> int:
-        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
-
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception (incl. KeyboardInterrupt)."""
@@ -418,6 +281,7 @@ class Store:
 
     def _log_changes(self, rec: Normalized, old: dict[str, Any], new: dict[str, Any],
                      now: str, run_id: str) -> None:
+        fields: tuple[str, ...]
         if rec.source == "ctgov":
             table, key, fields = "trial_changes", "nct_id", changes.TRIAL_TRACKED
         else:
@@ -545,24 +409,9 @@ class Store:
         return {n: int(self.db.execute(f"SELECT COUNT(*) FROM {n}").fetchone()[0])
                 for n in names}
 
-    def table_names(self) -> list[str]:
-        rows = self.db.execute("SELECT name FROM sqlite_master WHERE type IN ('table','view') "
-                               "AND name NOT LIKE 'sqlite_%' ORDER BY name")
-        return [r[0] for r in rows]
-
-    def view_names(self) -> list[str]:
-        """The names among ``table_names`` that are views (derived, never written)."""
-        rows = self.db.execute("SELECT name FROM sqlite_master WHERE type = 'view' "
-                               "ORDER BY name")
-        return [r[0] for r in rows]
-
-    def columns(self, table: str) -> list[dict[str, Any]]:
-        self._check_table(table)
-        return [dict(r) for r in self.db.execute(f"PRAGMA table_info({table})")]
-
     def _check_table(self, table: str) -> None:
-        if table not in self.table_names():
-            raise ConfigError(f"unknown table {table!r} (known: {', '.join(self.table_names())})")
+        if table not in BY_NAME:
+            raise ConfigError(f"unknown table {table!r} (known: {', '.join(sorted(BY_NAME))})")
 
     def frame(self, table: str) -> pd.DataFrame:
         """A whole table (raw blobs excluded) as a DataFrame."""
@@ -642,7 +491,7 @@ QUERIES: dict[str, str] = {
           AND EXISTS (SELECT 1 FROM topic_matches m WHERE (m.source = 'ctgov'
                 AND m.record_id = l.nct_id) OR (m.source = 'pubmed' AND m.record_id = l.pmid))
         ORDER BY l.nct_id, l.pmid, l.evidence""",
-    "unreported_trials": _UNREPORTED_SQL.format(today=":today"),
+    "unreported_trials": UNREPORTED_SQL.format(today=":today"),
     "report_runs": """
         SELECT run_id, topic, source, status, started_at, finished_at, window_start,
           window_end, n_found, n_new, n_updated, n_requests, n_retries, error
@@ -686,7 +535,7 @@ def load_table(table: str, data_dir: str | Path | None = None,
         from littrack.config import load_settings
 
         data_dir = load_settings(config).data_dir
-    path = Path(data_dir) / "littrack.sqlite"
+    path = Path(data_dir) / DATABASE_FILE
     if not path.exists():
         raise ConfigError(f"{path}: no littrack database here (run `littrack run` first)")
     with Store(path) as store:

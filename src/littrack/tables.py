@@ -1,8 +1,15 @@
-"""The tidy tables: one truth shared by the normalizers (which emit rows) and the store.
+"""Every table and view of the store, declared once: columns, types, keys, meanings.
 
-Each record table lists the columns a normalizer fills; the store adds the bookkeeping
-columns (``first_seen_at``, ``last_seen_at``, ``updated_at`` on the main tables). Child
-tables are replaced as a whole for a record each time the record changes, so their keys
+Why one declaration: the normalizers emit rows in these columns, the store writes them, the
+data dictionary (``docs/schema.md``) and the export's column types are derived from here, and
+a test checks that the frozen migration history (``migrations.py``) builds exactly this
+schema. So a column added here without a migration step, or a view edited without one, fails
+a test instead of failing a deployed store with "no such column".
+
+Types are portable names (``text``, ``integer``, ``real``, ``blob``, ``timestamp``), mapped to
+each database's own types by ``sql_type``; a ``timestamp`` is stored as UTC ISO 8601 text
+(``vocab.TIMESTAMP_FORMAT``) everywhere, so values compare and sort the same on every backend.
+Child record tables are replaced as a whole for a record each time it changes, so their keys
 only need to be unique within one record.
 """
 
@@ -10,89 +17,692 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+TYPES = ("text", "integer", "real", "blob", "timestamp")
+_SQLITE_TYPES = {"text": "TEXT", "integer": "INTEGER", "real": "REAL", "blob": "BLOB",
+                 "timestamp": "TEXT"}
+BOOKKEEPING = ("first_seen_at", "last_seen_at", "updated_at")  # the store fills these
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: portable type, meaning, NOT NULL, and the values it may hold (if closed)."""
+
+    name: str
+    type: str
+    description: str
+    required: bool = False
+    choices: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.type not in TYPES:
+            raise ValueError(f"column {self.name}: unknown type {self.type!r}")
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """``columns`` name a row of ``table`` (by its key ``refers``)."""
+
+    columns: tuple[str, ...]
+    table: str
+    refers: tuple[str, ...]
+
 
 @dataclass(frozen=True)
 class Table:
-    """A record table: its name, the columns a normalizer fills, its key and its parent key."""
+    """A stored table. ``record_key`` names the record a row belongs to (record tables)."""
 
     name: str
-    columns: tuple[str, ...]
-    key: tuple[str, ...]
-    record_key: str  # the column naming the record (pmid / nct_id)
+    group: str
+    description: str
+    fields: tuple[Column, ...]
+    key: tuple[str, ...] = ()
+    record_key: str = ""
+    indexes: tuple[Index, ...] = ()
+    exported: bool = True
+    foreign_keys: tuple[ForeignKey, ...] = ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The columns a row carries as its producer writes it (the store adds bookkeeping)."""
+        return tuple(c.name for c in self.fields if c.name not in BOOKKEEPING)
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.fields if c.name == name)
 
 
-def _t(name: str, record_key: str, key: tuple[str, ...], columns: str) -> Table:
-    return Table(name, tuple(columns.split()), key, record_key)
+@dataclass(frozen=True)
+class View:
+    """A view: derived from the tables, never written. ``sql`` is its SQLite definition."""
+
+    name: str
+    group: str
+    description: str
+    fields: tuple[Column, ...]
+    sql: str = ""
+    exported: bool = True
 
 
-# --- PubMed -------------------------------------------------------------------------------
-ARTICLES = _t(
-    "articles", "pmid", ("pmid",),
-    "pmid record_type title vernacular_title abstract journal journal_iso volume issue pages "
-    "pub_year pub_date pub_date_text epub_date entrez_date doi pmcid language medline_status "
-    "is_retracted has_erratum has_concern is_retraction_notice is_deleted",
-)
-ARTICLE_AUTHORS = _t(
-    "article_authors", "pmid", ("pmid", "position"),
-    "pmid position last_name fore_name initials collective_name orcid affiliation",
-)
-ARTICLE_AFFILIATIONS = _t(
-    "article_author_affiliations", "pmid", ("pmid", "position", "affiliation_position"),
-    "pmid position affiliation_position affiliation",
-)
-ARTICLE_MESH = _t(
-    "article_mesh", "pmid", ("pmid", "descriptor_ui", "qualifier_ui"),
-    "pmid descriptor_ui descriptor qualifier_ui qualifier is_major",
-)
-ARTICLE_PUBLICATION_TYPES = _t(
-    "article_publication_types", "pmid", ("pmid", "publication_type"),
-    "pmid publication_type ui",
-)
-ARTICLE_KEYWORDS = _t(
-    "article_keywords", "pmid", ("pmid", "keyword"), "pmid keyword owner is_major",
-)
-ARTICLE_TRIAL_IDS = _t(
-    "article_trial_ids", "pmid", ("pmid", "nct_id"), "pmid nct_id",
-)
-ARTICLE_IDS = _t(
-    "article_ids", "pmid", ("pmid", "id_type", "value"), "pmid id_type value",
-)
-ARTICLE_COMMENTS = _t(
-    "article_comments", "pmid", ("pmid", "ref_type", "ref_source"),
-    "pmid ref_type ref_pmid ref_source",
-)
+Relation = Table | View
 
-# --- ClinicalTrials.gov -------------------------------------------------------------------
-TRIALS = _t(
-    "trials", "nct_id", ("nct_id",),
-    "nct_id acronym brief_title official_title overall_status last_known_status why_stopped "
-    "phase study_type enrollment enrollment_type start_date start_date_type "
-    "primary_completion_date primary_completion_date_type completion_date completion_date_type "
-    "first_posted last_update_posted results_first_posted has_results lead_sponsor "
-    "lead_sponsor_class",
+
+def sql_type(column: Column, dialect: str = "sqlite") -> str:
+    """The column's type in a database's own DDL."""
+    if dialect != "sqlite":
+        raise ValueError(f"unknown SQL dialect {dialect!r}")
+    return _SQLITE_TYPES[column.type]
+
+
+def create_table_sql(table: Table, dialect: str = "sqlite") -> str:
+    """``CREATE TABLE`` for ``table`` as declared (the reference the migrations must reach)."""
+    lines = []
+    for c in table.fields:
+        line = f"{c.name} {sql_type(c, dialect)}" + (" NOT NULL" if c.required else "")
+        if c.choices:
+            line += f" CHECK ({c.name} IN ({', '.join(repr(v) for v in c.choices)}))"
+        lines.append(line)
+    if table.key:
+        lines.append(f"PRIMARY KEY ({', '.join(table.key)})")
+    for fk in table.foreign_keys:
+        lines.append(f"FOREIGN KEY ({', '.join(fk.columns)}) REFERENCES {fk.table} "
+                     f"({', '.join(fk.refers)})")
+    return f"CREATE TABLE {table.name} (\n  " + ",\n  ".join(lines) + "\n)"
+
+
+def create_sql(relation: Relation, dialect: str = "sqlite") -> list[str]:
+    """Every statement that creates ``relation`` with its indexes, as declared."""
+    if isinstance(relation, View):
+        return [f"CREATE VIEW {relation.name} AS {relation.sql}"]
+    return [create_table_sql(relation, dialect)] + [
+        f"CREATE INDEX {ix.name} ON {relation.name} ({', '.join(ix.columns)})"
+        for ix in relation.indexes]
+
+
+# Trials whose primary completion date (a partial "2024-05" counts as the month's last day)
+# is more than 12 months past, with no results on ClinicalTrials.gov and no linked results
+# publication: a ``RESULT`` reference with a PMID in the record, or a linked article typed as
+# a trial report (protocols do not count). Withdrawn trials never enrolled anyone, so they
+# owe no results. ``{today}`` is ``date('now')`` in the view, a parameter in the report.
+UNREPORTED_SQL = """
+SELECT t.nct_id, t.brief_title AS title, t.overall_status AS status, t.phase,
+  t.lead_sponsor AS sponsor, t.primary_completion_date, t.primary_completion_date_type,
+  t.due_date, CAST(julianday({today}) - julianday(t.due_date) AS INTEGER) AS days_overdue,
+  (SELECT COUNT(DISTINCT l.pmid) FROM trial_publication_links l WHERE l.nct_id = t.nct_id)
+    AS linked_pmids,
+  (SELECT GROUP_CONCAT(topic, '; ') FROM (SELECT DISTINCT topic FROM topic_matches m
+     WHERE m.source = 'ctgov' AND m.record_id = t.nct_id ORDER BY topic)) AS topics,
+  'https://clinicaltrials.gov/study/' || t.nct_id AS url
+FROM (SELECT trials.*, date(CASE
+        WHEN length(primary_completion_date) = 4 THEN primary_completion_date || '-12-31'
+        WHEN length(primary_completion_date) = 7
+          THEN date(primary_completion_date || '-01', '+1 month', '-1 day')
+        ELSE date(primary_completion_date) END, '+12 months') AS due_date
+      FROM trials) t
+WHERE t.due_date < {today}
+  AND COALESCE(t.has_results, 0) = 0 AND t.results_first_posted IS NULL
+  AND COALESCE(t.overall_status, '') <> 'WITHDRAWN'
+  AND NOT EXISTS (SELECT 1 FROM trial_references r WHERE r.nct_id = t.nct_id
+                  AND r.type = 'RESULT' AND r.pmid IS NOT NULL)
+  AND NOT EXISTS (SELECT 1 FROM trial_publication_links l
+                  JOIN article_publication_types pt ON pt.pmid = l.pmid
+                  WHERE l.nct_id = t.nct_id AND (pt.publication_type LIKE 'Clinical Trial, Phase%'
+                    OR pt.publication_type IN ('Clinical Trial', 'Controlled Clinical Trial',
+                      'Randomized Controlled Trial', 'Pragmatic Clinical Trial',
+                      'Equivalence Trial', 'Adaptive Clinical Trial')))
+ORDER BY t.due_date, t.nct_id"""
+
+
+# A child row belongs to a stored record: the record's row is written first and never deleted.
+_OF_ARTICLE = (ForeignKey(("pmid",), "articles", ("pmid",)),)
+_OF_TRIAL = (ForeignKey(("nct_id",), "trials", ("nct_id",)),)
+
+PUBMED = "PubMed"
+CTGOV = "ClinicalTrials.gov"
+HISTORY = "Change history and links"
+BOOKKEEPING_GROUP = "Runs and bookkeeping"
+GROUPS = (PUBMED, CTGOV, HISTORY, BOOKKEEPING_GROUP)
+
+ARTICLES = Table(
+    'articles', PUBMED,
+    'One row per PubMed record (journal article or book chapter), whether a topic matched it or it'
+    ' was fetched because a tracked trial links to it.',
+    key=('pmid',),
+    record_key='pmid',
+    fields=(
+        Column('pmid', 'text', 'PubMed identifier.', required=True),
+        Column('record_type', 'text', '`article` (PubmedArticle) or `book` (PubmedBookArticle).'),
+        Column('title', 'text',
+               'Article title as plain text (inline markup removed); for a whole-book record, the '
+               'book title.'),
+        Column('vernacular_title', 'text', 'Title in the original language, when not English.'),
+        Column('abstract', 'text',
+               'Abstract text; structured abstracts keep their labels as `LABEL: text` paragraphs '
+               'separated by a blank line.'),
+        Column('journal', 'text', 'Full journal title (the book title for book records).'),
+        Column('journal_iso', 'text', 'ISO abbreviation of the journal title.'),
+        Column('volume', 'text', 'Journal volume.'),
+        Column('issue', 'text', 'Journal issue.'),
+        Column('pages', 'text', 'Pagination as printed (`MedlinePgn`, else start-end page).'),
+        Column('pub_year', 'integer',
+               'Publication year (from PubDate or the first year of a MedlineDate).'),
+        Column('pub_date', 'text',
+               'Publication date, as precise as PubMed gives it: `YYYY`, `YYYY-MM` or `YYYY-MM-'
+               'DD`.'),
+        Column('pub_date_text', 'text',
+               'Publication date as printed, e.g. `1998 Dec-1999 Jan`, `2000 Spring`.'),
+        Column('epub_date', 'text', 'Electronic publication date (`ArticleDate`), `YYYY-MM-DD`.'),
+        Column('entrez_date', 'text',
+               'Date the record entered PubMed (Entrez date), `YYYY-MM-DD`.'),
+        Column('doi', 'text', 'DOI (ArticleIdList, else a valid ELocationID).'),
+        Column('pmcid', 'text', 'PubMed Central id (`PMC…`), when the article is in PMC.'),
+        Column('language', 'text', 'Language codes (ISO 639-2), joined with `|`.'),
+        Column('medline_status', 'text',
+               'MedlineCitation Status: `MEDLINE`, `PubMed-not-MEDLINE`, `In-Process`, '
+               '`Publisher`, …'),
+        Column('is_retracted', 'integer',
+               '1 when the article is retracted: publication type `Retracted Publication` or a '
+               '`RetractionIn` / `RetractedandRepublishedIn` correction.'),
+        Column('has_erratum', 'integer',
+               '1 when an erratum was published for it (`ErratumIn`, '
+               '`CorrectedandRepublishedIn`).'),
+        Column('has_concern', 'integer',
+               '1 when an expression of concern was published for it (`ExpressionOfConcernIn`).'),
+        Column('is_retraction_notice', 'integer',
+               '1 when this record *is* a retraction notice (publication type `Retraction of '
+               'Publication` or a `RetractionOf` link).'),
+        Column('is_deleted', 'integer',
+               '1 when PubMed withdrew the record (EFetch `DeleteCitation`); the row is kept, '
+               'never dropped.'),
+        Column('first_seen_at', 'timestamp',
+               'When littrack first stored the record (UTC, ISO 8601).', required=True),
+        Column('last_seen_at', 'timestamp',
+               'When a run last received the record, changed or not (UTC).', required=True),
+        Column('updated_at', 'timestamp',
+               "When the record's content last changed in the store (UTC).", required=True),
+    ),
+    indexes=(
+        Index('articles_entrez', ('entrez_date',)),
+        Index('articles_year', ('pmid', 'pub_year', 'is_deleted')),
+    ),
 )
-TRIAL_PHASES = _t("trial_phases", "nct_id", ("nct_id", "phase"), "nct_id phase")
-TRIAL_CONDITIONS = _t(
-    "trial_conditions", "nct_id", ("nct_id", "condition"), "nct_id condition",
+ARTICLE_AUTHORS = Table(
+    'article_authors', PUBMED,
+    'One row per author of an article, in order (authors PubMed marks invalid are skipped).',
+    key=('pmid', 'position'),
+    record_key='pmid',
+    fields=(
+        Column('pmid', 'text', 'PubMed identifier (`articles.pmid`).', required=True),
+        Column('position', 'integer', '1-based position in the author list.', required=True),
+        Column('last_name', 'text', 'Family name (empty for a group author).'),
+        Column('fore_name', 'text', 'Given names.'),
+        Column('initials', 'text', 'Initials of the given names.'),
+        Column('collective_name', 'text', 'Name of a group author (consortium, study group).'),
+        Column('orcid', 'text', 'ORCID iD, normalized to `0000-0000-0000-000X`.'),
+        Column('affiliation', 'text',
+               "The author's first affiliation (all of them are in "
+               "`article_author_affiliations`)."),
+    ),
+    foreign_keys=_OF_ARTICLE,
 )
-TRIAL_INTERVENTIONS = _t(
-    "trial_interventions", "nct_id", ("nct_id", "position"),
-    "nct_id position type name other_names",
+ARTICLE_AFFILIATIONS = Table(
+    'article_author_affiliations', PUBMED,
+    'One row per affiliation of an author.',
+    key=('pmid', 'position', 'affiliation_position'),
+    record_key='pmid',
+    fields=(
+        Column('pmid', 'text', 'PubMed identifier.', required=True),
+        Column('position', 'integer',
+               "The author's position (`article_authors.position`).", required=True),
+        Column('affiliation_position', 'integer',
+               '1-based order of this affiliation for the author.', required=True),
+        Column('affiliation', 'text', 'Affiliation text as given.'),
+    ),
+    foreign_keys=_OF_ARTICLE,
 )
-TRIAL_LOCATIONS = _t(
-    "trial_locations", "nct_id", ("nct_id", "position"),
-    "nct_id position facility city state country status",
+ARTICLE_MESH = Table(
+    'article_mesh', PUBMED,
+    'One row per MeSH heading and qualifier of an article (a heading without qualifiers has one '
+    'row with empty qualifier columns).',
+    key=('pmid', 'descriptor_ui', 'qualifier_ui'),
+    record_key='pmid',
+    fields=(
+        Column('pmid', 'text', 'PubMed identifier.', required=True),
+        Column('descriptor_ui', 'text', 'MeSH descriptor unique id (`D…`).', required=True),
+        Column('descriptor', 'text', 'MeSH descriptor name.'),
+        Column('qualifier_ui', 'text',
+               'MeSH qualifier unique id (`Q…`); empty string when none.', required=True),
+        Column('qualifier', 'text', 'MeSH qualifier (subheading) name; empty string when none.'),
+        Column('is_major', 'integer',
+               '1 when the descriptor or this qualifier is a major topic of the article.'),
+    ),
+    foreign_keys=_OF_ARTICLE,
 )
-TRIAL_REFERENCES = _t(
-    "trial_references", "nct_id", ("nct_id", "position"),
-    "nct_id position pmid type citation",
+ARTICLE_PUBLICATION_TYPES = Table(
+    'article_publication_types', PUBMED,
+    'One row per publication type of an article.',
+    key=('pmid', 'publication_type'),
+    record_key='pmid',
+    fields=(
+        Column('pmid', 'text', 'PubMed identifier.', required=True),
+        Column('publication_type', 'text',
+               'Publication type, e.g. `Journal Article`, `Randomized Controlled Trial`, '
+               '`Retracted Publication`.', required=True),
+        Column('ui', 'text', 'MeSH unique id of the publication type.'),
+    ),
+    foreign_keys=_OF_ARTICLE,
 )
-TRIAL_MESH = _t(
-    "trial_mesh", "nct_id", ("nct_id", "kind", "term"), "nct_id kind mesh_id term",
+ARTICLE_KEYWORDS = Table(
+    'article_keywords', PUBMED,
+    'One row per keyword of an article.',
+    key=('pmid', 'keyword'),
+    record_key='pmid',
+    fields=(
+        Column('pmid', 'text', 'PubMed identifier.', required=True),
+        Column('keyword', 'text', 'Keyword text.', required=True),
+        Column('owner', 'text', 'Who assigned it: `NOTNLM` (author keywords), `NLM`, …'),
+        Column('is_major', 'integer', '1 when marked as a major topic.'),
+    ),
+    foreign_keys=_OF_ARTICLE,
 )
-TRIAL_SECONDARY_IDS = _t(
-    "trial_secondary_ids", "nct_id", ("nct_id", "secondary_id"),
-    "nct_id secondary_id type domain",
+ARTICLE_TRIAL_IDS = Table(
+    'article_trial_ids', PUBMED,
+    'One row per ClinicalTrials.gov number an article lists in its DataBankList.',
+    key=('pmid', 'nct_id'),
+    record_key='pmid',
+    fields=(
+        Column('pmid', 'text', 'PubMed identifier.', required=True),
+        Column('nct_id', 'text', 'NCT number (validated `NCT` + 8 digits).', required=True),
+    ),
+    foreign_keys=_OF_ARTICLE,
+)
+ARTICLE_IDS = Table(
+    'article_ids', PUBMED,
+    "One row per identifier in an article's ArticleIdList.",
+    key=('pmid', 'id_type', 'value'),
+    record_key='pmid',
+    fields=(
+        Column('pmid', 'text', 'PubMed identifier.', required=True),
+        Column('id_type', 'text',
+               'Identifier type: `pubmed`, `doi`, `pmc`, `pii`, `mid`, `bookaccession`, …',
+               required=True),
+        Column('value', 'text', 'Identifier value.', required=True),
+    ),
+    foreign_keys=_OF_ARTICLE,
+)
+ARTICLE_COMMENTS = Table(
+    'article_comments', PUBMED,
+    'One row per CommentsCorrections entry: comments, errata, retractions and other linked '
+    'notices.',
+    key=('pmid', 'ref_type', 'ref_source'),
+    record_key='pmid',
+    fields=(
+        Column('pmid', 'text',
+               'PubMed identifier of the article carrying the entry.', required=True),
+        Column('ref_type', 'text',
+               'Relation, e.g. `CommentOn`, `ErratumIn`, `RetractionIn`, `ExpressionOfConcernIn`.',
+               required=True),
+        Column('ref_pmid', 'text', 'PMID of the related record, when given.'),
+        Column('ref_source', 'text', 'Citation of the related record as printed.', required=True),
+    ),
+    foreign_keys=_OF_ARTICLE,
+)
+TRIALS = Table(
+    'trials', CTGOV,
+    'One row per ClinicalTrials.gov study, whether a topic matched it or it was fetched because a '
+    'tracked article links to it. Dates are partial dates as registered (`YYYY-MM` or `YYYY-MM-'
+    'DD`).',
+    key=('nct_id',),
+    record_key='nct_id',
+    fields=(
+        Column('nct_id', 'text', 'NCT number.', required=True),
+        Column('acronym', 'text', 'Study acronym.'),
+        Column('brief_title', 'text', 'Brief title.'),
+        Column('official_title', 'text', 'Official title.'),
+        Column('overall_status', 'text',
+               'Overall recruitment status: `RECRUITING`, `COMPLETED`, `TERMINATED`, `WITHDRAWN`, '
+               '`UNKNOWN`, …'),
+        Column('last_known_status', 'text',
+               'Status before it became `UNKNOWN` (not verified for 2 years).'),
+        Column('why_stopped', 'text',
+               'Reason given for stopping early (terminated, suspended, withdrawn).'),
+        Column('phase', 'text',
+               'Phase(s) joined with `|`, e.g. `PHASE2|PHASE3`; empty when none (observational '
+               'studies).'),
+        Column('study_type', 'text', '`INTERVENTIONAL`, `OBSERVATIONAL` or `EXPANDED_ACCESS`.'),
+        Column('enrollment', 'integer', 'Enrollment count (empty when unknown).'),
+        Column('enrollment_type', 'text', '`ACTUAL` or `ESTIMATED`.'),
+        Column('start_date', 'text', 'Study start date.'),
+        Column('start_date_type', 'text', '`ACTUAL` or `ESTIMATED`.'),
+        Column('primary_completion_date', 'text',
+               "Primary completion date (last participant's primary outcome data)."),
+        Column('primary_completion_date_type', 'text', '`ACTUAL` or `ESTIMATED`.'),
+        Column('completion_date', 'text', 'Study completion date.'),
+        Column('completion_date_type', 'text', '`ACTUAL` or `ESTIMATED`.'),
+        Column('first_posted', 'text', 'Date the study was first posted, `YYYY-MM-DD`.'),
+        Column('last_update_posted', 'text', 'Date of the last posted update, `YYYY-MM-DD`.'),
+        Column('results_first_posted', 'text', 'Date results were first posted, `YYYY-MM-DD`.'),
+        Column('has_results', 'integer', '1 when results are posted on ClinicalTrials.gov.'),
+        Column('lead_sponsor', 'text', 'Lead sponsor name.'),
+        Column('lead_sponsor_class', 'text',
+               'Lead sponsor class: `INDUSTRY`, `NIH`, `FED`, `OTHER`, …'),
+        Column('first_seen_at', 'timestamp',
+               'When littrack first stored the record (UTC, ISO 8601).', required=True),
+        Column('last_seen_at', 'timestamp',
+               'When a run last received the record, changed or not (UTC).', required=True),
+        Column('updated_at', 'timestamp',
+               "When the record's content last changed in the store (UTC).", required=True),
+    ),
+    indexes=(Index('trials_completion', ('primary_completion_date',)),),
+)
+TRIAL_PHASES = Table(
+    'trial_phases', CTGOV,
+    'One row per phase of a study.',
+    key=('nct_id', 'phase'),
+    record_key='nct_id',
+    fields=(
+        Column('nct_id', 'text', 'NCT number.', required=True),
+        Column('phase', 'text', 'Phase: `EARLY_PHASE1`, `PHASE1` … `PHASE4`, `NA`.', required=True),
+    ),
+    foreign_keys=_OF_TRIAL,
+)
+TRIAL_CONDITIONS = Table(
+    'trial_conditions', CTGOV,
+    'One row per condition a study names.',
+    key=('nct_id', 'condition'),
+    record_key='nct_id',
+    fields=(
+        Column('nct_id', 'text', 'NCT number.', required=True),
+        Column('condition', 'text', 'Condition as registered.', required=True),
+    ),
+    foreign_keys=_OF_TRIAL,
+)
+TRIAL_INTERVENTIONS = Table(
+    'trial_interventions', CTGOV,
+    'One row per intervention of a study, in registry order.',
+    key=('nct_id', 'position'),
+    record_key='nct_id',
+    fields=(
+        Column('nct_id', 'text', 'NCT number.', required=True),
+        Column('position', 'integer', '1-based order in the record.', required=True),
+        Column('type', 'text', 'Intervention type: `DRUG`, `BEHAVIORAL`, `DEVICE`, …'),
+        Column('name', 'text', 'Intervention name.'),
+        Column('other_names', 'text', 'Other names of the intervention, joined with `|`.'),
+    ),
+    foreign_keys=_OF_TRIAL,
+)
+TRIAL_LOCATIONS = Table(
+    'trial_locations', CTGOV,
+    'One row per study site.',
+    key=('nct_id', 'position'),
+    record_key='nct_id',
+    fields=(
+        Column('nct_id', 'text', 'NCT number.', required=True),
+        Column('position', 'integer', '1-based order in the record.', required=True),
+        Column('facility', 'text', 'Facility name.'),
+        Column('city', 'text', 'City.'),
+        Column('state', 'text', 'State or region.'),
+        Column('country', 'text', 'Country.'),
+        Column('status', 'text', 'Recruitment status of this site.'),
+    ),
+    foreign_keys=_OF_TRIAL,
+)
+TRIAL_REFERENCES = Table(
+    'trial_references', CTGOV,
+    "One row per reference in a study's referencesModule.",
+    key=('nct_id', 'position'),
+    record_key='nct_id',
+    fields=(
+        Column('nct_id', 'text', 'NCT number.', required=True),
+        Column('position', 'integer', '1-based order in the record.', required=True),
+        Column('pmid', 'text', 'PMID of the cited article, when given.'),
+        Column('type', 'text',
+               "`BACKGROUND`, `RESULT` (a publication of this study's results) or `DERIVED` (found"
+               ' by ClinicalTrials.gov).'),
+        Column('citation', 'text', 'Citation text.'),
+    ),
+    foreign_keys=_OF_TRIAL,
+)
+TRIAL_MESH = Table(
+    'trial_mesh', CTGOV,
+    "One row per MeSH term ClinicalTrials.gov derived for a study's conditions and interventions.",
+    key=('nct_id', 'kind', 'term'),
+    record_key='nct_id',
+    fields=(
+        Column('nct_id', 'text', 'NCT number.', required=True),
+        Column('kind', 'text', '`condition` or `intervention`.', required=True),
+        Column('mesh_id', 'text', 'MeSH unique id.'),
+        Column('term', 'text', 'MeSH term.', required=True),
+    ),
+    foreign_keys=_OF_TRIAL,
+)
+TRIAL_SECONDARY_IDS = Table(
+    'trial_secondary_ids', CTGOV,
+    'One row per secondary id of a study (other registries, grants, sponsor ids).',
+    key=('nct_id', 'secondary_id'),
+    record_key='nct_id',
+    fields=(
+        Column('nct_id', 'text', 'NCT number.', required=True),
+        Column('secondary_id', 'text', 'The identifier.', required=True),
+        Column('type', 'text', 'Kind of id, e.g. `NIH`, `FDA`, `EUDRACT_NUMBER`, `OTHER`.'),
+        Column('domain', 'text', 'Issuing organization or registry.'),
+    ),
+    foreign_keys=_OF_TRIAL,
+)
+TRIAL_CHANGES = Table(
+    'trial_changes', HISTORY,
+    'One row per tracked field of a trial that changed between two runs. The first sighting of a '
+    'trial is not a change; an unchanged re-run adds nothing.',
+    key=(),
+    fields=(
+        Column('nct_id', 'text', 'NCT number.', required=True),
+        Column('run_id', 'text',
+               'The `runs.run_id` of the run that saw the change.', required=True),
+        Column('observed_at', 'timestamp', 'When the change was observed (UTC).', required=True),
+        Column('field', 'text',
+               '`overall_status`, `phase`, `enrollment`, `start_date`, `primary_completion_date`, '
+               '`completion_date`, `has_results` or `why_stopped`.', required=True),
+        Column('old_value', 'text', 'Value before, as text (empty when it was absent).'),
+        Column('new_value', 'text', 'Value after, as text (empty when it is now absent).'),
+    ),
+    indexes=(
+        Index('trial_changes_run', ('run_id',)),
+        Index('trial_changes_nct', ('nct_id',)),
+    ),
+    foreign_keys=_OF_TRIAL,
+)
+ARTICLE_CHANGES = Table(
+    'article_changes', HISTORY,
+    'One row per correction flag of an article that changed between two runs (a retraction, '
+    'erratum or expression of concern appearing; a deletion).',
+    key=(),
+    fields=(
+        Column('pmid', 'text', 'PubMed identifier.', required=True),
+        Column('run_id', 'text',
+               'The `runs.run_id` of the run that saw the change.', required=True),
+        Column('observed_at', 'timestamp', 'When the change was observed (UTC).', required=True),
+        Column('field', 'text',
+               '`is_retracted`, `has_erratum`, `has_concern` or `is_deleted`.', required=True),
+        Column('old_value', 'text', 'Value before (`0`/`1`).'),
+        Column('new_value', 'text', 'Value after (`0`/`1`).'),
+    ),
+    indexes=(Index('article_changes_run', ('run_id',)),),
+    foreign_keys=_OF_ARTICLE,
+)
+TRIAL_PUBLICATION_LINKS = Table(
+    'trial_publication_links', HISTORY,
+    'One row per trial, article and kind of evidence that links them.',
+    key=('nct_id', 'pmid', 'evidence'),
+    fields=(
+        Column('nct_id', 'text', 'NCT number.', required=True),
+        Column('pmid', 'text', 'PubMed identifier.', required=True),
+        Column('evidence', 'text',
+               "`pubmed_databank` (the article's DataBankList), `pubmed_text` (an NCT number in "
+               "its title or abstract) or `ctgov_reference` (a PMID in the study's references).",
+               required=True),
+        Column('first_seen_run', 'text',
+               'The `runs.run_id` of the run that first found the link (`rebuild` when found by '
+               '`littrack rebuild`).', required=True),
+    ),
+    indexes=(Index('links_pmid', ('pmid',)), Index('links_run', ('first_seen_run',)),),
+)
+TRIALS_DUE_UNREPORTED = View(
+    'trials_due_unreported', HISTORY,
+    'Trials whose primary completion date is more than 12 months past (a partial date counts as '
+    'the end of its month or year) with no results on ClinicalTrials.gov and no linked results '
+    'publication, i.e. neither a `RESULT` reference with a PMID nor a linked article of type '
+    '`Clinical Trial`, `Clinical Trial, Phase …`, `Controlled Clinical Trial`, `Randomized '
+    'Controlled Trial`, `Pragmatic Clinical Trial`, `Equivalence Trial` or `Adaptive Clinical '
+    "Trial`. Withdrawn trials are left out. Evaluated against today's date (UTC) when read.",
+    fields=(
+        Column('nct_id', 'text', 'NCT number.'),
+        Column('title', 'text', 'Brief title.'),
+        Column('status', 'text', 'Overall status.'),
+        Column('phase', 'text', 'Phase(s), joined with `|`.'),
+        Column('sponsor', 'text', 'Lead sponsor.'),
+        Column('primary_completion_date', 'text', 'Primary completion date as registered.'),
+        Column('primary_completion_date_type', 'text', '`ACTUAL` or `ESTIMATED`.'),
+        Column('due_date', 'text',
+               'Day results became due: the end of the primary completion period plus 12 months, '
+               '`YYYY-MM-DD`.'),
+        Column('days_overdue', 'integer', 'Days since `due_date`.'),
+        Column('linked_pmids', 'integer', 'Number of articles linked to the trial (of any type).'),
+        Column('topics', 'text',
+               'Topics that track the trial, joined with `; ` (empty for a trial fetched only '
+               'because an article links to it).'),
+        Column('url', 'text', "The study's page on ClinicalTrials.gov."),
+    ),
+    sql=UNREPORTED_SQL.format(today="date('now')"),
+)
+TOPIC_MATCHES = Table(
+    'topic_matches', BOOKKEEPING_GROUP,
+    'One row per topic and record it matched: which topic tracks what.',
+    key=('topic', 'source', 'record_id'),
+    fields=(
+        Column('topic', 'text', 'Topic name from the config.', required=True),
+        Column('source', 'text', '`pubmed` or `ctgov`.', required=True),
+        Column('record_id', 'text', 'PMID or NCT number.', required=True),
+        Column('first_seen_run', 'text',
+               'The `runs.run_id` of the run that first matched the record for the topic.',
+               required=True),
+        Column('last_seen_run', 'text',
+               'The `runs.run_id` of the run that last matched it.', required=True),
+    ),
+    indexes=(
+        Index('topic_matches_first', ('first_seen_run',)),
+        Index('topic_matches_record', ('source', 'record_id')),
+    ),
+)
+RUNS = Table(
+    'runs', BOOKKEEPING_GROUP,
+    'One row per run, topic and source: what was asked, what came back, how it ended.',
+    key=('run_id', 'topic', 'source'),
+    fields=(
+        Column('run_id', 'text',
+               'Run id: start time (UTC, `YYYYMMDDTHHMMSSZ`) and a random suffix; sorts by time.',
+               required=True),
+        Column('topic', 'text',
+               'Topic name; `(linked)` for the fetch of records that tracked records link to.',
+               required=True),
+        Column('source', 'text', '`pubmed` or `ctgov`.', required=True),
+        Column('started_at', 'timestamp', 'When the topic started (UTC).', required=True),
+        Column('finished_at', 'timestamp', 'When it finished (UTC); empty while running.'),
+        Column('status', 'text', '`running`, `ok` or `failed`.',
+               choices=('running', 'ok', 'failed'), required=True),
+        Column('window_start', 'text',
+               'First day asked for; empty for everything (first run or --full).'),
+        Column('window_end', 'text', 'Last day asked for.'),
+        Column('n_found', 'integer', 'Records the service listed for the window.'),
+        Column('n_new', 'integer', 'Records new to the topic.'),
+        Column('n_updated', 'integer', 'Records whose content changed.'),
+        Column('n_requests', 'integer', 'HTTP requests made.'),
+        Column('n_retries', 'integer', 'Requests retried.'),
+        Column('error', 'text', 'Why the topic failed.'),
+    ),
+    indexes=(
+        Index('runs_topic', ('topic', 'source', 'started_at')),
+        Index('runs_started', ('started_at',)),
+    ),
+)
+WATERMARKS = Table(
+    'watermarks', BOOKKEEPING_GROUP,
+    'One row per topic and source: where the next incremental run starts.',
+    key=('topic', 'source'),
+    fields=(
+        Column('topic', 'text', 'Topic name.', required=True),
+        Column('source', 'text', '`pubmed` or `ctgov`.', required=True),
+        Column('watermark', 'text',
+               'Day (`YYYY-MM-DD`) the last successful run started.', required=True),
+        Column('data_timestamp', 'text',
+               'ClinicalTrials.gov `/version` dataTimestamp at that run.'),
+        Column('run_id', 'text', 'The run that set it.', required=True),
+        Column('updated_at', 'timestamp', 'When it was set (UTC).', required=True),
+    ),
+)
+MISSING_RECORDS = Table(
+    'missing_records', BOOKKEEPING_GROUP,
+    'Records a search listed but the fetch did not return; asked for again by the next run.',
+    key=('source', 'record_id', 'topic'),
+    fields=(
+        Column('source', 'text', '`pubmed` or `ctgov`.', required=True),
+        Column('record_id', 'text', 'PMID or NCT number.', required=True),
+        Column('topic', 'text', 'Topic whose search listed it.', required=True),
+        Column('run_id', 'text', 'The `runs.run_id` of the run that missed it.', required=True),
+        Column('observed_at', 'timestamp', 'When (UTC).', required=True),
+    ),
+)
+LINKED_FETCHES = Table(
+    'linked_fetches', BOOKKEEPING_GROUP,
+    'Records fetched because a tracked record links to them, each attempted once.',
+    key=('source', 'record_id'),
+    fields=(
+        Column('source', 'text', '`pubmed` or `ctgov`.', required=True),
+        Column('record_id', 'text', 'PMID or NCT number.', required=True),
+        Column('run_id', 'text', 'The `runs.run_id` of the run that fetched it.', required=True),
+        Column('attempted_at', 'timestamp', 'When (UTC).', required=True),
+        Column('outcome', 'text',
+               '`saved`, `not_found`, `deleted` (PubMed DeleteCitation) or `alias of NCT…` '
+               '(ClinicalTrials.gov answered with the canonical record).', required=True),
+    ),
+)
+RAW_RECORDS = Table(
+    'raw_records', BOOKKEEPING_GROUP,
+    'Every record as received, so `littrack rebuild` can re-derive the tables offline. Not '
+    'exported.',
+    key=('source', 'record_id'),
+    fields=(
+        Column('source', 'text', '`pubmed` or `ctgov`.', required=True),
+        Column('record_id', 'text', 'PMID or NCT number.', required=True),
+        Column('content_hash', 'text',
+               'SHA-256 of the normalized rows; a new hash means the record changed.',
+               required=True),
+        Column('fetched_at', 'timestamp',
+               'When the current version was stored (UTC).', required=True),
+        Column('run_id', 'text',
+               'The `runs.run_id` of the run that stored the current version.', required=True),
+        Column('raw', 'blob',
+               'zlib-compressed PubMed XML or ClinicalTrials.gov JSON of the record.',
+               required=True),
+    ),
+    indexes=(Index('raw_records_run', ('run_id',)),),
+    exported=False,
+)
+SCHEMA_MIGRATIONS = Table(
+    'schema_migrations', BOOKKEEPING_GROUP,
+    'One row per migration step applied to this store (`littrack/migrations.py`), in order. '
+    'Not exported.',
+    key=('name',),
+    fields=(
+        Column('name', 'text', 'Name of the step, e.g. `0002_linked_fetches`.', required=True),
+        Column('applied_at', 'timestamp',
+               'When the step ran (UTC); for the steps of release 0.1.0 found already in place '
+               '(its `PRAGMA user_version`), when littrack adopted the store.', required=True),
+    ),
+    exported=False,
 )
 
 PUBMED_TABLES: tuple[Table, ...] = (
@@ -105,4 +715,12 @@ CTGOV_TABLES: tuple[Table, ...] = (
 )
 RECORD_TABLES: dict[str, tuple[Table, ...]] = {"pubmed": PUBMED_TABLES, "ctgov": CTGOV_TABLES}
 MAIN_TABLE: dict[str, Table] = {"pubmed": ARTICLES, "ctgov": TRIALS}
-SOURCES: tuple[str, ...] = ("pubmed", "ctgov")
+SOURCES: tuple[str, ...] = tuple(RECORD_TABLES)
+
+# Everything the store holds, in the order the data dictionary lists it.
+RELATIONS: tuple[Relation, ...] = (
+    *PUBMED_TABLES, *CTGOV_TABLES, TRIAL_CHANGES, ARTICLE_CHANGES, TRIAL_PUBLICATION_LINKS,
+    TRIALS_DUE_UNREPORTED, TOPIC_MATCHES, RUNS, WATERMARKS, MISSING_RECORDS, LINKED_FETCHES,
+    RAW_RECORDS, SCHEMA_MIGRATIONS,
+)
+BY_NAME: dict[str, Relation] = {r.name: r for r in RELATIONS}

@@ -1,0 +1,644 @@
+"""The store's migration history: named steps, append-only, each recorded when applied.
+
+Why frozen: a store on disk was built by the steps of the release that wrote it. A step is
+hand-written SQL that never reads the current declaration (``tables.py``), so editing a
+column there cannot rewrite history: it needs a new step at the end of ``STEPS``, and
+``tests/test_migrations.py`` fails until the steps build exactly the declared schema. Released
+steps are never edited, reordered or removed; a changed view is dropped and re-created by a
+new step (``recreate_view``).
+
+Each applied step is a row of ``schema_migrations`` (the sqlite-utils / Alembic idea). A store
+written by release 0.1.0 has no such table: its ``PRAGMA user_version`` (1..3) says how many of
+the first steps it already holds, and they are adopted as applied. ``user_version`` keeps
+counting the applied steps, so release 0.1.0 refuses a store upgraded past it instead of
+writing into a schema it does not know.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from littrack.errors import StoreError
+
+
+@dataclass(frozen=True)
+class Step:
+    """One migration: its name (``NNNN_what``) and its statements, run in one transaction."""
+
+    name: str
+    sqlite: tuple[str, ...]
+
+
+def recreate_view(name: str, select_sql: str) -> tuple[str, ...]:
+    """The statements of a step that replaces a view's definition."""
+    return (f"DROP VIEW IF EXISTS {name}", f"CREATE VIEW {name} AS {select_sql}")
+
+
+# ---- frozen history: append below, never edit above ------------------------------------
+
+# Release 0.1.0, PRAGMA user_version 1: record tables, matches, runs, watermarks, history,
+# links, missing records.
+_STEP_1 = (
+    r"""CREATE TABLE IF NOT EXISTS articles (
+  pmid TEXT NOT NULL,
+  record_type TEXT,
+  title TEXT,
+  vernacular_title TEXT,
+  abstract TEXT,
+  journal TEXT,
+  journal_iso TEXT,
+  volume TEXT,
+  issue TEXT,
+  pages TEXT,
+  pub_year INTEGER,
+  pub_date TEXT,
+  pub_date_text TEXT,
+  epub_date TEXT,
+  entrez_date TEXT,
+  doi TEXT,
+  pmcid TEXT,
+  language TEXT,
+  medline_status TEXT,
+  is_retracted INTEGER,
+  has_erratum INTEGER,
+  has_concern INTEGER,
+  is_retraction_notice INTEGER,
+  is_deleted INTEGER,
+  first_seen_at TEXT NOT NULL,
+  last_seen_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (pmid)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS article_authors (
+  pmid TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  last_name TEXT,
+  fore_name TEXT,
+  initials TEXT,
+  collective_name TEXT,
+  orcid TEXT,
+  affiliation TEXT,
+  PRIMARY KEY (pmid, position)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS article_author_affiliations (
+  pmid TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  affiliation_position INTEGER NOT NULL,
+  affiliation TEXT,
+  PRIMARY KEY (pmid, position, affiliation_position)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS article_mesh (
+  pmid TEXT NOT NULL,
+  descriptor_ui TEXT NOT NULL,
+  descriptor TEXT,
+  qualifier_ui TEXT NOT NULL,
+  qualifier TEXT,
+  is_major INTEGER,
+  PRIMARY KEY (pmid, descriptor_ui, qualifier_ui)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS article_publication_types (
+  pmid TEXT NOT NULL,
+  publication_type TEXT NOT NULL,
+  ui TEXT,
+  PRIMARY KEY (pmid, publication_type)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS article_keywords (
+  pmid TEXT NOT NULL,
+  keyword TEXT NOT NULL,
+  owner TEXT,
+  is_major INTEGER,
+  PRIMARY KEY (pmid, keyword)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS article_trial_ids (
+  pmid TEXT NOT NULL,
+  nct_id TEXT NOT NULL,
+  PRIMARY KEY (pmid, nct_id)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS article_ids (
+  pmid TEXT NOT NULL,
+  id_type TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (pmid, id_type, value)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS article_comments (
+  pmid TEXT NOT NULL,
+  ref_type TEXT NOT NULL,
+  ref_pmid TEXT,
+  ref_source TEXT NOT NULL,
+  PRIMARY KEY (pmid, ref_type, ref_source)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS trials (
+  nct_id TEXT NOT NULL,
+  acronym TEXT,
+  brief_title TEXT,
+  official_title TEXT,
+  overall_status TEXT,
+  last_known_status TEXT,
+  why_stopped TEXT,
+  phase TEXT,
+  study_type TEXT,
+  enrollment INTEGER,
+  enrollment_type TEXT,
+  start_date TEXT,
+  start_date_type TEXT,
+  primary_completion_date TEXT,
+  primary_completion_date_type TEXT,
+  completion_date TEXT,
+  completion_date_type TEXT,
+  first_posted TEXT,
+  last_update_posted TEXT,
+  results_first_posted TEXT,
+  has_results INTEGER,
+  lead_sponsor TEXT,
+  lead_sponsor_class TEXT,
+  first_seen_at TEXT NOT NULL,
+  last_seen_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (nct_id)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS trial_phases (
+  nct_id TEXT NOT NULL,
+  phase TEXT NOT NULL,
+  PRIMARY KEY (nct_id, phase)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS trial_conditions (
+  nct_id TEXT NOT NULL,
+  condition TEXT NOT NULL,
+  PRIMARY KEY (nct_id, condition)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS trial_interventions (
+  nct_id TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  type TEXT,
+  name TEXT,
+  other_names TEXT,
+  PRIMARY KEY (nct_id, position)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS trial_locations (
+  nct_id TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  facility TEXT,
+  city TEXT,
+  state TEXT,
+  country TEXT,
+  status TEXT,
+  PRIMARY KEY (nct_id, position)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS trial_references (
+  nct_id TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  pmid TEXT,
+  type TEXT,
+  citation TEXT,
+  PRIMARY KEY (nct_id, position)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS trial_mesh (
+  nct_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  mesh_id TEXT,
+  term TEXT NOT NULL,
+  PRIMARY KEY (nct_id, kind, term)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS trial_secondary_ids (
+  nct_id TEXT NOT NULL,
+  secondary_id TEXT NOT NULL,
+  type TEXT,
+  domain TEXT,
+  PRIMARY KEY (nct_id, secondary_id)
+)""",
+    r"""CREATE TABLE IF NOT EXISTS raw_records (
+  source TEXT NOT NULL, record_id TEXT NOT NULL, content_hash TEXT NOT NULL,
+  fetched_at TEXT NOT NULL, run_id TEXT NOT NULL, raw BLOB NOT NULL,
+  PRIMARY KEY (source, record_id))""",
+    r"""CREATE TABLE IF NOT EXISTS topic_matches (
+  topic TEXT NOT NULL, source TEXT NOT NULL, record_id TEXT NOT NULL,
+  first_seen_run TEXT NOT NULL, last_seen_run TEXT NOT NULL,
+  PRIMARY KEY (topic, source, record_id))""",
+    r"""CREATE INDEX IF NOT EXISTS topic_matches_first ON topic_matches (first_seen_run)""",
+    r"""CREATE INDEX IF NOT EXISTS topic_matches_record ON topic_matches (source, record_id)""",
+    r"""CREATE TABLE IF NOT EXISTS runs (
+  run_id TEXT NOT NULL, topic TEXT NOT NULL, source TEXT NOT NULL,
+  started_at TEXT NOT NULL, finished_at TEXT, status TEXT NOT NULL
+    CHECK (status IN ('running', 'ok', 'failed')),
+  window_start TEXT, window_end TEXT,
+  n_found INTEGER, n_new INTEGER, n_updated INTEGER, n_requests INTEGER, n_retries INTEGER,
+  error TEXT,
+  PRIMARY KEY (run_id, topic, source))""",
+    r"""CREATE INDEX IF NOT EXISTS runs_topic ON runs (topic, source, started_at)""",
+    r"""CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at)""",
+    r"""CREATE TABLE IF NOT EXISTS watermarks (
+  topic TEXT NOT NULL, source TEXT NOT NULL, watermark TEXT NOT NULL,
+  data_timestamp TEXT, run_id TEXT NOT NULL, updated_at TEXT NOT NULL,
+  PRIMARY KEY (topic, source))""",
+    r"""CREATE TABLE IF NOT EXISTS trial_changes (
+  nct_id TEXT NOT NULL, run_id TEXT NOT NULL, observed_at TEXT NOT NULL,
+  field TEXT NOT NULL, old_value TEXT, new_value TEXT)""",
+    r"""CREATE INDEX IF NOT EXISTS trial_changes_run ON trial_changes (run_id)""",
+    r"""CREATE INDEX IF NOT EXISTS trial_changes_nct ON trial_changes (nct_id)""",
+    r"""CREATE TABLE IF NOT EXISTS article_changes (
+  pmid TEXT NOT NULL, run_id TEXT NOT NULL, observed_at TEXT NOT NULL,
+  field TEXT NOT NULL, old_value TEXT, new_value TEXT)""",
+    r"""CREATE INDEX IF NOT EXISTS article_changes_run ON article_changes (run_id)""",
+    r"""CREATE TABLE IF NOT EXISTS trial_publication_links (
+  nct_id TEXT NOT NULL, pmid TEXT NOT NULL, evidence TEXT NOT NULL,
+  first_seen_run TEXT NOT NULL,
+  PRIMARY KEY (nct_id, pmid, evidence))""",
+    r"""CREATE INDEX IF NOT EXISTS links_pmid ON trial_publication_links (pmid)""",
+    r"""CREATE INDEX IF NOT EXISTS links_run ON trial_publication_links (first_seen_run)""",
+    r"""CREATE TABLE IF NOT EXISTS missing_records (
+  source TEXT NOT NULL, record_id TEXT NOT NULL, topic TEXT NOT NULL, run_id TEXT NOT NULL,
+  observed_at TEXT NOT NULL,
+  PRIMARY KEY (source, record_id, topic))""",
+    r"""CREATE INDEX IF NOT EXISTS articles_entrez ON articles (entrez_date)""",
+    r"""CREATE INDEX IF NOT EXISTS trials_completion ON trials (primary_completion_date)""",
+)
+
+# Release 0.1.0, user_version 2: linked_fetches and the trials_due_unreported view.
+_STEP_2 = (
+    r"""CREATE TABLE IF NOT EXISTS linked_fetches (
+  source TEXT NOT NULL, record_id TEXT NOT NULL, run_id TEXT NOT NULL,
+  attempted_at TEXT NOT NULL, outcome TEXT NOT NULL,
+  PRIMARY KEY (source, record_id))""",
+    "CREATE VIEW IF NOT EXISTS trials_due_unreported AS "
+    r"""
+SELECT t.nct_id, t.brief_title AS title, t.overall_status AS status, t.phase,
+  t.lead_sponsor AS sponsor, t.primary_completion_date, t.primary_completion_date_type,
+  t.due_date, CAST(julianday(date('now')) - julianday(t.due_date) AS INTEGER) AS days_overdue,
+  (SELECT COUNT(DISTINCT l.pmid) FROM trial_publication_links l WHERE l.nct_id = t.nct_id)
+    AS linked_pmids,
+  (SELECT GROUP_CONCAT(topic, '; ') FROM (SELECT DISTINCT topic FROM topic_matches m
+     WHERE m.source = 'ctgov' AND m.record_id = t.nct_id ORDER BY topic)) AS topics,
+  'https://clinicaltrials.gov/study/' || t.nct_id AS url
+FROM (SELECT trials.*, date(CASE
+        WHEN length(primary_completion_date) = 4 THEN primary_completion_date || '-12-31'
+        WHEN length(primary_completion_date) = 7
+          THEN date(primary_completion_date || '-01', '+1 month', '-1 day')
+        ELSE date(primary_completion_date) END, '+12 months') AS due_date
+      FROM trials) t
+WHERE t.due_date < date('now')
+  AND COALESCE(t.has_results, 0) = 0 AND t.results_first_posted IS NULL
+  AND COALESCE(t.overall_status, '') <> 'WITHDRAWN'
+  AND NOT EXISTS (SELECT 1 FROM trial_references r WHERE r.nct_id = t.nct_id
+                  AND r.type = 'RESULT' AND r.pmid IS NOT NULL)
+  AND NOT EXISTS (SELECT 1 FROM trial_publication_links l
+                  JOIN article_publication_types pt ON pt.pmid = l.pmid
+                  WHERE l.nct_id = t.nct_id AND (pt.publication_type LIKE 'Clinical Trial, Phase%'
+                    OR pt.publication_type IN ('Clinical Trial', 'Controlled Clinical Trial',
+                      'Randomized Controlled Trial', 'Pragmatic Clinical Trial',
+                      'Equivalence Trial', 'Adaptive Clinical Trial')))
+ORDER BY t.due_date, t.nct_id""",
+)
+
+# Release 0.1.0, user_version 3: the indexes the summary needs at a million articles.
+_STEP_3 = (
+    r"""CREATE INDEX IF NOT EXISTS raw_records_run ON raw_records (run_id)""",
+    r"""CREATE INDEX IF NOT EXISTS articles_year ON articles (pmid, pub_year, is_deleted)""",
+)
+
+# Foreign keys from every child record table and the change logs to their record (articles,
+# trials): SQLite cannot add a constraint to a table, so each is rebuilt (new table, copy,
+# drop, rename; the view that reads them is dropped first and re-created last). A child row
+# whose record is missing could not have been written by littrack and is not copied.
+_STEP_4 = (
+    "DROP VIEW trials_due_unreported",
+    r"""CREATE TABLE article_authors_new (
+  pmid TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  last_name TEXT,
+  fore_name TEXT,
+  initials TEXT,
+  collective_name TEXT,
+  orcid TEXT,
+  affiliation TEXT,
+  PRIMARY KEY (pmid, position),
+  FOREIGN KEY (pmid) REFERENCES articles (pmid)
+)""",
+    r"""INSERT INTO article_authors_new (pmid, position, last_name, fore_name, initials,
+collective_name, orcid, affiliation) SELECT pmid, position, last_name, fore_name, initials,
+collective_name, orcid, affiliation FROM article_authors WHERE EXISTS (SELECT 1 FROM
+articles p WHERE p.pmid = article_authors.pmid)""",
+    "DROP TABLE article_authors",
+    "ALTER TABLE article_authors_new RENAME TO article_authors",
+    r"""CREATE TABLE article_author_affiliations_new (
+  pmid TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  affiliation_position INTEGER NOT NULL,
+  affiliation TEXT,
+  PRIMARY KEY (pmid, position, affiliation_position),
+  FOREIGN KEY (pmid) REFERENCES articles (pmid)
+)""",
+    r"""INSERT INTO article_author_affiliations_new (pmid, position, affiliation_position,
+affiliation) SELECT pmid, position, affiliation_position, affiliation FROM
+article_author_affiliations WHERE EXISTS (SELECT 1 FROM articles p WHERE p.pmid =
+article_author_affiliations.pmid)""",
+    "DROP TABLE article_author_affiliations",
+    "ALTER TABLE article_author_affiliations_new RENAME TO article_author_affiliations",
+    r"""CREATE TABLE article_mesh_new (
+  pmid TEXT NOT NULL,
+  descriptor_ui TEXT NOT NULL,
+  descriptor TEXT,
+  qualifier_ui TEXT NOT NULL,
+  qualifier TEXT,
+  is_major INTEGER,
+  PRIMARY KEY (pmid, descriptor_ui, qualifier_ui),
+  FOREIGN KEY (pmid) REFERENCES articles (pmid)
+)""",
+    r"""INSERT INTO article_mesh_new (pmid, descriptor_ui, descriptor, qualifier_ui, qualifier,
+is_major) SELECT pmid, descriptor_ui, descriptor, qualifier_ui, qualifier, is_major FROM
+article_mesh WHERE EXISTS (SELECT 1 FROM articles p WHERE p.pmid = article_mesh.pmid)""",
+    "DROP TABLE article_mesh",
+    "ALTER TABLE article_mesh_new RENAME TO article_mesh",
+    r"""CREATE TABLE article_publication_types_new (
+  pmid TEXT NOT NULL,
+  publication_type TEXT NOT NULL,
+  ui TEXT,
+  PRIMARY KEY (pmid, publication_type),
+  FOREIGN KEY (pmid) REFERENCES articles (pmid)
+)""",
+    r"""INSERT INTO article_publication_types_new (pmid, publication_type, ui) SELECT pmid,
+publication_type, ui FROM article_publication_types WHERE EXISTS (SELECT 1 FROM articles p
+WHERE p.pmid = article_publication_types.pmid)""",
+    "DROP TABLE article_publication_types",
+    "ALTER TABLE article_publication_types_new RENAME TO article_publication_types",
+    r"""CREATE TABLE article_keywords_new (
+  pmid TEXT NOT NULL,
+  keyword TEXT NOT NULL,
+  owner TEXT,
+  is_major INTEGER,
+  PRIMARY KEY (pmid, keyword),
+  FOREIGN KEY (pmid) REFERENCES articles (pmid)
+)""",
+    r"""INSERT INTO article_keywords_new (pmid, keyword, owner, is_major) SELECT pmid, keyword,
+owner, is_major FROM article_keywords WHERE EXISTS (SELECT 1 FROM articles p WHERE p.pmid =
+article_keywords.pmid)""",
+    "DROP TABLE article_keywords",
+    "ALTER TABLE article_keywords_new RENAME TO article_keywords",
+    r"""CREATE TABLE article_trial_ids_new (
+  pmid TEXT NOT NULL,
+  nct_id TEXT NOT NULL,
+  PRIMARY KEY (pmid, nct_id),
+  FOREIGN KEY (pmid) REFERENCES articles (pmid)
+)""",
+    r"""INSERT INTO article_trial_ids_new (pmid, nct_id) SELECT pmid, nct_id FROM article_trial_ids
+WHERE EXISTS (SELECT 1 FROM articles p WHERE p.pmid = article_trial_ids.pmid)""",
+    "DROP TABLE article_trial_ids",
+    "ALTER TABLE article_trial_ids_new RENAME TO article_trial_ids",
+    r"""CREATE TABLE article_ids_new (
+  pmid TEXT NOT NULL,
+  id_type TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (pmid, id_type, value),
+  FOREIGN KEY (pmid) REFERENCES articles (pmid)
+)""",
+    r"""INSERT INTO article_ids_new (pmid, id_type, value) SELECT pmid, id_type, value FROM
+article_ids WHERE EXISTS (SELECT 1 FROM articles p WHERE p.pmid = article_ids.pmid)""",
+    "DROP TABLE article_ids",
+    "ALTER TABLE article_ids_new RENAME TO article_ids",
+    r"""CREATE TABLE article_comments_new (
+  pmid TEXT NOT NULL,
+  ref_type TEXT NOT NULL,
+  ref_pmid TEXT,
+  ref_source TEXT NOT NULL,
+  PRIMARY KEY (pmid, ref_type, ref_source),
+  FOREIGN KEY (pmid) REFERENCES articles (pmid)
+)""",
+    r"""INSERT INTO article_comments_new (pmid, ref_type, ref_pmid, ref_source) SELECT pmid,
+ref_type, ref_pmid, ref_source FROM article_comments WHERE EXISTS (SELECT 1 FROM articles p
+WHERE p.pmid = article_comments.pmid)""",
+    "DROP TABLE article_comments",
+    "ALTER TABLE article_comments_new RENAME TO article_comments",
+    r"""CREATE TABLE trial_phases_new (
+  nct_id TEXT NOT NULL,
+  phase TEXT NOT NULL,
+  PRIMARY KEY (nct_id, phase),
+  FOREIGN KEY (nct_id) REFERENCES trials (nct_id)
+)""",
+    r"""INSERT INTO trial_phases_new (nct_id, phase) SELECT nct_id, phase FROM trial_phases WHERE
+EXISTS (SELECT 1 FROM trials p WHERE p.nct_id = trial_phases.nct_id)""",
+    "DROP TABLE trial_phases",
+    "ALTER TABLE trial_phases_new RENAME TO trial_phases",
+    r"""CREATE TABLE trial_conditions_new (
+  nct_id TEXT NOT NULL,
+  condition TEXT NOT NULL,
+  PRIMARY KEY (nct_id, condition),
+  FOREIGN KEY (nct_id) REFERENCES trials (nct_id)
+)""",
+    r"""INSERT INTO trial_conditions_new (nct_id, condition) SELECT nct_id, condition FROM
+trial_conditions WHERE EXISTS (SELECT 1 FROM trials p WHERE p.nct_id =
+trial_conditions.nct_id)""",
+    "DROP TABLE trial_conditions",
+    "ALTER TABLE trial_conditions_new RENAME TO trial_conditions",
+    r"""CREATE TABLE trial_interventions_new (
+  nct_id TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  type TEXT,
+  name TEXT,
+  other_names TEXT,
+  PRIMARY KEY (nct_id, position),
+  FOREIGN KEY (nct_id) REFERENCES trials (nct_id)
+)""",
+    r"""INSERT INTO trial_interventions_new (nct_id, position, type, name, other_names) SELECT
+nct_id, position, type, name, other_names FROM trial_interventions WHERE EXISTS (SELECT 1
+FROM trials p WHERE p.nct_id = trial_interventions.nct_id)""",
+    "DROP TABLE trial_interventions",
+    "ALTER TABLE trial_interventions_new RENAME TO trial_interventions",
+    r"""CREATE TABLE trial_locations_new (
+  nct_id TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  facility TEXT,
+  city TEXT,
+  state TEXT,
+  country TEXT,
+  status TEXT,
+  PRIMARY KEY (nct_id, position),
+  FOREIGN KEY (nct_id) REFERENCES trials (nct_id)
+)""",
+    r"""INSERT INTO trial_locations_new (nct_id, position, facility, city, state, country, status)
+SELECT nct_id, position, facility, city, state, country, status FROM trial_locations WHERE
+EXISTS (SELECT 1 FROM trials p WHERE p.nct_id = trial_locations.nct_id)""",
+    "DROP TABLE trial_locations",
+    "ALTER TABLE trial_locations_new RENAME TO trial_locations",
+    r"""CREATE TABLE trial_references_new (
+  nct_id TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  pmid TEXT,
+  type TEXT,
+  citation TEXT,
+  PRIMARY KEY (nct_id, position),
+  FOREIGN KEY (nct_id) REFERENCES trials (nct_id)
+)""",
+    r"""INSERT INTO trial_references_new (nct_id, position, pmid, type, citation) SELECT nct_id,
+position, pmid, type, citation FROM trial_references WHERE EXISTS (SELECT 1 FROM trials p
+WHERE p.nct_id = trial_references.nct_id)""",
+    "DROP TABLE trial_references",
+    "ALTER TABLE trial_references_new RENAME TO trial_references",
+    r"""CREATE TABLE trial_mesh_new (
+  nct_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  mesh_id TEXT,
+  term TEXT NOT NULL,
+  PRIMARY KEY (nct_id, kind, term),
+  FOREIGN KEY (nct_id) REFERENCES trials (nct_id)
+)""",
+    r"""INSERT INTO trial_mesh_new (nct_id, kind, mesh_id, term) SELECT nct_id, kind, mesh_id, term
+FROM trial_mesh WHERE EXISTS (SELECT 1 FROM trials p WHERE p.nct_id = trial_mesh.nct_id)""",
+    "DROP TABLE trial_mesh",
+    "ALTER TABLE trial_mesh_new RENAME TO trial_mesh",
+    r"""CREATE TABLE trial_secondary_ids_new (
+  nct_id TEXT NOT NULL,
+  secondary_id TEXT NOT NULL,
+  type TEXT,
+  domain TEXT,
+  PRIMARY KEY (nct_id, secondary_id),
+  FOREIGN KEY (nct_id) REFERENCES trials (nct_id)
+)""",
+    r"""INSERT INTO trial_secondary_ids_new (nct_id, secondary_id, type, domain) SELECT nct_id,
+secondary_id, type, domain FROM trial_secondary_ids WHERE EXISTS (SELECT 1 FROM trials p
+WHERE p.nct_id = trial_secondary_ids.nct_id)""",
+    "DROP TABLE trial_secondary_ids",
+    "ALTER TABLE trial_secondary_ids_new RENAME TO trial_secondary_ids",
+    r"""CREATE TABLE trial_changes_new (
+  nct_id TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  observed_at TEXT NOT NULL,
+  field TEXT NOT NULL,
+  old_value TEXT,
+  new_value TEXT,
+  FOREIGN KEY (nct_id) REFERENCES trials (nct_id)
+)""",
+    r"""INSERT INTO trial_changes_new (nct_id, run_id, observed_at, field, old_value, new_value)
+SELECT nct_id, run_id, observed_at, field, old_value, new_value FROM trial_changes WHERE
+EXISTS (SELECT 1 FROM trials p WHERE p.nct_id = trial_changes.nct_id)""",
+    "DROP TABLE trial_changes",
+    "ALTER TABLE trial_changes_new RENAME TO trial_changes",
+    "CREATE INDEX trial_changes_run ON trial_changes (run_id)",
+    "CREATE INDEX trial_changes_nct ON trial_changes (nct_id)",
+    r"""CREATE TABLE article_changes_new (
+  pmid TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  observed_at TEXT NOT NULL,
+  field TEXT NOT NULL,
+  old_value TEXT,
+  new_value TEXT,
+  FOREIGN KEY (pmid) REFERENCES articles (pmid)
+)""",
+    r"""INSERT INTO article_changes_new (pmid, run_id, observed_at, field, old_value, new_value)
+SELECT pmid, run_id, observed_at, field, old_value, new_value FROM article_changes WHERE
+EXISTS (SELECT 1 FROM articles p WHERE p.pmid = article_changes.pmid)""",
+    "DROP TABLE article_changes",
+    "ALTER TABLE article_changes_new RENAME TO article_changes",
+    "CREATE INDEX article_changes_run ON article_changes (run_id)",
+    "CREATE VIEW trials_due_unreported AS "
+    r"""
+SELECT t.nct_id, t.brief_title AS title, t.overall_status AS status, t.phase,
+  t.lead_sponsor AS sponsor, t.primary_completion_date, t.primary_completion_date_type,
+  t.due_date, CAST(julianday(date('now')) - julianday(t.due_date) AS INTEGER) AS days_overdue,
+  (SELECT COUNT(DISTINCT l.pmid) FROM trial_publication_links l WHERE l.nct_id = t.nct_id)
+    AS linked_pmids,
+  (SELECT GROUP_CONCAT(topic, '; ') FROM (SELECT DISTINCT topic FROM topic_matches m
+     WHERE m.source = 'ctgov' AND m.record_id = t.nct_id ORDER BY topic)) AS topics,
+  'https://clinicaltrials.gov/study/' || t.nct_id AS url
+FROM (SELECT trials.*, date(CASE
+        WHEN length(primary_completion_date) = 4 THEN primary_completion_date || '-12-31'
+        WHEN length(primary_completion_date) = 7
+          THEN date(primary_completion_date || '-01', '+1 month', '-1 day')
+        ELSE date(primary_completion_date) END, '+12 months') AS due_date
+      FROM trials) t
+WHERE t.due_date < date('now')
+  AND COALESCE(t.has_results, 0) = 0 AND t.results_first_posted IS NULL
+  AND COALESCE(t.overall_status, '') <> 'WITHDRAWN'
+  AND NOT EXISTS (SELECT 1 FROM trial_references r WHERE r.nct_id = t.nct_id
+                  AND r.type = 'RESULT' AND r.pmid IS NOT NULL)
+  AND NOT EXISTS (SELECT 1 FROM trial_publication_links l
+                  JOIN article_publication_types pt ON pt.pmid = l.pmid
+                  WHERE l.nct_id = t.nct_id AND (pt.publication_type LIKE 'Clinical Trial, Phase%'
+                    OR pt.publication_type IN ('Clinical Trial', 'Controlled Clinical Trial',
+                      'Randomized Controlled Trial', 'Pragmatic Clinical Trial',
+                      'Equivalence Trial', 'Adaptive Clinical Trial')))
+ORDER BY t.due_date, t.nct_id""",
+)
+
+STEPS: tuple[Step, ...] = (
+    Step("0001_initial", _STEP_1),
+    Step("0002_linked_fetches_unreported_view", _STEP_2),
+    Step("0003_summary_indexes", _STEP_3),
+    Step("0004_record_foreign_keys", _STEP_4),
+)
+RELEASE_0_1_0_STEPS = 3  # a 0.1.0 store's user_version counts these
+
+# ---- the runner -------------------------------------------------------------------------
+
+_LEDGER = """CREATE TABLE IF NOT EXISTS schema_migrations (
+  name TEXT NOT NULL,
+  applied_at TEXT NOT NULL,
+  PRIMARY KEY (name)
+)"""
+
+
+def applied(db: sqlite3.Connection) -> list[str] | None:
+    """Names of the applied steps in order; None when the store has no ledger yet."""
+    has = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                     "AND name = 'schema_migrations'").fetchone()
+    if not has:
+        return None
+    return [r[0] for r in db.execute("SELECT name FROM schema_migrations ORDER BY name")]
+
+
+def _check(done: Sequence[str], where: str) -> None:
+    known = [s.name for s in STEPS]
+    unknown = [n for n in done if n not in known]
+    if unknown:
+        raise StoreError(f"{where}: the store has migration {unknown[0]!r}, which is newer "
+                         f"than this littrack understands; upgrade littrack")
+    if list(done) != known[:len(done)]:
+        raise StoreError(f"{where}: applied migrations {list(done)} are not a prefix of "
+                         f"this littrack's history; the store was changed by hand")
+
+
+def pending(db: sqlite3.Connection, where: str) -> list[Step]:
+    """The steps this store still lacks (read only; raises when the store is newer)."""
+    done = applied(db)
+    if done is None:
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if version > RELEASE_0_1_0_STEPS:
+            raise StoreError(f"{where}: schema version {version} is newer than this "
+                             f"littrack understands; upgrade littrack")
+        done = [s.name for s in STEPS[:version]]
+    _check(done, where)
+    return list(STEPS[len(done):])
+
+
+def migrate(db: sqlite3.Connection, where: str, now: str) -> list[str]:
+    """Bring the store up to the last step; return the names applied now.
+
+    ``db`` is in autocommit mode (``isolation_level=None``). Each step runs in its own
+    ``BEGIN IMMEDIATE`` transaction, and the ledger is read again inside it, so two
+    processes opening one new store at once apply every step exactly once.
+    """
+    if not pending(db, where) and applied(db) is not None:
+        return []
+    done: list[str] = []
+    while True:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if applied(db) is None:
+                version = int(db.execute("PRAGMA user_version").fetchone()[0])
+                db.execute(_LEDGER)
+                db.executemany("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                               [(s.name, now) for s in STEPS[:version]])
+            todo = pending(db, where)
+            if not todo:
+                db.execute("COMMIT")
+                return done
+            for stmt in todo[0].sqlite:
+                db.execute(stmt)
+            db.execute("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                       (todo[0].name, now))
+            db.execute(f"PRAGMA user_version = {len(STEPS) - len(todo) + 1}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        done.append(todo[0].name)
