@@ -47,7 +47,7 @@ def child(mode: str, paths: list[str]) -> None:
                 n += len(Entrez.read(fh)["PubmedArticle"])
     else:
         from littrack.normalize import Normalized
-        from littrack.normalize.pubmed import parse_efetch
+        from littrack.normalize.pubmed_efetch import parse_efetch
         from littrack.sources.pubmed import Batch, parse_into
 
         base = vm_rss_mb()

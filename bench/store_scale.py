@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import load, realistic_article_xml, table  # noqa: E402
 from littrack.normalize import Normalized  # noqa: E402
 from littrack.normalize.ctgov import normalize_study  # noqa: E402
-from littrack.normalize.pubmed import parse_efetch  # noqa: E402
+from littrack.normalize.pubmed_efetch import parse_efetch  # noqa: E402
 from littrack.store import QUERIES, Store  # noqa: E402
 from littrack.tables import CTGOV_TABLES, PUBMED_TABLES  # noqa: E402
 from tests.builders.ctgov import study  # noqa: E402

@@ -29,7 +29,7 @@ import pytest
 
 from littrack.config import Settings, load_settings
 from littrack.errors import MalformedResponse
-from littrack.normalize.pubmed import parse_efetch
+from littrack.normalize.pubmed_efetch import parse_efetch
 from littrack.pipeline import LINKED_TOPIC, run
 from littrack.sources.pubmed import parse_esearch
 from tests.builders.pubmed import article_xml

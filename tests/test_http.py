@@ -21,7 +21,7 @@ import pytest
 from littrack.config import RetrySettings
 from littrack.errors import DeadlineExceeded, MalformedResponse, QueryRejected, SourceError
 from littrack.http import HttpClient, Pacer, Response, _retry_after
-from littrack.sources.ctgov import _check_json
+from littrack.sources.ctgov import _check_version
 from tests.fakes import CtgovFake, FakeServer, Fault, Reply, RequestRecord
 
 SECRET = "k3y-THAT-must-NEVER-show"
@@ -74,7 +74,7 @@ def test_every_transient_fault_is_retried_until_success(ct: CtgovFake) -> None:
     for kind in kinds:
         ct.faults.push(kind, "/version")
     client, sleep = make_client(tries=len(kinds) + 1)
-    response = client.get(f"{ct.url}/api/v2/version", check=_check_json)
+    response = client.get(f"{ct.url}/api/v2/version", check=_check_version)
     assert response.status == 200 and b"dataTimestamp" in response.body
     assert ct.count("/version") == len(kinds) + 1
     assert [r.fault for r in ct.requests()] == [*kinds, None]
@@ -276,7 +276,7 @@ def test_a_check_failing_every_time_ends_as_a_source_error(ct: CtgovFake) -> Non
     ct.faults.random(rate=1.0, kinds=["error200"], seed=3)
     client, _ = make_client(tries=2)
     with pytest.raises(SourceError) as info:
-        client.get(f"{ct.url}/api/v2/version", check=_check_json)
+        client.get(f"{ct.url}/api/v2/version", check=_check_version)
     assert "malformed reply" in str(info.value) and "text/html" in str(info.value)
 
 

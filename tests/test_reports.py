@@ -17,12 +17,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from littrack import summary
 from littrack.cli import cli
 from littrack.normalize import Normalized
 from littrack.normalize.ctgov import normalize_study
-from littrack.normalize.pubmed import parse_efetch
-from littrack.reports import write_report
+from littrack.normalize.pubmed_efetch import parse_efetch
+from littrack.reports import summary, write_report
 from littrack.store import Store
 from tests.builders.ctgov import study
 from tests.builders.pubmed import article_xml, efetch_xml

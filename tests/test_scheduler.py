@@ -23,11 +23,13 @@ from typing import Any
 import pytest
 from apscheduler.triggers.interval import IntervalTrigger
 
-from littrack import pipeline, scheduler
+from littrack import pipeline, status
 from littrack.config import Schedule, Settings, load_settings
+from littrack.crontab import cron_trigger, is_due, next_fire
 from littrack.errors import ConfigError
+from littrack.jobs import Job, plan_jobs
 from littrack.lock import DataDirLock
-from littrack.scheduler import Job, Service, cron_trigger, is_due, next_fire, plan_jobs
+from littrack.scheduler import Service
 from littrack.store import Store
 from tests.corpus import Corpus, fake_env, populate, write_test_config
 from tests.dbutil import db_rows
@@ -86,7 +88,7 @@ def at(days_ago: float) -> Callable[[], datetime]:
 
 # ---- schedules: crontab semantics and validation -------------------------------------------
 def fires(cron: str, start: datetime, n: int, tz: str = "UTC") -> list[datetime]:
-    trigger = cron_trigger(Schedule("pubmed", cron, tz))
+    trigger = cron_trigger(cron, tz)
     out: list[datetime] = []
     prev = None
     for _ in range(n):
@@ -187,13 +189,13 @@ def test_a_topic_schedule_takes_its_topic_out_of_the_source_job(tmp_path: Path) 
 
 # ---- catch-up: pure decisions with an injected clock ---------------------------------------
 def test_is_due_compares_slots_not_periods() -> None:
-    daily = cron_trigger(Schedule("pubmed", "0 6 * * *"))
+    daily = cron_trigger("0 6 * * *")
     ok = datetime(2026, 1, 5, 6, 0, 40, tzinfo=UTC)  # Monday's run finished at 06:00:40
     assert not is_due(daily, ok, ok + timedelta(hours=23))  # before Tuesday 06:00
     assert is_due(daily, ok, datetime(2026, 1, 6, 6, 0, tzinfo=UTC))  # Tuesday's slot passed
     assert is_due(daily, ok, ok + timedelta(days=30))  # thirty missed slots: still one answer
     assert is_due(daily, None, ok)  # never succeeded
-    weekdays = cron_trigger(Schedule("pubmed", "0 6 * * 1-5"))
+    weekdays = cron_trigger("0 6 * * 1-5")
     friday = datetime(2026, 1, 9, 7, tzinfo=UTC)
     assert not is_due(weekdays, friday, friday + timedelta(days=2, hours=22))  # the weekend
     assert is_due(weekdays, friday, friday + timedelta(days=3))  # Monday 07:00
@@ -390,7 +392,7 @@ def test_status_reports_runs_watermarks_next_slots_and_counts(
     result = pipeline.run(settings)
     assert result.exit_code == 1
     now = datetime.now(UTC).replace(microsecond=0)
-    report = scheduler.status(settings, now)
+    report = status.status(settings, now)
 
     rows = {(r["topic"], r["source"]): r for r in report["topics"] if r["in_config"]}
     assert len(rows) == 6
@@ -403,7 +405,7 @@ def test_status_reports_runs_watermarks_next_slots_and_counts(
     assert ok["last_run"]["status"] == "ok" and ok["last_run"]["run_id"] == result.run_id
     assert ok["last_run"]["n_new"] == len(expected(corpus, "mdma-ptsd", "pubmed"))
     assert ok["watermark"]["watermark"] == now.date().isoformat() and not ok["overdue"]
-    daily = next_fire(cron_trigger(Schedule("pubmed", "0 6 * * *")), now)
+    daily = next_fire(cron_trigger("0 6 * * *"), now)
     assert ok["next_run"] == daily.isoformat() and ok["schedule"]["job"] == "pubmed"
     own = rows[("mdma-autism-social-anxiety", "pubmed")]
     assert own["schedule"] == {"job": "pubmed:mdma-autism-social-anxiety",
@@ -447,11 +449,11 @@ def test_status_cli_text_and_json(tmp_path: Path, eutils_fake: EutilsFake,
 def test_status_without_a_database_creates_nothing(tmp_path: Path) -> None:
     settings = load_settings(scheduled_config(tmp_path),
                              env={"LITTRACK_DATA_DIR": str(tmp_path / "data")})
-    report = scheduler.status(settings)
+    report = status.status(settings)
     assert report["database_exists"] is False and report["counts"] == {}
     assert all(r["last_run"] is None and r["overdue"] for r in report["topics"])
     assert not (tmp_path / "data").exists()
-    assert "not created yet" in scheduler.format_status(report)
+    assert "not created yet" in status.format_status(report)
 
 
 def test_jobs_are_named_by_source_and_topic() -> None:

@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 from littrack.config import load_settings, parse_settings
 from littrack.errors import ConfigError
 from littrack.pipeline import run
-from littrack.reports import safe_cell, safe_name, write_csv, write_run_report
+from littrack.reports import write_run_report
+from littrack.reports.csv import safe_cell, safe_name, write_csv
 from littrack.store import Store
 from tests.builders.ctgov import study
 from tests.builders.pubmed import article_xml

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from littrack.config import Schedule, load_settings
+from littrack.config import load_settings
+from littrack.crontab import cron_trigger, next_fire
 from littrack.lock import DataDirLock
-from littrack.scheduler import cron_trigger, next_fire
 from tests.corpus import Corpus, fake_env, populate, write_test_config
 from tests.dbutil import db_rows as rows
 from tests.fakes import CtgovFake, EutilsFake
@@ -308,7 +308,7 @@ def test_crontab_lines_run_against_the_fakes(deployment: Deployment,
     assert set(env) >= {"LITTRACK_CONFIG", "LITTRACK_DATA_DIR"}
     assert [cron for cron, _ in jobs] == ["0 6 * * *", "0 15 * * 1"]
     # the config's schedules; "1" is Monday for cron, and for littrack's parser alike
-    monday = next_fire(cron_trigger(Schedule("ctgov", jobs[1][0])), datetime.now(UTC))
+    monday = next_fire(cron_trigger(jobs[1][0]), datetime.now(UTC))
     assert monday is not None and monday.strftime("%A %H:%M") == "Monday 15:00"
     sources = []
     for _, command in jobs:

@@ -58,7 +58,7 @@ def test_first_fetch_pages_the_history_server(pubmed: PubMed, eutils_fake: Eutil
         pmid = str(20000000 + i)
         eutils_fake.add_article(pmid, article_xml(pmid), edat=date(2020, 1, 1), queries=["q"])
     search = pubmed.search(Topic("q", pubmed_query="q"), Window(None, TODAY))
-    got = [r.record_id for b in pubmed.fetch(search.ids, search) for r in b.records]
+    got = [r.record_id for b in pubmed.fetch(search) for r in b.records]
     assert sorted(got) == sorted(search.ids)
     fetches = eutils_fake.requests("efetch.fcgi")
     assert len(fetches) == 3  # ceil(1200 / 500)
@@ -70,7 +70,7 @@ def test_id_lists_are_posted(pubmed: PubMed, eutils_fake: EutilsFake) -> None:
     ids = [str(20000000 + i) for i in range(450)]
     for p in ids:
         eutils_fake.add_article(p, article_xml(p), edat=date(2020, 1, 1))
-    got = [r.record_id for b in pubmed.fetch(ids[::-1]) for r in b.records]
+    got = [r.record_id for b in pubmed.by_id(ids[::-1]) for r in b.records]
     assert sorted(got) == sorted(ids)
     (req,) = eutils_fake.requests("efetch.fcgi")
     assert req.method == "POST" and len(req.params["id"].split(",")) == 450
@@ -81,8 +81,8 @@ def test_every_request_identifies_us_and_stays_under_the_rate(
     eutils_fake.register_query("q")
     for i in range(5):
         ids = [str(900 + i)]
-        pubmed.fetch(ids)  # generator: nothing sent
-        list(pubmed.fetch(ids))
+        pubmed.by_id(ids)  # generator: nothing sent
+        list(pubmed.by_id(ids))
     reqs = eutils_fake.requests()
     assert len(reqs) == 10  # each fetch of a missing id is re-asked once
     assert eutils_fake.rate_limited == 0
@@ -107,7 +107,7 @@ def test_ctgov_walks_every_page_and_stops_once_total_count_is_in(
     for i in range(2000):
         ctgov_fake.add_study(study(f"NCT{1000000 + i:08d}"), matches=[match])
     topic = Topic("t", ctgov=CtgovQuery(intr="MDMA"))
-    pages = list(trials.search(topic, Window(None, TODAY)))
+    pages = list(trials.pages(topic, Window(None, TODAY)))
     # a full last page carries a token, but totalCount says nothing follows: no empty page
     assert [len(p.studies) for p in pages] == [1000, 1000]
     assert pages[0].total == 2000 and pages[1].total is None
@@ -120,7 +120,7 @@ def test_ctgov_restarts_a_walk_whose_token_went_stale(
         trials: ClinicalTrials, ctgov_fake: CtgovFake) -> None:
     for i in range(1500):
         ctgov_fake.add_study(study(f"NCT{1000000 + i:08d}"), matches=[{"query.intr": "MDMA"}])
-    walk = trials.search(Topic("t", ctgov=CtgovQuery(intr="MDMA")), Window(None, TODAY))
+    walk = trials.pages(Topic("t", ctgov=CtgovQuery(intr="MDMA")), Window(None, TODAY))
     first = next(walk)
     ctgov_fake.bump()  # data changed mid-walk: the token is now stale
     rest = list(walk)

@@ -1,17 +1,24 @@
 """littrack: track PubMed articles and ClinicalTrials.gov studies per topic in tidy tables.
 
-Data flow: config → windows (since when) → http → sources (pubmed, ctgov) → normalize →
-store → pipeline → reports; scheduler and cli on top.
+Data flow: config → windows (since when) → http → sources (pubmed, ctgov, each handing over
+records reshaped by its normalize module) → store → reports → pipeline; scheduler and cli on
+top. README "Development" lists the modules layer by layer.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "load"]
 
 
-def load(table: str, data_dir: str | None = None, config: str | None = None):  # noqa: ANN201
+def load(table: str, data_dir: str | None = None,
+         config: str | None = None) -> pd.DataFrame:
     """Read one tidy table from the store as a pandas DataFrame (no network)."""
     from littrack.store import load_table
 

@@ -263,10 +263,10 @@ def status(ctx: click.Context, as_json: bool) -> None:
     """
     import json
 
-    from littrack import scheduler
+    from littrack.status import format_status, status
 
-    report = scheduler.status(_settings(ctx))
-    click.echo(json.dumps(report, indent=2) if as_json else scheduler.format_status(report))
+    report = status(_settings(ctx))
+    click.echo(json.dumps(report, indent=2) if as_json else format_status(report))
 
 
 @cli.command()
@@ -286,7 +286,7 @@ def report(ctx: click.Context, since: datetime, out: Path | None) -> None:
     charts/), over a window of runs. Reads one consistent snapshot without the
     data-directory lock, so it works while a run is in progress.
     """
-    from littrack.export import ensure_replaceable
+    from littrack.folders import ensure_replaceable
     from littrack.reports import write_report
     from littrack.store import Store
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from littrack.crontab import cron_trigger
 from littrack.errors import ConfigError
 from littrack.vocab import DATABASE_FILE
 
@@ -76,6 +77,12 @@ class Schedule:
     cron: str
     timezone: str = "UTC"
     topic: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The config key the schedule came from, as error messages name it."""
+        where = f"topic {self.topic!r}.schedule" if self.topic else "schedule"
+        return f"{where}.{self.source}"
 
 
 @dataclass(frozen=True)
@@ -345,10 +352,13 @@ def _parse_schedules(check: _Checker, raw: dict[str, Any],
         s = check.table(spec, _SCHEDULE_KEYS, f"{prefix}.{source}")
         out.append(Schedule(source=source, cron=s["cron"], timezone=s.get("timezone", "UTC"),
                             topic=topic))
-    from littrack.scheduler import validate_schedule  # apscheduler parses cron and zones
-
     for sched in out:
-        validate_schedule(sched, check.path)
+        # Fail at start, naming the key and the expression, not at the first missed run.
+        try:
+            cron_trigger(sched.cron, sched.timezone)
+        except Exception as exc:  # apscheduler raises ValueError, zoneinfo its own errors
+            raise check.fail(sched.key, f"invalid cron {sched.cron!r} / timezone "
+                                        f"{sched.timezone!r}: {exc}") from None
     return tuple(out)
 
 

@@ -3,20 +3,19 @@
 Why: the store is SQLite, which pandas and R read fine, but people share folders of files.
 An export is one consistent snapshot (read in a single transaction, so a run writing at the
 same time never shows half its topic), built under a temporary name and renamed into place
-like a report. CSV follows the report rules (UTF-8 with BOM, formula-looking cells
-neutralised); Parquet keeps the column types (nullable integers stay integers) and needs
-pyarrow, an optional extra.
+like a report (``littrack.folders``). CSV follows the report rules (UTF-8 with BOM,
+formula-looking cells neutralised); Parquet keeps the column types (nullable integers stay
+integers) and needs pyarrow, an optional extra.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from littrack.errors import ConfigError
-from littrack.reports import write_csv
+from littrack.folders import building, ensure_replaceable
+from littrack.reports.csv import write_csv
 from littrack.schema_doc import exported_tables, render_markdown
 from littrack.store import Store
 from littrack.tables import BY_NAME
@@ -37,21 +36,6 @@ def require_pyarrow() -> None:
     except ImportError:
         raise ConfigError(f"--format parquet needs pyarrow, which is not installed; "
                           f"install it with: {PARQUET_INSTALL}") from None
-
-
-def ensure_replaceable(folder: Path, marker: str) -> None:
-    """Refuse to replace a folder littrack did not write (``--out ~/Documents`` by mistake).
-
-    A folder may be replaced when it does not exist, is empty, or holds ``marker``, the file
-    every littrack output of that kind contains.
-    """
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"{folder} exists and is not a folder")
-    if folder.is_dir() and any(folder.iterdir()) and not (folder / marker).is_file():
-        raise ConfigError(f"refusing to replace {folder}: it is not empty and holds no "
-                          f"{marker}, so littrack did not write it; choose another --out")
-
 
 
 def _dtypes() -> dict[str, ExtensionDtype]:
@@ -83,13 +67,8 @@ def export(store: Store, out_dir: Path, fmt: str = "csv") -> list[Path]:
         require_pyarrow()
     out_dir = Path(out_dir)
     ensure_replaceable(out_dir, DICTIONARY)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.with_name(f".{out_dir.name}.partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
     names: list[str] = []
-    try:
+    with building(out_dir) as tmp:
         with store.snapshot():
             tables = exported_tables()
             for table in tables:
@@ -98,16 +77,8 @@ def export(store: Store, out_dir: Path, fmt: str = "csv") -> list[Path]:
                 if fmt == "csv":
                     write_csv(frame, tmp / name)
                 else:
-                    typed(frame, table).to_parquet(tmp / name, index=False,
-                                                                  engine="pyarrow")
+                    typed(frame, table).to_parquet(tmp / name, index=False, engine="pyarrow")
                 names.append(name)
-            (tmp / DICTIONARY).write_text(render_markdown(tables),
-                                          encoding="utf-8")
+            (tmp / DICTIONARY).write_text(render_markdown(tables), encoding="utf-8")
             names.append(DICTIONARY)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
     return [out_dir / n for n in names]

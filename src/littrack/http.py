@@ -22,6 +22,7 @@ ClinicalTrials.gov rate-limits and 5xxs. So every request goes through ``HttpCli
 
 from __future__ import annotations
 
+import copy
 import email.message
 import email.utils
 import http.client
@@ -131,6 +132,16 @@ class HttpClient:
         # Loopback fakes must never be reached through a proxy from the environment.
         self._direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         self._default = urllib.request.build_opener()
+
+    def for_topic(self, topic: str) -> HttpClient:
+        """A client with its own request counts and deadline that shares this one's pacer.
+
+        For a search run ahead of its topic on another thread: its requests are counted for
+        that topic, and the one pacer keeps the process under the service's rate.
+        """
+        client = copy.copy(self)  # same pacer, retry policy, secrets and openers
+        client.stats, client.topic, client.deadline = Stats(), topic, None
+        return client
 
     def get(self, url: str, params: dict[str, str] | None = None,
             check: Callable[[Response], None] | None = None) -> Response:

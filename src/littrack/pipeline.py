@@ -28,21 +28,15 @@ from littrack.config import Settings, Topic
 from littrack.errors import Incomplete, LittrackError, StopRequested, redact
 from littrack.http import HttpClient
 from littrack.lock import DataDirLock
-from littrack.normalize.ctgov import dig, normalize_study
-from littrack.sources.ctgov import ClinicalTrials
-from littrack.sources.pubmed import PubMed, SearchResult
+from littrack.sources import Hits, Source, open_source
 from littrack.store import Store
-from littrack.tables import SOURCES
-from littrack.vocab import TIMESTAMP_FORMAT
+from littrack.vocab import LINKED_TOPIC, SOURCES, TIMESTAMP_FORMAT
 from littrack.windows import Window, next_window
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
-# The ``runs.topic`` of a run's linked-record fetch; config topic names cannot look like it.
-LINKED_TOPIC = "(linked)"
-ALIASES_PATH = "protocolSection.identificationModule.nctIdAliases"
 
 
 def utcnow() -> datetime:
@@ -89,7 +83,7 @@ class RunResult:
 
 
 class Runner:
-    """State of one run shared across topics: clients, what was fetched, the CT.gov version."""
+    """State of one run shared across topics: the sources, what each already fetched."""
 
     def __init__(self, settings: Settings, store: Store, run_id: str, *, full: bool,
                  stop: threading.Event, clock: Clock) -> None:
@@ -99,60 +93,46 @@ class Runner:
         self.full = full
         self.stop = stop
         self.clock = clock
-        self.clients = {
-            "pubmed": HttpClient("pubmed", settings.ncbi.rate, settings.retry),
-            "ctgov": HttpClient("ctgov", settings.ctgov.requests_per_minute / 60.0,
-                                settings.retry),
-        }
-        for client in self.clients.values():
-            client.stop = stop
-        self._pubmed: PubMed | None = None
-        self._ctgov: ClinicalTrials | None = None
-        self.fetched_pmids: set[str] = set()
-        self.saved_ncts: set[str] = set()
-        self.ctgov_timestamp: str | None = None
+        self._sources: dict[str, Source] = {}
+        # Ids each source fetched (or was told were gone) in this run: never asked again.
+        self.done: dict[str, set[str]] = {}
         self._before = (0, 0)  # client stats when the current topic started
-        # PubMed searches started ahead of their topics: topic -> (window, future, client)
-        self._ahead: dict[str, tuple[Window, Future[SearchResult], HttpClient]] = {}
+        # Searches started ahead of their topics: (source, topic) -> (window, future, client)
+        self._ahead: dict[tuple[str, str], tuple[Window, Future[Hits], HttpClient]] = {}
         self._ahead_pool: ThreadPoolExecutor | None = None
 
-    @property
-    def pubmed(self) -> PubMed:
-        if self._pubmed is None:
-            self._pubmed = PubMed(self.settings.ncbi, self.clients["pubmed"])
-        return self._pubmed
-
-    @property
-    def ctgov(self) -> ClinicalTrials:
-        if self._ctgov is None:
-            self._ctgov = ClinicalTrials(self.settings.ctgov, self.clients["ctgov"])
-        return self._ctgov
+    def source(self, name: str) -> Source:
+        """The run's source ``name``, opened on first use (no client for unused sources)."""
+        if name not in self._sources:
+            src = open_source(name, self.settings)
+            src.client.stop = self.stop
+            self._sources[name] = src
+            self.done[name] = set()
+        return self._sources[name]
 
     def _check_stop(self) -> None:
         if self.stop.is_set():
             raise StopRequested("stopped by signal before the topic finished; rolled back")
 
-    def run_topic(self, topic: Topic, source: str) -> TopicResult:
+    def _window(self, topic: Topic, source: Source, now: datetime) -> Window:
+        wm = self.store.watermark(topic.name, source.name)
+        return next_window(date.fromisoformat(wm.watermark) if wm else None, now.date(),
+                           source.overlap_days, self.full)
+
+    def run_topic(self, topic: Topic, name: str) -> TopicResult:
         """Run one topic of one source; never raises LittrackError (records it instead)."""
         now = self.clock()
-        wm = self.store.watermark(topic.name, source)
-        window = next_window(date.fromisoformat(wm.watermark) if wm else None, now.date(),
-                             self._overlap(source), self.full)
-
-        def work(result: TopicResult) -> None:
-            if source == "pubmed":
-                self._run_pubmed(topic, window, now, result)
-            else:
-                self._run_ctgov(topic, window, now, wm.data_timestamp if wm else None, result)
-
-        return self._accounted(TopicResult(topic.name, source), now, window, work)
+        source = self.source(name)
+        window = self._window(topic, source, now)
+        return self._accounted(TopicResult(topic.name, name), now, window,
+                               lambda result: self._topic(source, topic, window, now, result))
 
     def _accounted(self, result: TopicResult, now: datetime, window: Window,
                    work: Callable[[TopicResult], None]) -> TopicResult:
         """The bookkeeping every unit of work shares: its run row, its client's topic and
         deadline, its request counts, and a failure recorded rather than raised (a stop
         request still propagates, so no further work starts)."""
-        client = self.clients[result.source]
+        client = self.source(result.source).client
         before = self._before = (client.stats.requests, client.stats.retries)
         client.topic = result.topic
         client.deadline = time.monotonic() + self.settings.retry.topic_deadline
@@ -184,67 +164,63 @@ class Runner:
             _log_result(result)
         return result
 
-    def _overlap(self, source: str) -> int:
-        return (self.settings.ncbi if source == "pubmed" else self.settings.ctgov).overlap_days
-
     def _finish_ok(self, topic: Topic, source: str, now: datetime, result: TopicResult,
-                   data_timestamp: str | None = None) -> None:
+                   version: str | None) -> None:
         """Watermark and run row, inside the topic's transaction."""
         self.store.set_watermark(topic.name, source, now.date().isoformat(), self.run_id,
-                                 iso(now), data_timestamp)
+                                 iso(now), version)
         self._finish_run_ok(result)
 
     def _finish_run_ok(self, result: TopicResult) -> None:
-        client = self.clients[result.source]
+        client = self.source(result.source).client
         self.store.finish_run(
             self.run_id, result.topic, result.source, iso(self.clock()), "ok",
             n_found=result.n_found, n_new=result.n_new, n_updated=result.n_updated,
             n_requests=client.stats.requests - self._before[0],
             n_retries=client.stats.retries - self._before[1])
 
-    # ---- PubMed ------------------------------------------------------------------------
-    def search_ahead(self, topics: list[Topic]) -> None:
-        """Start the ESearch of every PubMed topic now, on side threads.
+    # ---- searches ahead ------------------------------------------------------------------
+    def search_ahead(self, tasks: list[tuple[str, Topic]]) -> None:
+        """Start the search of every topic whose source allows it now, on side threads.
 
         A topic's search needs nothing from the topics before it, so while one topic
         downloads and stores, the next topics' searches are already done: a run costs about
         one round trip per request *rate* slot instead of one per request. The shared pacer
-        keeps every start within NCBI's rate; each search has its own client, so its
-        requests are counted for its own topic (``_pubmed_search``).
+        keeps every start within the service's rate; each search has its own client, so its
+        requests are counted for its own topic (``_search``).
         """
-        if not topics:
+        ahead = [(self.source(n), t) for n, t in tasks if self.source(n).search_ahead]
+        if not ahead:
             return
         now = self.clock()
-        self._ahead_pool = ThreadPoolExecutor(max_workers=min(4, len(topics)),
-                                              thread_name_prefix="esearch")
-        for topic in topics:
-            wm = self.store.watermark(topic.name, "pubmed")
-            window = next_window(date.fromisoformat(wm.watermark) if wm else None, now.date(),
-                                 self._overlap("pubmed"), self.full)
-            client = self.pubmed.client_for_topic(topic.name)
+        self._ahead_pool = ThreadPoolExecutor(max_workers=min(4, len(ahead)),
+                                              thread_name_prefix="search")
+        for source, topic in ahead:
+            window = self._window(topic, source, now)
+            client = source.client.for_topic(topic.name)
             client.deadline = time.monotonic() + self.settings.retry.topic_deadline
-            future = self._ahead_pool.submit(self._search_on, client, topic, window)
-            self._ahead[topic.name] = (window, future, client)
+            future = self._ahead_pool.submit(self._search_on, source.with_client(client),
+                                             topic, window)
+            self._ahead[(source.name, topic.name)] = (window, future, client)
 
-    def _search_on(self, client: HttpClient, topic: Topic, window: Window) -> SearchResult:
+    def _search_on(self, source: Source, topic: Topic, window: Window) -> Hits:
         if self.stop.is_set():
             raise StopRequested("stopped by signal before the search started")
-        with self.pubmed.using(client):
-            return self.pubmed.search(topic, window)
+        return source.search(topic, window)
 
-    def _pubmed_search(self, topic: Topic, window: Window) -> SearchResult:
+    def _search(self, source: Source, topic: Topic, window: Window) -> Hits:
         """The topic's search: the one started ahead when its window still holds."""
-        ahead = self._ahead.pop(topic.name, None)
+        ahead = self._ahead.pop((source.name, topic.name), None)
         if ahead is None:
-            return self.pubmed.search(topic, window)
+            return source.search(topic, window)
         ahead_window, future, client = ahead
         try:
-            result = future.result()
+            hits = future.result()
         finally:  # the search's requests and retries belong to this topic
-            self.clients["pubmed"].stats.absorb(client.stats)
+            source.client.stats.absorb(client.stats)
         if ahead_window != window:  # the date changed since: ask for the right window
-            return self.pubmed.search(topic, window)
-        return result
+            return source.search(topic, window)
+        return hits
 
     def close(self) -> None:
         """Cancel searches started ahead for topics that did not run (stop, failure)."""
@@ -253,77 +229,77 @@ class Runner:
             self._ahead_pool = None
         self._ahead.clear()
 
-    def _run_pubmed(self, topic: Topic, window: Window, now: datetime,
-                    result: TopicResult) -> None:
-        store, stamp = self.store, iso(now)
-        search = self._pubmed_search(topic, window)
-        result.n_found = len(search.ids)
-        todo = [p for p in search.ids if p not in self.fetched_pmids]
-        if window.is_full and not self.full:
-            # A topic's first run: records other topics already stored need no new fetch.
-            known = store.known_ids("pubmed", todo)
-            todo = [p for p in todo if p not in known]
-        retry = [p for p in store.missing_ids("pubmed", topic.name)
-                 if p not in self.fetched_pmids and p not in set(todo)]
-        self._check_stop()
-        missing: list[str] = []
-        with store.transaction():
-            for batch in self.pubmed.fetch(todo + retry, search if not retry else None):
-                self._check_stop()
-                saved = store.save_records(batch.records, stamp, self.run_id)
-                result.n_updated += len(saved.updated)
-                store.mark_deleted(batch.deleted, stamp, self.run_id)
-                missing += batch.missing
-            found = [p for p in todo + retry if p not in set(missing)]
-            store.clear_missing("pubmed", found, topic.name)
-            store.record_missing("pubmed", missing, topic.name, self.run_id, stamp)
-            matched = [p for p in search.ids if p not in set(missing)]
-            matched += [p for p in retry if p not in set(missing)]
-            result.n_new = store.match(topic.name, "pubmed", matched, self.run_id)
-            self._check_stop()
-            result.note = f"{len(missing)} PMID(s) missing" if missing else None
-            self._finish_ok(topic, "pubmed", now, result)
-        self.fetched_pmids.update(todo + retry)
+    # ---- a topic, whatever the source ----------------------------------------------------
+    def _topic(self, source: Source, topic: Topic, window: Window, now: datetime,
+               result: TopicResult) -> None:
+        """Search, fetch, store and match one topic in one transaction.
 
-    # ---- ClinicalTrials.gov ------------------------------------------------------------
-    def _run_ctgov(self, topic: Topic, window: Window, now: datetime,
-                   last_timestamp: str | None, result: TopicResult) -> None:
-        store, stamp = self.store, iso(now)
-        if self.ctgov_timestamp is None:
-            self.ctgov_timestamp = self.ctgov.data_timestamp()
-        if (not self.full and last_timestamp and self.ctgov_timestamp == last_timestamp):
-            result.note = f"data unchanged since {last_timestamp}; nothing to ask"
+        An id-listing search is fetched minus what this run already fetched (and, on a
+        topic's first run, minus what other topics stored), plus the ids earlier runs were
+        promised but never got; ids still missing are remembered, not fatal. A streamed
+        search is fetched whole, and must deliver as many records as the service announced,
+        or the watermark stays.
+        """
+        store, stamp, name, done = self.store, iso(now), source.name, self.done[source.name]
+        wm = store.watermark(topic.name, name)
+        hits = self._search(source, topic, window)
+        last_version = wm.data_timestamp if wm else None
+        if not self.full and last_version and hits.version == last_version:
+            result.note = f"data unchanged since {last_version}; nothing to ask"
             with store.transaction():
-                self._finish_ok(topic, "ctgov", now, result, self.ctgov_timestamp)
+                self._finish_ok(topic, name, now, result, hits.version)
             return
-        seen: set[str] = set()
-        total: int | None = None
+        asked: list[str] | None = None
+        if hits.ids is not None:
+            result.n_found = len(hits.ids)
+            todo = [i for i in hits.ids if i not in done]
+            if window.is_full and not self.full:
+                # A topic's first run: records other topics already stored need no new fetch.
+                known = store.known_ids(name, todo)
+                todo = [i for i in todo if i not in known]
+            queued = set(todo)
+            retry = [i for i in store.missing_ids(name, topic.name)
+                     if i not in done and i not in queued]
+            asked = todo + retry
+        self._check_stop()
+        seen: dict[str, None] = {}  # every id the topic's batches delivered, in order
+        missing: list[str] = []
+        announced: int | None = None
         with store.transaction():
-            for page in self.ctgov.search(topic, window):
+            for batch in source.fetch(hits, asked):
                 self._check_stop()
-                if page.total is not None and (total is None or page.restarted):
-                    total = page.total
-                records = []
-                for study in page.studies:
-                    rec = normalize_study(study)
-                    if rec.record_id in seen:
-                        continue
-                    seen.add(rec.record_id)
-                    if rec.record_id not in self.saved_ncts:
-                        records.append(rec)
-                saved = store.save_records(records, stamp, self.run_id)
+                if batch.announced is not None:
+                    announced = batch.announced  # a walk (re)started: its count holds
+                fresh = [r for r in batch.records if r.record_id not in seen]
+                seen.update((r.record_id, None) for r in fresh)
+                saved = store.save_records([r for r in fresh if r.record_id not in done],
+                                           stamp, self.run_id)
                 result.n_updated += len(saved.updated)
-                self.saved_ncts.update(saved.new + saved.updated + saved.unchanged)
-            result.n_found = len(seen)
-            if total is not None and len(seen) < total:
-                raise Incomplete(f"received {len(seen)} of the {total} studies the service "
-                                 f"announced; watermark not advanced", source="ctgov",
-                                 topic=topic.name)
-            result.n_new = store.match(topic.name, "ctgov", sorted(seen), self.run_id)
+                done.update(saved.new + saved.updated + saved.unchanged)
+                if batch.deleted:
+                    store.mark_deleted(batch.deleted, stamp, self.run_id)
+                missing += batch.missing
+            if asked is None:
+                result.n_found = len(seen)
+                if announced is not None and len(seen) < announced:
+                    raise Incomplete(f"received {len(seen)} of the {announced} records the "
+                                     f"service announced; watermark not advanced",
+                                     source=name, topic=topic.name)
+                matched = list(seen)
+            else:
+                gone = set(missing)
+                store.clear_missing(name, [i for i in asked if i not in gone], topic.name)
+                store.record_missing(name, missing, topic.name, self.run_id, stamp)
+                matched = [i for i in (hits.ids or []) + retry if i not in gone]
+                result.note = f"{len(missing)} id(s) missing" if missing else None
+            result.n_new = store.match(topic.name, name, sorted(matched) if asked is None
+                                       else matched, self.run_id)
             self._check_stop()
-            self._finish_ok(topic, "ctgov", now, result, self.ctgov_timestamp)
+            self._finish_ok(topic, name, now, result, hits.version)
+        if asked is not None:
+            done.update(asked)
 
-    # ---- linked records ----------------------------------------------------------------
+    # ---- linked records ------------------------------------------------------------------
     def resolve_links(self, sources: Iterable[str]) -> list[TopicResult]:
         """Fetch, once each, the records tracked ones link to but no topic matched.
 
@@ -332,62 +308,43 @@ class Runner:
         is remembered in ``linked_fetches`` and counted in ``runs`` under ``LINKED_TOPIC``.
         """
         out = []
-        for source in sources:
-            ids = self.store.unresolved_links(source)
+        for name in sources:
+            ids = self.store.unresolved_links(name)
             if ids:
-                out.append(self._resolve(source, ids))
+                out.append(self._resolve(self.source(name), ids))
         return out
 
-    def _resolve(self, source: str, ids: list[str]) -> TopicResult:
+    def _resolve(self, source: Source, ids: list[str]) -> TopicResult:
         now = self.clock()
         stamp = iso(now)
 
         def work(result: TopicResult) -> None:
+            outcomes = dict.fromkeys(ids, "not_found")
             with self.store.transaction():
-                outcomes = (self._fetch_linked_pubmed if source == "pubmed"
-                            else self._fetch_linked_ctgov)(ids, stamp, result)
-                self.store.record_linked_fetch(source, outcomes.items(), self.run_id, stamp)
+                for batch in source.by_id(ids):
+                    self._check_stop()
+                    saved = self.store.save_records(batch.records, stamp, self.run_id)
+                    result.n_new += len(saved.new)
+                    result.n_updated += len(saved.updated)
+                    self.done[source.name].update(r.record_id for r in batch.records)
+                    outcomes.update({r.record_id: "saved" for r in batch.records
+                                     if r.record_id in outcomes})
+                    outcomes.update(dict.fromkeys(batch.deleted, "deleted"))
+                    outcomes.update({alias: f"alias of {canonical}"
+                                     for alias, canonical in batch.aliases.items()
+                                     if outcomes.get(alias) == "not_found"})
+                self.done[source.name].update(ids)
+                self.store.record_linked_fetch(source.name, outcomes.items(), self.run_id,
+                                               stamp)
                 missing = sum(o != "saved" for o in outcomes.values())
                 result.note = f"{missing} linked id(s) not found" if missing else None
                 self._finish_run_ok(result)
 
-        result = TopicResult(LINKED_TOPIC, source, n_found=len(ids))
+        result = TopicResult(LINKED_TOPIC, source.name, n_found=len(ids))
         try:
             return self._accounted(result, now, Window(None, now.date()), work)
         except StopRequested:  # recorded as failed by _accounted; the report is still written
             return result
-
-    def _fetch_linked_pubmed(self, pmids: list[str], stamp: str,
-                             result: TopicResult) -> dict[str, str]:
-        outcomes: dict[str, str] = {}
-        for batch in self.pubmed.fetch(pmids):
-            self._check_stop()
-            saved = self.store.save_records(batch.records, stamp, self.run_id)
-            result.n_new += len(saved.new)
-            result.n_updated += len(saved.updated)
-            outcomes.update({r.record_id: "saved" for r in batch.records})
-            outcomes.update({p: "deleted" for p in batch.deleted})
-            outcomes.update({p: "not_found" for p in batch.missing})
-        self.fetched_pmids.update(pmids)
-        return outcomes
-
-    def _fetch_linked_ctgov(self, ncts: list[str], stamp: str,
-                            result: TopicResult) -> dict[str, str]:
-        outcomes = dict.fromkeys(ncts, "not_found")
-        records = {}
-        for study in self.ctgov.studies_by_id(ncts):
-            self._check_stop()
-            rec = normalize_study(study)
-            records[rec.record_id] = rec
-            for alias in dig(study, ALIASES_PATH) or ():
-                if outcomes.get(alias) == "not_found":
-                    outcomes[alias] = f"alias of {rec.record_id}"
-        saved = self.store.save_records(records.values(), stamp, self.run_id)
-        result.n_new += len(saved.new)
-        result.n_updated += len(saved.updated)
-        self.saved_ncts.update(records)
-        outcomes.update({n: "saved" for n in records if n in outcomes})
-        return outcomes
 
 
 def _log_result(r: TopicResult) -> None:
@@ -438,7 +395,7 @@ def run(settings: Settings, *, topics: Iterable[str] | None = None,
                         interrupted)
         runner = Runner(settings, store, run.run_id, full=full, stop=stop, clock=clock)
         try:
-            runner.search_ahead([t for s, t in tasks if s == "pubmed"])
+            runner.search_ahead(tasks)
             with _progress(len(tasks), progress) as bar:
                 for source, topic in tasks:
                     bar.set_description(f"{source} {topic.name}")

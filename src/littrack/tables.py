@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from littrack import vocab
+
 TYPES = ("text", "integer", "real", "blob", "timestamp")
 _SQLITE_TYPES = {"text": "TEXT", "integer": "INTEGER", "real": "REAL", "blob": "BLOB",
                  "timestamp": "TEXT"}
@@ -713,9 +715,9 @@ CTGOV_TABLES: tuple[Table, ...] = (
     TRIALS, TRIAL_PHASES, TRIAL_CONDITIONS, TRIAL_INTERVENTIONS, TRIAL_LOCATIONS,
     TRIAL_REFERENCES, TRIAL_MESH, TRIAL_SECONDARY_IDS,
 )
-RECORD_TABLES: dict[str, tuple[Table, ...]] = {"pubmed": PUBMED_TABLES, "ctgov": CTGOV_TABLES}
-MAIN_TABLE: dict[str, Table] = {"pubmed": ARTICLES, "ctgov": TRIALS}
-SOURCES: tuple[str, ...] = tuple(RECORD_TABLES)
+RECORD_TABLES: dict[str, tuple[Table, ...]] = {vocab.PUBMED: PUBMED_TABLES,
+                                                vocab.CTGOV: CTGOV_TABLES}
+MAIN_TABLE: dict[str, Table] = {vocab.PUBMED: ARTICLES, vocab.CTGOV: TRIALS}
 
 # Everything the store holds, in the order the data dictionary lists it.
 RELATIONS: tuple[Relation, ...] = (

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 
 from littrack.errors import MalformedResponse
 from littrack.normalize import Deleted, Normalized
-from littrack.normalize.pubmed import normalize_article, normalize_raw, parse_efetch
+from littrack.normalize.pubmed import normalize_article, normalize_raw
+from littrack.normalize.pubmed_efetch import parse_efetch
 from littrack.tables import PUBMED_TABLES
 from tests.builders.pubmed import (
     Author,

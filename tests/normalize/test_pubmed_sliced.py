@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from littrack.errors import MalformedResponse
-from littrack.normalize.pubmed import _sliceable, _trailing_references, parse_efetch
+from littrack.normalize.pubmed_efetch import _sliceable, _trailing_references, parse_efetch
 from tests.builders.pubmed import Markup, article_xml, book_article_xml, efetch_xml
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "pubmed"

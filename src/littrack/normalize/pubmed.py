@@ -1,4 +1,8 @@
-"""PubMed EFetch XML -> tidy rows, streamed record by record.
+"""PubMed records -> tidy rows: one ``PubmedArticle``/``PubmedBookArticle`` element at a time.
+
+The EFetch reply itself is cut into record elements by ``littrack.normalize.pubmed_efetch``;
+this module only reshapes one parsed record (and re-parses a stored one for ``rebuild``).
+Below, why the reply is parsed the way it is:
 
 Why not ``Bio.Entrez.read``: it builds the whole reply in memory, needs the DTD named in the
 DOCTYPE (and fetches or fails on a new one such as ``pubmed_260101.dtd``) and is several times
@@ -27,12 +31,9 @@ test_pubmed_sliced.py).
 
 from __future__ import annotations
 
-import io
-import itertools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import date
-from typing import Any, BinaryIO
 from xml.etree import ElementTree as ET
 from xml.etree.ElementTree import Element
 
@@ -40,7 +41,7 @@ import defusedxml.ElementTree as DET
 from defusedxml import DefusedXmlException
 
 from littrack.errors import MalformedResponse
-from littrack.normalize import Deleted, Normalized, Row
+from littrack.normalize import Normalized, Row
 from littrack.tables import (
     ARTICLE_AFFILIATIONS,
     ARTICLE_AUTHORS,
@@ -53,12 +54,11 @@ from littrack.tables import (
     ARTICLES,
 )
 
-__all__ = ["parse_efetch", "normalize_article", "normalize_raw"]
+__all__ = [
+    "EXPAT_NAMES", "element_text", "normalize_article", "normalize_element", "normalize_raw",
+]
 
 SOURCE = "pubmed"
-_RECORD_TAGS = frozenset({"PubmedArticle", "PubmedBookArticle"})
-_CHUNK = 64 * 1024
-_ERROR_BODY_LIMIT = 1024 * 1024  # an <ERROR> reply is tiny; stop reading a bogus one early
 
 _YEAR = re.compile(r"(?<!\d)(\d{4})(?!\d)")
 # "1998 Dec-1999 Jan", "2013 Nov-Dec", "2005 Aug 20-26", "2000 Spring": year, month?, day?
@@ -68,8 +68,6 @@ _MEDLINE_DATE = re.compile(
 _ORCID = re.compile(r"\d{4}-\d{4}-\d{4}-\d{3}[\dX]")
 _ORCID_PREFIX = re.compile(r"^(?:HTTPS?://)?(?:WWW\.)?ORCID\.ORG/")
 _NCT = re.compile(r"NCT\d{8}")
-_UTF8_NAMES = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
-_UTF16_STARTS = (b"\xff\xfe", b"\xfe\xff", b"\x00<", b"<\x00")  # BOMs, or none
 _MONTHS = {
     m: i
     for i, m in enumerate(
@@ -87,96 +85,9 @@ _NOTICE_REFS = frozenset({"RetractionOf"})
 # --- public API -------------------------------------------------------------------------
 
 
-def parse_efetch(source: bytes | BinaryIO) -> Iterator[Normalized | Deleted]:
-    """Yield a ``Normalized`` per record and a ``Deleted`` per ``DeleteCitation``, streaming.
-
-    Records that were complete before a fault are yielded first; then ``MalformedResponse`` is
-    raised (non-XML such as a JSON 429 body, a cut-off reply, an ``<eFetchResult><ERROR>``
-    envelope or any other root, entity declarations). A caller that needs all-or-nothing must
-    therefore consume the whole iterator before committing.
-    """
-    if isinstance(source, bytes | bytearray | memoryview):
-        source = bytes(source)
-        body_start = _sliceable(source)
-        if body_start is not None:
-            yield from _parse_sliced(source, body_start)
-            return
-    stream: BinaryIO = (
-        io.BytesIO(bytes(source)) if isinstance(source, bytes | bytearray | memoryview) else source
-    )
-    scanner = _Scanner()
-    buf = bytearray()  # input bytes from `base` on, kept until the records in them are done
-    base = 0
-    head = b""
-    root_checked = False
-    error_mode = False
-    fault: Exception | None = None
-    eof = False
-    while not eof:
-        chunk = stream.read(_CHUNK)
-        if not chunk:
-            eof = True
-            try:
-                scanner.close()
-            except (ET.ParseError, DefusedXmlException) as exc:
-                fault = exc
-        else:
-            if len(head) < 256:
-                head += chunk[: 256 - len(head)]
-                if head.startswith(_UTF16_STARTS):  # known long before the first record
-                    scanner.use_slices = False
-            buf += chunk
-            try:
-                scanner.feed(chunk)
-            except (ET.ParseError, DefusedXmlException) as exc:
-                fault = exc
-                eof = True
-
-        root = scanner.root
-        if not root_checked and root is not None:
-            root_checked = True
-            if root.tag != "PubmedArticleSet":
-                error_mode = True
-        if error_mode:
-            if fault is not None or eof or base + len(buf) > _ERROR_BODY_LIMIT:
-                raise _unexpected_root(root, fault)  # type: ignore[arg-type]
-            continue
-
-        finished = scanner.finished
-        if finished:
-            scanner.finished = []
-            slices = scanner.use_slices  # settled by the prolog, before any record
-            for elem, start, end in finished:
-                tag = elem.tag
-                if tag in _RECORD_TAGS:
-                    raw = None
-                    if slices:
-                        stop = end - base
-                        if buf.startswith(b"</", stop):
-                            stop = buf.index(b">", stop) + 1
-                        raw = bytes(buf[start - base : stop])
-                    yield _normalize(elem, raw)
-                elif tag == "DeleteCitation":
-                    pmids = tuple(p for p in (_text(e) for e in elem.iter("PMID")) if p)
-                    yield Deleted(pmids)
-                elem.clear()
-            del root[: len(finished)]  # type: ignore[index]
-        # Drop the bytes no record slice can need any more. Not simply up to the end of `buf`:
-        # expat may hold back the start of a tag split across reads until it sees the rest.
-        keep_from = scanner.mark
-        if keep_from > base:
-            del buf[: keep_from - base]
-            base = keep_from
-
-    if fault is not None:
-        raise _parse_fault(fault, head)
-    if scanner.root is None:
-        raise MalformedResponse("empty EFetch reply (no XML element)", source=SOURCE)
-
-
 def normalize_article(elem: Element) -> Normalized:
     """Normalize one ``PubmedArticle`` / ``PubmedBookArticle`` element already parsed."""
-    return _normalize(elem, None)
+    return normalize_element(elem, None)
 
 
 def normalize_raw(raw: bytes) -> Normalized:
@@ -186,292 +97,7 @@ def normalize_raw(raw: bytes) -> Normalized:
     except (ET.ParseError, DefusedXmlException) as exc:
         msg = f"stored PubMed record is not valid XML: {exc}"
         raise MalformedResponse(msg, source=SOURCE) from exc
-    return _normalize(elem, bytes(raw))
-
-
-# --- a whole reply in memory: records cut out by byte search ------------------------------
-#
-# What PubMed.fetch has is a whole EFetch reply in memory. When its prolog is plain (UTF-8, a
-# DOCTYPE without internal subset, a bare <PubmedArticleSet>), it ends with
-# </PubmedArticleSet>, and its body holds no comment, CDATA section or processing
-# instruction, every "</PubmedArticle>" in it is an end tag, so the records can be cut apart
-# with bytes.find and each parsed on its own by the C XMLParser, with no Python code per
-# element: about twice the speed of the streaming parser. This is as safe as the defused
-# parser: a record slice has no DOCTYPE, so nothing in it can declare an entity, and expat
-# refuses every entity but the five predefined ones. Anything unexpected (another element
-# between records, text, a record that does not parse on its own) hands the reply to the
-# streaming parser, which skips the records already yielded, so both paths yield the same.
-
-_PROLOG = re.compile(
-    rb"\A(?:\xef\xbb\xbf)?(<\?xml[^>]*\?>)?[ \t\r\n]*(?:<!DOCTYPE[^>\[]*>)?[ \t\r\n]*"
-    rb"<PubmedArticleSet>"
-)
-_DECL_ENCODING = re.compile(rb"encoding[ \t\r\n]*=[ \t\r\n]*[\"']([A-Za-z0-9._-]+)")
-_END_ROOT = b"</PubmedArticleSet>"
-_XML_SPACE = b" \t\r\n"
-_TOP_LEVEL = {
-    b"<PubmedArticle>": b"</PubmedArticle>",
-    b"<PubmedBookArticle>": b"</PubmedBookArticle>",
-    b"<DeleteCitation>": b"</DeleteCitation>",
-}
-_REFERENCE_TAG = re.compile(rb"<(/?)ReferenceList[ \t\r\n>]")
-
-
-def _sliceable(data: bytes) -> int | None:
-    """Where the records of ``data`` start, if the reply can take the byte-search path."""
-    m = _PROLOG.match(data)
-    if m is None:
-        return None
-    enc = _DECL_ENCODING.search(m.group(1) or b"")
-    if enc is not None and enc.group(1).decode("ascii").lower() not in _UTF8_NAMES:
-        return None
-    end = data.rfind(_END_ROOT)
-    if end < m.end() or data[end + len(_END_ROOT):].strip(_XML_SPACE):
-        return None  # cut off, or something after the root: the streaming parser says what
-    if _has_markup(data, b"!", m.end(), end) or _has_markup(data, b"?", m.end(), end):
-        return None
-    return m.end()
-
-
-def _has_markup(data: bytes, mark: bytes, start: int, end: int) -> bool:
-    """Whether ``<`` + ``mark`` occurs in ``data[start:end]``.
-
-    Searching for the one rare byte runs at memchr speed; searching for the pair would
-    stop at every ``<`` of the reply (twenty times slower on a 6 MB reply).
-    """
-    i = data.find(mark, start, end)
-    while i >= 0:
-        if i > start and data[i - 1] == 0x3C:  # "<"
-            return True
-        i = data.find(mark, i + 1, end)
-    return False
-
-
-def _parse_sliced(data: bytes, pos: int) -> Iterator[Normalized | Deleted]:
-    end = data.rfind(_END_ROOT)
-    find = data.find
-    done = 0
-    while True:
-        lt = find(b"<", pos, end)
-        if data[pos : end if lt < 0 else lt].strip(_XML_SPACE):
-            break  # text between records
-        if lt < 0:
-            return
-        open_tag = next((t for t in _TOP_LEVEL if data.startswith(t, lt)), None)
-        if open_tag is None:
-            break  # another element
-        close_tag = _TOP_LEVEL[open_tag]
-        stop = find(close_tag, lt, end)
-        if stop < 0:
-            break
-        stop += len(close_tag)
-        raw = data[lt:stop]
-        try:
-            elem = _parse_record(raw, open_tag == b"<PubmedArticle>")
-        except ET.ParseError:
-            break
-        if open_tag == b"<DeleteCitation>":
-            yield Deleted(tuple(p for p in (_text(e) for e in elem.iter("PMID")) if p))
-        else:
-            yield _normalize(elem, raw)
-        done += 1
-        pos = stop
-    yield from itertools.islice(parse_efetch(io.BytesIO(data)), done, None)
-
-
-def _parse_record(raw: bytes, article: bool) -> Element:
-    """One record slice, parsed by the C XMLParser (no DOCTYPE: no entities possible).
-
-    An article's trailing reference lists (``PubmedData``'s last children in the DTD, and
-    often half a record) are left out of the parse: the normalizer never reads them.
-    """
-    parser = ET.XMLParser()
-    span = _trailing_references(raw) if article else None
-    if span is not None:
-        parser.feed(raw[: span[0]])
-        parser.feed(raw[span[1] :])
-    else:
-        parser.feed(raw)
-    return parser.close()
-
-
-def _trailing_references(raw: bytes) -> tuple[int, int] | None:
-    """The byte span of the ``ReferenceList`` elements that close the record's PubmedData.
-
-    Only whole lists (nested ones balanced) that follow each other with nothing but
-    whitespace up to ``</PubmedData></PubmedArticle>``: never a byte the normalizer reads.
-    """
-    data_end = raw.rfind(b"</PubmedData>", -64)
-    if data_end < 0 or raw[data_end + 13 :].strip(_XML_SPACE) != b"</PubmedArticle>":
-        return None
-    if not raw[max(0, data_end - 64) : data_end].rstrip(_XML_SPACE).endswith(
-        b"</ReferenceList>"
-    ):
-        return None  # no reference list at the end: nothing to leave out
-    first = raw.find(b"<ReferenceList")
-    spans: list[tuple[int, int]] = []
-    depth = start = 0
-    for m in _REFERENCE_TAG.finditer(raw, first, data_end):
-        if m.group(1):
-            depth -= 1
-            if depth < 0:
-                return None
-            if depth == 0:
-                spans.append((start, raw.index(b">", m.end() - 1) + 1))
-        else:
-            if depth == 0:
-                start = m.start()
-            depth += 1
-    if depth or not spans or raw[spans[-1][1] : data_end].strip(_XML_SPACE):
-        return None
-    cut_start, cut_end = spans[-1]
-    for s, e in reversed(spans[:-1]):
-        if raw[e:cut_start].strip(_XML_SPACE):
-            break
-        cut_start = s
-    return cut_start, cut_end
-
-
-# --- streaming parser ---------------------------------------------------------------------
-
-
-class _Scanner:
-    """defusedxml's expat parser, reporting finished top-level elements with byte offsets.
-
-    Stock iterparse hands every element of the tree to Python twice (start and end events);
-    only the children of the root matter here, so the element handlers are replaced by two
-    closures that build the tree (C ``TreeBuilder``) and track depth, and by two cheaper ones
-    while inside an unread subtree. defusedxml's entity and external-reference handlers stay.
-    """
-
-    def __init__(self) -> None:
-        self._xml = DET.XMLParser(
-            target=ET.TreeBuilder(), forbid_dtd=False, forbid_entities=True, forbid_external=True
-        )
-        parser = self._xml.parser
-        target = self._xml.target
-        self.root: Element | None = None
-        self.finished: list[tuple[Element, int, int]] = []
-        self.open_start: int | None = None  # byte offset of the open top-level element
-        self.mark = 0  # input before this offset is no longer needed for slices
-        self.use_slices = True
-        tb_start = target.start
-        tb_end = target.end
-        tb_data = target.data
-        depth = 0
-        skipped = 0  # depth inside a subtree that is not being built
-
-        def start(tag: str, attrib: dict[str, str]) -> None:
-            nonlocal depth, skipped
-            if tag in _UNREAD_SUBTREES and depth >= 2 and self.use_slices:
-                skipped = 1
-                parser.StartElementHandler = skip_start
-                parser.EndElementHandler = skip_end
-                parser.CharacterDataHandler = None
-                return
-            # Namespaced (MathML) names keep expat's 'uri}local' spelling: nothing reads
-            # them, and _serialize fixes them up on the rare path that writes XML back.
-            elem = tb_start(tag, attrib)
-            depth += 1
-            if depth == 2:
-                self.open_start = self.mark = parser.CurrentByteIndex
-            elif depth == 1:
-                self.root = elem
-                self.mark = parser.CurrentByteIndex
-
-        def end(tag: str) -> None:
-            nonlocal depth
-            elem = tb_end(tag)
-            depth -= 1
-            if depth == 1:
-                self.mark = parser.CurrentByteIndex
-                self.finished.append((elem, self.open_start or 0, self.mark))
-                self.open_start = None
-
-        def skip_start(tag: str, attrib: dict[str, str]) -> None:
-            nonlocal skipped
-            skipped += 1
-
-        def skip_end(tag: str) -> None:
-            nonlocal skipped
-            skipped -= 1
-            if not skipped:
-                parser.StartElementHandler = start
-                parser.EndElementHandler = end
-                parser.CharacterDataHandler = tb_data
-
-        def start_ns(prefix: str | None, uri: str) -> None:
-            if depth == 0:  # declared on the root: a record slice would lose it
-                self.use_slices = False
-
-        def xml_decl(version: str, encoding: str | None, standalone: int) -> None:
-            if encoding and encoding.lower() not in _UTF8_NAMES:  # slices would not be UTF-8
-                self.use_slices = False
-
-        def start_doctype(name: str, sysid: Any, pubid: Any, has_internal_subset: int) -> None:
-            if has_internal_subset:  # could declare default attributes a slice would lose
-                self.use_slices = False
-
-        parser.ordered_attributes = False  # a dict straight from expat, no Python loop
-        parser.StartElementHandler = start
-        parser.EndElementHandler = end
-        parser.StartNamespaceDeclHandler = start_ns
-        parser.StartDoctypeDeclHandler = start_doctype
-        parser.XmlDeclHandler = xml_decl
-
-    def feed(self, data: bytes) -> None:
-        self._xml.feed(data)
-
-    def close(self) -> None:
-        self._xml.close()
-
-
-# Subtrees the normalizer never reads (references, grants, chemicals, ...). While streaming
-# with byte-slice raws they are not built at all, which saves a third of the work on records
-# with long reference lists; ``normalize_raw`` still sees them in ``raw``. Reading one of
-# these in the normalizer? Remove it here (the round-trip tests would catch it).
-_UNREAD_SUBTREES = frozenset({
-    "ReferenceList", "GrantList", "ChemicalList", "SupplMeshList", "MedlineJournalInfo",
-    "InvestigatorList", "PersonalNameSubjectList", "OtherAbstract", "GeneSymbolList",
-    "ObjectList", "Sections", "ItemList",
-})
-
-
-class _Names(dict[str, str]):
-    """expat's 'uri}local' names in ElementTree's '{uri}local' spelling, memoized."""
-
-    def __missing__(self, key: str) -> str:
-        name = "{" + key if "}" in key and key[0] != "{" else key
-        self[key] = name
-        return name
-
-
-_NAMES = _Names()
-
-
-def _parse_fault(exc: Exception, head: bytes) -> MalformedResponse:
-    snippet = head[:120].decode("utf-8", "replace").strip()
-    if isinstance(exc, DefusedXmlException):
-        msg = f"EFetch reply refused by the safe XML parser ({type(exc).__name__}: {exc})"
-    elif snippet.lstrip("\ufeff").startswith("<"):
-        msg = f"EFetch reply is truncated or malformed XML ({exc})"
-    else:
-        msg = f"EFetch reply is not XML ({exc}); it starts with {snippet!r}"
-    err = MalformedResponse(msg, source=SOURCE)
-    err.__cause__ = exc
-    return err
-
-
-def _unexpected_root(root: Element, fault: Exception | None) -> MalformedResponse:
-    errors = [t for t in (_text(e) for e in root.iter("ERROR")) if t]
-    msg = f"EFetch returned <{_NAMES[root.tag]}> instead of <PubmedArticleSet>"
-    if errors:
-        msg += ": " + "; ".join(errors)
-    elif fault is not None:
-        msg += f" (and it is malformed: {fault})"
-    err = MalformedResponse(msg, source=SOURCE)
-    err.__cause__ = fault
-    return err
+    return normalize_element(elem, bytes(raw))
 
 
 # --- text and date helpers ----------------------------------------------------------------
@@ -483,10 +109,11 @@ def _collapse(text: str) -> str:
     return " ".join(text.split())
 
 
-def _text(elem: Element | None) -> str | None:
+def element_text(elem: Element | None) -> str | None:
     """Flatten inline markup (<i>, <sup>, MathML) and whitespace; empty -> None."""
     if elem is None:
         return None
+    text: str | None
     if len(elem):
         text = "".join(elem.itertext())
     else:
@@ -538,7 +165,7 @@ def _pub_date(pd: Element | None) -> tuple[int | None, str | None, str | None]:
         return None, None, None
     medline = pd.find("MedlineDate")
     if medline is not None:
-        text = _text(medline)
+        text = element_text(medline)
         if not text:
             return None, None, None
         y = _YEAR.search(text)
@@ -546,7 +173,7 @@ def _pub_date(pd: Element | None) -> tuple[int | None, str | None, str | None]:
         m = _MEDLINE_DATE.match(text)
         iso = _iso(m.group(1), m.group(2), m.group(3)) if m else (y.group(1) if y else None)
         return year, iso, text
-    parts = [t for t in (_text(c) for c in pd) if t]
+    parts = [t for t in (element_text(c) for c in pd) if t]
     year_s = pd.findtext("Year")
     year_s = year_s.strip() if year_s else None
     year = int(year_s) if year_s and year_s.isdigit() else None
@@ -570,7 +197,7 @@ def _orcid(value: str | None) -> str | None:
 # --- record normalization ----------------------------------------------------------------
 
 
-def _normalize(elem: Element, raw: bytes | None) -> Normalized:
+def normalize_element(elem: Element, raw: bytes | None) -> Normalized:
     tag = elem.tag
     if tag == "PubmedArticle":
         tables = _article(elem)
@@ -584,6 +211,18 @@ def _normalize(elem: Element, raw: bytes | None) -> Normalized:
     return Normalized(source=SOURCE, record_id=pmid, tables=tables, raw=raw)
 
 
+class _Names(dict[str, str]):
+    """expat's 'uri}local' names in ElementTree's '{uri}local' spelling, memoized."""
+
+    def __missing__(self, key: str) -> str:
+        name = "{" + key if "}" in key and key[0] != "{" else key
+        self[key] = name
+        return name
+
+
+EXPAT_NAMES = _Names()
+
+
 def _serialize(elem: Element) -> bytes:
     """The record as standalone UTF-8 XML, for when no byte slice of the input is usable."""
     for e in elem.iter():
@@ -593,16 +232,16 @@ def _serialize(elem: Element) -> bytes:
         if isinstance(tag, str) and "}" in tag and tag[0] != "{":
             e.tag = "{" + tag
         if e.attrib and any("}" in k and k[0] != "{" for k in e.attrib):
-            e.attrib = {_NAMES[k]: v for k, v in e.attrib.items()}
+            e.attrib = {EXPAT_NAMES[k]: v for k, v in e.attrib.items()}
     tail, elem.tail = elem.tail, None
     try:
-        return ET.tostring(elem, encoding="utf-8")
+        return bytes(ET.tostring(elem, encoding="utf-8"))
     finally:
         elem.tail = tail
 
 
 def _pmid(container: Element | None, where: str) -> str:
-    pmid = _text(container.find("PMID")) if container is not None else None
+    pmid = element_text(container.find("PMID")) if container is not None else None
     if not pmid:
         raise MalformedResponse(f"PubMed record without {where}/PMID", source=SOURCE)
     return pmid
@@ -642,13 +281,14 @@ def _article(rec: Element) -> dict[str, list[Row]]:
     row: Row = {
         "pmid": pmid,
         "record_type": "article",
-        "title": _text(art.find("ArticleTitle")),
-        "vernacular_title": _text(art.find("VernacularTitle")),
+        "title": element_text(art.find("ArticleTitle")),
+        "vernacular_title": element_text(art.find("VernacularTitle")),
         "abstract": _abstract(art.find("Abstract")),
-        "journal": _text(journal.find("Title")) if journal is not None else None,
-        "journal_iso": _text(journal.find("ISOAbbreviation")) if journal is not None else None,
-        "volume": _text(ji.find("Volume")) if ji is not None else None,
-        "issue": _text(ji.find("Issue")) if ji is not None else None,
+        "journal": element_text(journal.find("Title")) if journal is not None else None,
+        "journal_iso": (element_text(journal.find("ISOAbbreviation"))
+                        if journal is not None else None),
+        "volume": element_text(ji.find("Volume")) if ji is not None else None,
+        "issue": element_text(ji.find("Issue")) if ji is not None else None,
         "pages": _pages(art.find("Pagination")),
         "pub_year": pub_year,
         "pub_date": pub_date,
@@ -690,7 +330,7 @@ def _book(rec: Element) -> dict[str, list[Row]]:
     if book is None:
         book = Element("Book")
     bdata = rec.find("PubmedBookData")
-    book_title = _text(book.find("BookTitle"))
+    book_title = element_text(book.find("BookTitle"))
 
     pub_year, pub_date, pub_date_text = _pub_date(book.find("PubDate"))
     ids, doi, pmcid = _ids(
@@ -707,12 +347,12 @@ def _book(rec: Element) -> dict[str, list[Row]]:
     row: Row = {
         "pmid": pmid,
         "record_type": "book",
-        "title": _text(bd.find("ArticleTitle")) or book_title,
-        "vernacular_title": _text(bd.find("VernacularTitle")),
+        "title": element_text(bd.find("ArticleTitle")) or book_title,
+        "vernacular_title": element_text(bd.find("VernacularTitle")),
         "abstract": _abstract(bd.find("Abstract")),
         "journal": book_title,
         "journal_iso": None,
-        "volume": _text(book.find("Volume")),
+        "volume": element_text(book.find("Volume")),
         "issue": None,
         "pages": _pages(bd.find("Pagination")),
         "pub_year": pub_year,
@@ -748,7 +388,7 @@ def _abstract(abstract: Element | None) -> str | None:
         return None
     parts = []
     for part in abstract.findall("AbstractText"):
-        text = _text(part)
+        text = element_text(part)
         label = part.get("Label")
         label = _collapse(label) if label else None
         if label:
@@ -761,10 +401,11 @@ def _abstract(abstract: Element | None) -> str | None:
 def _pages(pagination: Element | None) -> str | None:
     if pagination is None:
         return None
-    pages = _text(pagination.find("MedlinePgn"))
+    pages = element_text(pagination.find("MedlinePgn"))
     if pages:
         return pages
-    first, last = _text(pagination.find("StartPage")), _text(pagination.find("EndPage"))
+    first = element_text(pagination.find("StartPage"))
+    last = element_text(pagination.find("EndPage"))
     if first and last:
         return f"{first}-{last}"
     return first or last
@@ -785,14 +426,14 @@ def _entrez_date(data: Element | None) -> str | None:
 
 
 def _languages(parent: Element) -> str | None:
-    codes = [c for c in (_text(e) for e in parent.findall("Language")) if c]
+    codes = [c for c in (element_text(e) for e in parent.findall("Language")) if c]
     return "|".join(codes) or None
 
 
 def _elocation_doi(parent: Element) -> str | None:
     for loc in parent.findall("ELocationID"):
         if loc.get("EIdType") == "doi" and loc.get("ValidYN") != "N":
-            value = _text(loc)
+            value = element_text(loc)
             if value:
                 return value
     return None
@@ -807,7 +448,7 @@ def _ids(pmid: str, *lists: Element | None) -> tuple[list[Row], str | None, str 
         if id_list is None:
             continue
         for e in id_list.findall("ArticleId"):
-            value = _text(e)
+            value = element_text(e)
             if not value:
                 continue
             id_type = e.get("IdType") or ""
@@ -848,19 +489,20 @@ def _authors(pmid: str, author_list: Element | None) -> tuple[list[Row], list[Ro
                     break
         affs = [
             t
-            for t in (_text(info.find("Affiliation")) for info in a.findall("AffiliationInfo"))
+            for t in (element_text(info.find("Affiliation"))
+                      for info in a.findall("AffiliationInfo"))
             if t
         ]
-        last = _text(a.find("LastName"))
+        last = element_text(a.find("LastName"))
         authors.append(
             {
                 "pmid": pmid,
                 "position": position,
                 "last_name": last,
-                "fore_name": _text(a.find("ForeName")),
-                "initials": _text(a.find("Initials")),
+                "fore_name": element_text(a.find("ForeName")),
+                "initials": element_text(a.find("Initials")),
                 # the DTD makes a person and a group exclusive
-                "collective_name": _text(a.find("CollectiveName")) if last is None else None,
+                "collective_name": element_text(a.find("CollectiveName")) if last is None else None,
                 "orcid": orcid,
                 "affiliation": affs[0] if affs else None,
             }
@@ -882,7 +524,7 @@ def _mesh(pmid: str, heading_list: Element | None) -> list[Row]:
         if desc is None:
             continue
         d_ui = desc.get("UI") or ""
-        d_name = _text(desc)
+        d_name = element_text(desc)
         d_major = desc.get("MajorTopicYN") == "Y"
         qualifiers = heading.findall("QualifierName")
         if not qualifiers:
@@ -900,7 +542,7 @@ def _mesh(pmid: str, heading_list: Element | None) -> list[Row]:
             seen.add((d_ui, q_ui))
             rows.append(
                 {"pmid": pmid, "descriptor_ui": d_ui, "descriptor": d_name,
-                 "qualifier_ui": q_ui, "qualifier": _text(q) or "",
+                 "qualifier_ui": q_ui, "qualifier": element_text(q) or "",
                  "is_major": int(d_major or q.get("MajorTopicYN") == "Y")}
             )
     return rows
@@ -910,7 +552,7 @@ def _publication_types(pmid: str, types: Iterable[Element]) -> list[Row]:
     rows: list[Row] = []
     seen: set[str] = set()
     for pt in types:
-        name = _text(pt)
+        name = element_text(pt)
         if not name or name in seen:
             continue
         seen.add(name)
@@ -924,7 +566,7 @@ def _keywords(pmid: str, keyword_lists: list[Element]) -> list[Row]:
     for kl in keyword_lists:
         owner = kl.get("Owner") or None
         for kw in kl.findall("Keyword"):
-            text = _text(kw)
+            text = element_text(kw)
             if not text or text in seen:
                 continue
             seen.add(text)
@@ -941,7 +583,7 @@ def _trial_ids(pmid: str, bank_list: Element | None) -> list[Row]:
         return rows
     seen: set[str] = set()
     for bank in bank_list.findall("DataBank"):
-        if _text(bank.find("DataBankName")) != "ClinicalTrials.gov":
+        if element_text(bank.find("DataBankName")) != "ClinicalTrials.gov":
             continue
         numbers = bank.find("AccessionNumberList")
         if numbers is None:
@@ -961,12 +603,12 @@ def _comments(pmid: str, cc_list: Element | None) -> list[Row]:
     seen: set[tuple[str, str]] = set()
     for cc in cc_list.findall("CommentsCorrections"):
         ref_type = cc.get("RefType") or ""
-        source = _text(cc.find("RefSource")) or ""
+        source = element_text(cc.find("RefSource")) or ""
         if (ref_type, source) in seen:
             continue
         seen.add((ref_type, source))
         rows.append(
-            {"pmid": pmid, "ref_type": ref_type, "ref_pmid": _text(cc.find("PMID")),
+            {"pmid": pmid, "ref_type": ref_type, "ref_pmid": element_text(cc.find("PMID")),
              "ref_source": source}
         )
     return rows

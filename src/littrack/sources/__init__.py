@@ -1,6 +1,92 @@
-"""Fetchers of raw records, one module per upstream service.
+"""The one interface every upstream service implements, and how a run opens one.
 
-``pubmed.PubMed`` and ``ctgov.ClinicalTrials`` hide paging, batching and each service's
-quirks; they return raw records (already reshaped by ``littrack.normalize`` where the
-parser streams) and never touch the store.
+The pipeline knows no source by name: for each topic it asks ``search`` what matches in the
+window, then stores the batches ``fetch`` yields; for the records tracked ones link to it
+stores the batches ``by_id`` yields. A source hides its service's paging, batching and
+quirks, and hands back records already reshaped by its ``littrack.normalize`` module.
+
+Two shapes of service fit the one interface:
+
+* **id-listing** services (PubMed's ESearch) name every matching id up front: ``Hits.ids``
+  is that list, and the pipeline chooses which of them to ``fetch`` (not those fetched
+  earlier in the run, plus ids an earlier run missed); an id asked for but not returned is
+  reported in ``Batch.missing``;
+* **streaming** services (ClinicalTrials.gov, Europe PMC) send the records with the search
+  itself, page by page: ``Hits.ids`` is None, ``fetch`` walks the pages, and a batch that
+  carries the count the service announced (``Batch.announced``) lets the pipeline refuse
+  to advance the watermark when fewer records arrived.
+
+A new source is a module ``littrack.sources.<name>`` (its name listed in
+``littrack.vocab.SOURCES``) with a function ``open_source(settings) -> Source``; nothing in
+the pipeline changes.
 """
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Self
+
+from littrack.config import Settings, Topic
+from littrack.http import HttpClient
+from littrack.normalize import Normalized
+from littrack.windows import Window
+
+
+@dataclass
+class Hits:
+    """What a topic's search found, before any record is downloaded."""
+
+    ids: list[str] | None  # every matching id (id-listing services); None when streamed
+    # The service's data version (ClinicalTrials.gov's dataTimestamp): kept with the
+    # watermark; when the next run finds it unchanged, nothing can have changed.
+    version: str | None = None
+    notes: list[str] = field(default_factory=list)  # the service's warnings about the query
+    handle: Any = None  # the source's own state between search and fetch (a query, a WebEnv)
+
+
+@dataclass
+class Batch:
+    """Records a source fetched in one go, reconciled against what was asked for."""
+
+    records: list[Normalized]
+    deleted: list[str] = field(default_factory=list)  # ids the service says were withdrawn
+    missing: list[str] = field(default_factory=list)  # ids asked for but not returned
+    # The count the service announced with this batch (the first page of a walk, or of a
+    # walk restarted from page 1); the pipeline compares it with what arrived.
+    announced: int | None = None
+    aliases: dict[str, str] = field(default_factory=dict)  # id asked for -> canonical id
+
+
+class Source(Protocol):
+    """What the pipeline needs of a service; see the module docstring for the contract."""
+
+    name: str
+    client: HttpClient
+    # Days a window reaches back before the watermark (late-indexed records).
+    overlap_days: int
+    # Searches are independent, cheap requests worth starting ahead of their topics on side
+    # threads (``with_client`` gives each its own request counts).
+    search_ahead: bool
+
+    def search(self, topic: Topic, window: Window) -> Hits: ...
+
+    def fetch(self, hits: Hits, ids: Sequence[str] | None = None) -> Iterator[Batch]:
+        """The topic's records: ``ids`` of ``hits.ids`` (id-listing), or the whole walk."""
+        ...
+
+    def by_id(self, ids: Sequence[str]) -> Iterator[Batch]:
+        """Records by id, whatever topic (the records tracked ones link to)."""
+        ...
+
+    def with_client(self, client: HttpClient) -> Self:
+        """This source sending through another client (a search run ahead on a side thread)."""
+        ...
+
+
+def open_source(name: str, settings: Settings) -> Source:
+    """The source ``name`` of one run, with its own HTTP client (pacer, retries, counts)."""
+    module = importlib.import_module(f"littrack.sources.{name}")
+    source: Source = module.open_source(settings)
+    return source

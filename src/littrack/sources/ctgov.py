@@ -1,4 +1,4 @@
-"""Fetch raw ClinicalTrials.gov v2 studies for a topic and window, page by page.
+"""ClinicalTrials.gov v2 studies for a topic and window, page by page, normalized.
 
 The v2 paging contract has traps (see ``shared/research/ctgov_api_v2.md`` §3): a full page
 carries a ``nextPageToken`` even when nothing follows (the next page is empty), tokens go
@@ -6,19 +6,27 @@ stale when the data change mid-walk (HTTP 400 "…start over from the first page
 ``totalCount`` comes on the first page only. This module walks the pages, restarts a stale
 walk from page 1 (the caller dedupes by NCT number), and reports what ``totalCount``
 promised so the pipeline can refuse to advance the watermark on a short walk.
+
+``/version``'s ``dataTimestamp`` is the search: asked once per run, it lets the pipeline skip
+a topic whose data cannot have changed since the watermark (one request for all topics).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterator, Sequence
+from copy import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
-from littrack.config import CtgovSettings, Topic
+from littrack.config import CtgovSettings, Settings, Topic
 from littrack.errors import MalformedResponse, QueryRejected, SourceError
 from littrack.http import HttpClient, Response
+from littrack.normalize.ctgov import dig, normalize_study
+from littrack.sources import Batch, Hits
+from littrack.vocab import CTGOV
 from littrack.windows import Window, ctgov_filter
 
 log = logging.getLogger(__name__)
@@ -26,13 +34,21 @@ log = logging.getLogger(__name__)
 MAX_RESTARTS = 3  # stale-token restarts of one walk before giving up
 IDS_PER_REQUEST = 100  # NCT numbers per filter.ids request: ~1,200 characters of URL
 _STALE = ("start over", "changed while you were paginating")
+ALIASES_PATH = "protocolSection.identificationModule.nctIdAliases"
 
 
 @dataclass
-class Page:
+class StudyPage:
+    """One /studies reply of a walk, as the service sent it."""
+
     studies: list[dict[str, Any]]
     total: int | None  # totalCount, first page of a walk only
     restarted: bool = False  # first page of a walk restarted after a stale token
+
+
+def open_source(settings: Settings) -> ClinicalTrials:
+    return ClinicalTrials(settings.ctgov, HttpClient(
+        CTGOV, settings.ctgov.requests_per_minute / 60.0, settings.retry))
 
 
 def _json(response: Response) -> Any:
@@ -45,11 +61,6 @@ def _json(response: Response) -> Any:
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedResponse(f"invalid JSON: {exc}", source="ctgov",
                                 url=response.url) from None
-
-
-def _check_json(response: Response) -> None:
-    """Let the client retry 200s that are HTML or cut-off JSON."""
-    _json(response)
 
 
 def _check_version(response: Response) -> None:
@@ -91,10 +102,47 @@ def _studies_page(response: Response, *, first: bool) -> dict[str, Any]:
 class ClinicalTrials:
     """The ClinicalTrials.gov source of one run."""
 
+    name = CTGOV
+    search_ahead = False  # the search is one /version request shared by every topic
+
     def __init__(self, settings: CtgovSettings, client: HttpClient) -> None:
         self.settings = settings
         self.client = client
+        self.overlap_days = settings.overlap_days
         self.base = settings.base_url.rstrip("/")
+        self._version: list[str | None] = []  # /version's dataTimestamp, once asked
+        self._version_lock = threading.Lock()
+
+    def with_client(self, client: HttpClient) -> Self:
+        other = copy(self)
+        other.client = client
+        return other
+
+    def search(self, topic: Topic, window: Window) -> Hits:
+        """The data version (asked once per run) and the query; ``fetch`` walks the pages."""
+        with self._version_lock:
+            if not self._version:
+                self._version.append(self.data_timestamp())
+        return Hits(None, version=self._version[0], handle=(topic, window))
+
+    def fetch(self, hits: Hits, ids: Sequence[str] | None = None) -> Iterator[Batch]:
+        """Every study of the search, one batch per page; a walk's first page announces
+        ``totalCount`` (again after a restart, which may repeat studies)."""
+        topic, window = hits.handle
+        for page in self.pages(topic, window):
+            yield Batch([normalize_study(s) for s in page.studies], announced=page.total)
+
+    def by_id(self, ids: Sequence[str]) -> Iterator[Batch]:
+        """Studies by NCT number; one asked for as an alias comes back under its own."""
+        asked = set(ids)
+        for studies in self._pages_by_id(ids):
+            batch = Batch([])
+            for study in studies:
+                record = normalize_study(study)
+                batch.records.append(record)
+                batch.aliases.update({a: record.record_id
+                                      for a in dig(study, ALIASES_PATH) or () if a in asked})
+            yield batch
 
     def _page(self, params: dict[str, str], *, first: bool) -> dict[str, Any]:
         """GET one /studies page, its shape checked inside the client's retry loop."""
@@ -121,7 +169,7 @@ class ClinicalTrials:
         # the date types (see the fields-limited fixtures).
         return params
 
-    def search(self, topic: Topic, window: Window) -> Iterator[Page]:
+    def pages(self, topic: Topic, window: Window) -> Iterator[StudyPage]:
         """Yield every page of the topic's studies in the window."""
         params = self.params(topic, window)
         restarts = 0
@@ -150,7 +198,7 @@ class ClinicalTrials:
                 walk_total, walk_seen = (total if isinstance(total, int) else None), set()
             walk_seen.update(s["protocolSection"]["identificationModule"]["nctId"]
                              for s in body["studies"])
-            yield Page(body["studies"], total if isinstance(total, int) else None,
+            yield StudyPage(body["studies"], total if isinstance(total, int) else None,
                        restarted=token is None and restarts > 0)
             token = body.get("nextPageToken")
             # An empty page ends the walk too: the API hands out a token after every full page.
@@ -161,7 +209,7 @@ class ClinicalTrials:
             if walk_total is not None and len(walk_seen) >= walk_total:
                 return
 
-    def studies_by_id(self, nct_ids: Sequence[str]) -> Iterator[dict[str, Any]]:
+    def _pages_by_id(self, nct_ids: Sequence[str]) -> Iterator[list[dict[str, Any]]]:
         """The studies with these NCT numbers (``filter.ids``), a chunk of ids per request.
 
         The service matches aliases too and answers with the canonical record, so a caller
@@ -174,7 +222,7 @@ class ClinicalTrials:
             while True:
                 page_params = {**params, **({"pageToken": token} if token else {})}
                 body = self._page(page_params, first=False)
-                yield from body["studies"]
+                yield body["studies"]
                 token = body.get("nextPageToken")
                 if not token or not body["studies"]:
                     break

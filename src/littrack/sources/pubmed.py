@@ -1,48 +1,47 @@
-"""Fetch raw PubMed records for a topic: ESearch (history server) then EFetch in batches.
+"""PubMed through the E-utilities: ESearch (history server) then EFetch in batches.
 
-Biopython's ``Bio.Entrez`` builds every request (parameters, ``tool``/``email``/``api_key``,
-POST when the id list is long); littrack replaces the one function it sends them with,
-``Bio.Entrez.urlopen``, so that endpoints, timeouts, pacing and retries are littrack's
-(``littrack.http``) rather than Entrez's (fixed URLs, no timeout, immediate retries of 429).
+Biopython's ``Bio.Entrez`` builds every request: the parameters, ``tool``/``email``/
+``api_key``, and the switch to POST when an id list or a query is long (NCBI's advice). It
+does not send them: its sender has fixed URLs, no timeout, and retries a 429 at once, and
+configuring it means changing module attributes of Bio.Entrez for the whole process. So the
+request Entrez builds is sent by littrack's own ``HttpClient`` (endpoint, timeouts, pacing,
+one retry policy), and no module state of Biopython is touched: building a request only
+reads Entrez's defaults, which littrack always overrides, so it is safe on the side threads
+that run searches ahead and downloads in parallel.
+
 Replies are parsed with littrack's own safe streaming parser, never with ``Entrez.read``,
 which would fetch unknown DTDs from the network and build whole sets in memory.
 """
 
 from __future__ import annotations
 
-import copy
 import gc
-import io
 import logging
 import math
-import threading
-import warnings
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from copy import copy
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from functools import partial
+from typing import Any, Self
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from urllib.request import Request
 
 from Bio import Entrez
 from defusedxml import ElementTree as SafeET
 
-from littrack.config import DEFAULT_EUTILS_URL, NcbiSettings, Topic
+from littrack.config import DEFAULT_EUTILS_URL, NcbiSettings, Settings, Topic
 from littrack.errors import Incomplete, MalformedResponse, QueryRejected
-from littrack.http import HttpClient, Response, Stats
-from littrack.normalize import Deleted, Normalized
-from littrack.normalize.pubmed import parse_efetch
+from littrack.http import HttpClient, Response
+from littrack.normalize import Deleted
+from littrack.normalize.pubmed_efetch import parse_efetch
+from littrack.sources import Batch, Hits
+from littrack.vocab import PUBMED
 from littrack.windows import PUBMED_EPOCH, Window, pubmed_term
 
 log = logging.getLogger(__name__)
-
-# Entrez warns on every request sent without an email; littrack warns once per run instead
-# (pipeline.run). A process-wide filter, because warnings.catch_warnings is not thread-safe
-# and searches and downloads run on side threads.
-warnings.filterwarnings("ignore", message=r"\s*Email address is not specified",
-                        category=UserWarning, module=r"Bio\.Entrez")
 
 ESEARCH_CAP = 9999  # PubMed hands out at most this many ids per query (retstart < 9999)
 RECHECK_MISSING = 1  # re-requests of PMIDs an EFetch silently left out
@@ -55,59 +54,42 @@ FIRST_BACKFILL_SLICE_DAYS = 365
 TRANSIENT_400 = (b"Failed to connect to PubOne", b"proxy_stream()")
 
 
-@dataclass
-class SearchResult:
-    """What ESearch said for one window (possibly split into date slices)."""
+@dataclass(frozen=True)
+class History:
+    """Where ESearch left its result on the history server (EFetch pages it by offset)."""
 
-    ids: list[str]
-    count: int
-    webenv: str | None = None  # set when the ids came from one search (history paging works)
-    query_key: str | None = None
-    warnings: list[str] = field(default_factory=list)
+    webenv: str
+    query_key: str | None
 
 
-@dataclass
-class Batch:
-    """One EFetch batch, reconciled against the PMIDs asked for."""
-
-    records: list[Normalized]
-    deleted: list[str]
-    missing: list[str]
+def open_source(settings: Settings) -> PubMed:
+    return PubMed(settings.ncbi, HttpClient(PUBMED, settings.ncbi.rate, settings.retry))
 
 
-# ---- the Entrez seam ---------------------------------------------------------------------
-_transport_lock = threading.Lock()
-_active: tuple[HttpClient, str] | None = None
-_thread = threading.local()  # .client: this thread's requests go through it (PubMed.using)
-_ENTREZ_BASE = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils"
-_NEVER = float("-inf")  # Entrez._open.previous that makes Entrez's own delay zero
+def entrez_request(url: str, params: dict[str, Any]) -> Request:
+    """The request ``Bio.Entrez`` would send for ``params`` to ``url``, built but not sent.
+
+    ``email`` may be None (no address configured): Entrez would then warn on every request
+    through the process-wide warnings machinery, so it is handed an empty address, which
+    it does not warn about, and the empty parameter is taken out of the request again.
+    """
+    no_email = not params.get("email")
+    if no_email:
+        params = {**params, "email": ""}
+    request: Request = Entrez._build_request(url, params)  # type: ignore[no-untyped-call]
+    if no_email:
+        if request.data is not None:
+            body = request.data if isinstance(request.data, bytes) else b""
+            request.data = urlencode(_without_email(body.decode("utf-8"))).encode("utf-8")
+        else:
+            parts = urlsplit(request.full_url)
+            request.full_url = urlunsplit(parts._replace(query=urlencode(
+                _without_email(parts.query))))
+    return request
 
 
-class _Handle(io.BytesIO):
-    """What Entrez expects back from urlopen: a readable body with ``headers`` and ``url``."""
-
-    def __init__(self, response: Response) -> None:
-        super().__init__(response.body)
-        self.headers = response.headers
-        self.url = response.url
-
-
-def _urlopen(request: Request, *args: Any, **kwargs: Any) -> _Handle:
-    if _active is None:
-        raise RuntimeError("littrack's Entrez transport used without an active client")
-    client, base = _active
-    client = getattr(_thread, "client", None) or client
-    url = request.full_url
-    if url.startswith(_ENTREZ_BASE):
-        request.full_url = base + url[len(_ENTREZ_BASE):]
-    # Entrez sleeps 0.37 s (0.1 s with a key) after its previous request before calling us;
-    # littrack's pacer already spaces every request, so Entrez's own clock must not add a
-    # second, slower spacing (nor serialize the EFetch downloads that run side by side).
-    Entrez._open.previous = _NEVER  # type: ignore[attr-defined]
-    try:
-        return _Handle(client.send(request, check=_check_xml_reply))
-    finally:
-        Entrez._open.previous = _NEVER  # type: ignore[attr-defined]
+def _without_email(query: str) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "email"]
 
 
 def _check_xml_reply(response: Response) -> None:
@@ -135,22 +117,6 @@ def _error_text(body: bytes) -> str:
     start = body.find(b"<ERROR>")
     end = body.find(b"</ERROR>", start)
     return body[start + 7:end if end > 0 else start + 300].decode("utf-8", "replace").strip()
-
-
-def install_transport(client: HttpClient, base_url: str) -> None:
-    """Route Bio.Entrez requests through ``client`` to ``base_url`` (process-wide)."""
-    global _active
-    with _transport_lock:
-        _active = (client, base_url.rstrip("/"))
-        Entrez.urlopen = _urlopen  # type: ignore[attr-defined]
-        # Entrez's own retry loop would re-send 429s at once; ours waits. One try each.
-        Entrez.max_tries = 1
-
-
-def uninstall_transport() -> None:
-    global _active
-    with _transport_lock:
-        _active = None
 
 
 # ---- ESearch -----------------------------------------------------------------------------
@@ -197,62 +163,51 @@ def parse_esearch(body: bytes) -> ESearchReply:
 class PubMed:
     """The PubMed source of one run: search a topic's window, then fetch PMIDs in batches."""
 
+    name = PUBMED
+    search_ahead = True  # one ESearch per topic, independent of the others
+
     def __init__(self, settings: NcbiSettings, client: HttpClient) -> None:
         self.settings = settings
         self.client = client
+        self.overlap_days = settings.overlap_days
+        self.base = (settings.base_url or DEFAULT_EUTILS_URL).rstrip("/")
         client.secrets = (settings.api_key,) if settings.api_key else ()
         client.transient_4xx = TRANSIENT_400
-        install_transport(client, settings.base_url or DEFAULT_EUTILS_URL)
 
-    def client_for_topic(self, topic: str) -> HttpClient:
-        """A client with its own request counts and deadline that shares this one's pacer.
+    def with_client(self, client: HttpClient) -> Self:
+        other = copy(self)
+        other.client = client
+        return other
 
-        For a search run ahead of its topic on another thread (``using``): its requests are
-        counted for that topic, and the one pacer keeps the process under NCBI's rate.
-        """
-        client = copy.copy(self.client)  # same pacer, retry policy, secrets and openers
-        client.stats, client.topic, client.deadline = Stats(), topic, None
-        return client
-
-    @contextmanager
-    def using(self, client: HttpClient) -> Iterator[None]:
-        """Send this thread's requests through ``client`` (see ``client_for_topic``)."""
-        _thread.client = client
-        try:
-            yield
-        finally:
-            _thread.client = None
-
-    def _identity(self) -> dict[str, str | None]:
-        return {"tool": self.settings.tool, "email": self.settings.email,
-                "api_key": self.settings.api_key}
-
-    def _call(self, func: Any, **params: Any) -> bytes:
-        handle = func(db="pubmed", **params, **self._identity())
-        body = handle.read()
-        return body.encode("utf-8") if isinstance(body, str) else body
+    def _call(self, util: str, **params: Any) -> bytes:
+        """One E-utility request: built by Bio.Entrez, sent (paced, retried) by our client."""
+        request = entrez_request(f"{self.base}/{util}.fcgi", {
+            "db": "pubmed", **params, "tool": self.settings.tool,
+            "email": self.settings.email, "api_key": self.settings.api_key})
+        return self.client.send(request, check=_check_xml_reply).body
 
     # -- search --
-    def search(self, topic: Topic, window: Window) -> SearchResult:
+    def search(self, topic: Topic, window: Window) -> Hits:
         """All PMIDs of the topic in the window, splitting by date under the 9,999 cap."""
         # Incremental windows also ask for records *modified* in the window (corrections,
         # retractions); a full backfill needs no such clause.
         return self._search(topic, window, modified=not window.is_full, full=window.is_full)
 
-    def _search(self, topic: Topic, window: Window, modified: bool, full: bool) -> SearchResult:
+    def _search(self, topic: Topic, window: Window, modified: bool, full: bool) -> Hits:
         assert topic.pubmed_query is not None
         term = pubmed_term(topic.pubmed_query, window, modified=modified)
-        reply = parse_esearch(self._call(Entrez.esearch, term=term, retmax=ESEARCH_CAP,
+        reply = parse_esearch(self._call("esearch", term=term, retmax=ESEARCH_CAP,
                                          usehistory="y"))
         notes = self._vet(topic, reply, full)
         if reply.count <= len(reply.ids):
-            return SearchResult(reply.ids, reply.count, reply.webenv, reply.query_key, notes)
+            history = History(reply.webenv, reply.query_key) if reply.webenv else None
+            return Hits(reply.ids, notes=notes, handle=history)
         log.info("pubmed topic %s: %d hits > %d, splitting %s by Entrez date", topic.name,
                  reply.count, ESEARCH_CAP, window)
         return self._walk_back(topic, window, modified, reply.count, notes)
 
     def _walk_back(self, topic: Topic, window: Window, modified: bool, total: int,
-                   notes: list[str]) -> SearchResult:
+                   notes: list[str]) -> Hits:
         """Cover an over-cap window with consecutive date slices, newest first.
 
         Each slice is sized from the density (hits per day) of the slice after it, to hold
@@ -276,7 +231,7 @@ class PubMed:
             lo = max(start, hi - timedelta(days=days - 1))
             span = (hi - lo).days + 1
             term = pubmed_term(topic.pubmed_query, Window(lo, hi), modified=modified)
-            reply = parse_esearch(self._call(Entrez.esearch, term=term, retmax=ESEARCH_CAP,
+            reply = parse_esearch(self._call("esearch", term=term, retmax=ESEARCH_CAP,
                                              usehistory="y"))
             notes += self._vet(topic, reply, full=False)
             if reply.count > len(reply.ids):
@@ -290,7 +245,7 @@ class PubMed:
             seen.update(dict.fromkeys(reply.ids))
             days = max(1, min(span * 4, int(span * target / max(reply.count, 1))))
             hi = lo - timedelta(days=1)
-        return SearchResult(list(seen), len(seen), None, None, notes)
+        return Hits(list(seen), notes=notes)  # no one history entry holds all slices
 
     def _vet(self, topic: Topic, reply: ESearchReply, full: bool) -> list[str]:
         """Turn ErrorList/WarningList into a rejection or logged warnings."""
@@ -313,22 +268,30 @@ class PubMed:
         return notes
 
     # -- fetch --
-    def fetch(self, ids: list[str], search: SearchResult | None = None) -> Iterator[Batch]:
+    def fetch(self, hits: Hits, ids: Sequence[str] | None = None) -> Iterator[Batch]:
+        """EFetch ``ids`` (all of ``hits.ids`` by default) in batches (see ``_efetch``)."""
+        ids = list(hits.ids or ()) if ids is None else list(ids)
+        history = hits.handle if isinstance(hits.handle, History) and hits.ids == ids else None
+        return self._efetch(ids, history)
+
+    def by_id(self, ids: Sequence[str]) -> Iterator[Batch]:
+        return self._efetch(list(ids), None)
+
+    def _efetch(self, ids: list[str], history: History | None) -> Iterator[Batch]:
         """EFetch ``ids`` in batches, downloading the next batches while this one is parsed.
 
         When ``ids`` is exactly the ESearch result in order, batches page the history
         server (short GETs); otherwise they POST id lists.
         """
         size = self.settings.batch_size
-        use_history = bool(search and search.webenv and search.ids == ids)
         chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
 
         def download(i: int) -> bytes:
-            if use_history and search is not None:
-                return self._call(Entrez.efetch, retmode="xml", WebEnv=search.webenv,
-                                  query_key=search.query_key, retstart=i * size,
+            if history is not None:
+                return self._call("efetch", retmode="xml", WebEnv=history.webenv,
+                                  query_key=history.query_key, retstart=i * size,
                                   retmax=len(chunks[i]))
-            return self._call(Entrez.efetch, retmode="xml", id=",".join(chunks[i]))
+            return self._call("efetch", retmode="xml", id=",".join(chunks[i]))
 
         # Downloads in flight while a batch is parsed and stored: enough to keep the pacer
         # busy when a reply takes about a second (starts stay paced; memory stays bounded).
@@ -342,7 +305,7 @@ class PubMed:
                 body = pending.popleft().result()
                 if i + depth < len(chunks):
                     pending.append(pool.submit(download, i + depth))
-                yield self._reconcile(chunk, body, lambda i=i: download(i))
+                yield self._reconcile(chunk, body, partial(download, i))
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -360,7 +323,7 @@ class PubMed:
             ids = ",".join(missing)
 
             def refetch(ids: str = ids) -> bytes:
-                return self._call(Entrez.efetch, retmode="xml", id=ids)
+                return self._call("efetch", retmode="xml", id=ids)
 
             more = self._parse_batch(refetch(), refetch)
             seen = {r.record_id for r in batch.records}
@@ -384,9 +347,9 @@ class PubMed:
         """
         tries = self.client.retry.max_tries
         for attempt in range(tries):
-            batch = Batch([], [], [])
+            batch = Batch([])
             try:
-                self._parse_into(body, batch)
+                parse_into(body, batch)
                 return batch
             except MalformedResponse as exc:
                 reason = str(exc).removeprefix("[pubmed] ")
@@ -397,10 +360,6 @@ class PubMed:
                 self.client.retry_later(attempt, f"malformed reply ({reason})", "efetch.fcgi")
                 body = again()
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _parse_into(self, body: bytes, batch: Batch) -> None:
-        parse_into(body, batch)
-
 
 def parse_into(body: bytes, batch: Batch) -> None:
     """Add one EFetch reply's records and deletions to ``batch`` (first copy of a PMID wins).

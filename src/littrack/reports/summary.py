@@ -1,13 +1,12 @@
-"""The at-a-glance part of a report: ``summary.md``, ``summary.html`` and PNG charts.
+"""The at-a-glance part of a report: ``summary.md`` and ``summary.html``.
 
 Why it is shaped this way: the summary is built once as a small list of blocks (headings,
 paragraphs, tables, images) and then rendered twice, so the Markdown and the HTML always say
 the same thing, and escaping happens in exactly one place per format. Record text (titles,
 sponsors, error messages) is data from the services, never markup: the HTML escapes all of
 it and the Markdown backslash-escapes the characters that would turn it into links, HTML or
-table breaks. Charts are drawn with matplotlib's Agg canvas directly (no pyplot, so no
-global backend state and nothing interactive) and referenced by relative path, so a report
-folder can be moved or zipped whole.
+table breaks. Charts (``littrack.reports.charts``) are referenced by relative path, so a
+report folder can be moved or zipped whole.
 """
 
 from __future__ import annotations
@@ -15,66 +14,19 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from littrack.reports.blocks import Block, Cell, DataTable, Heading, Image, Link, Para
+from littrack.reports.charts import draw_charts
 from littrack.store import Store
+from littrack.vocab import LINKED_TOPIC
 
 if TYPE_CHECKING:
     import pandas as pd
 
 MAX_ROWS = 50  # per table in the summary; the CSVs next to it hold everything
-CHARTS_DIR = "charts"
-LINKED_TOPIC = "(linked)"  # pipeline.LINKED_TOPIC, without importing the pipeline
-
-PHASE_ORDER = ("EARLY_PHASE1", "PHASE1", "PHASE1|PHASE2", "PHASE2", "PHASE2|PHASE3", "PHASE3",
-               "PHASE4", "NA")
-# One colour per status, the same in every report, so readers learn them.
-STATUS_COLOURS = {
-    "NOT_YET_RECRUITING": "#a6d96a", "RECRUITING": "#1a9641",
-    "ENROLLING_BY_INVITATION": "#66c2a5", "ACTIVE_NOT_RECRUITING": "#3288bd",
-    "COMPLETED": "#5e4fa2", "SUSPENDED": "#fdae61", "TERMINATED": "#d7191c",
-    "WITHDRAWN": "#8c510a", "UNKNOWN": "#bababa",
-}
-
-
-# ---- blocks ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Link:
-    text: str
-    url: str
-
-
-Cell = str | Link | None
-
-
-@dataclass
-class Heading:
-    level: int
-    text: str
-
-
-@dataclass
-class Para:
-    text: str
-
-
-@dataclass
-class Table:
-    headers: Sequence[str]
-    rows: list[list[Cell]] = field(default_factory=list)
-
-
-@dataclass
-class Image:
-    src: str  # relative path
-    alt: str
-
-
-Block = Heading | Para | Table | Image
-
 
 # ---- content -----------------------------------------------------------------------------
 def build(store: Store, run_ids: Sequence[str], title: str, frames: dict[str, pd.DataFrame],
@@ -104,7 +56,7 @@ def _runs_section(runs: pd.DataFrame) -> list[Block]:
     out: list[Block] = [Heading(2, "Runs")]
     if runs.empty:
         return out + [Para("No runs in this window.")]
-    table = Table(["topic", "source", "status", "window", "found", "new", "updated",
+    table = DataTable(["topic", "source", "status", "window", "found", "new", "updated",
                    "requests", "error"])
     for r in _records(runs):
         window = f"{r['window_start'] or 'everything'} … {r['window_end'] or ''}"
@@ -138,7 +90,7 @@ def _glance_section(topics: list[str], counts: pd.DataFrame,
     out: list[Block] = [Heading(2, "At a glance")]
     if not topics:
         return out + [Para("No topic has tracked anything yet.")]
-    table = Table(["topic", "new articles", "updated articles", "new trials", "updated trials",
+    table = DataTable(["topic", "new articles", "updated articles", "new trials", "updated trials",
                    "trial changes", "article corrections", "unreported trials"])
     for t in topics:
         table.rows.append([
@@ -212,7 +164,7 @@ def _table_section(heading: str, frame: pd.DataFrame, csv_name: str, headers: li
     out: list[Block] = [Heading(level, f"{heading}: {len(frame)}")]
     if frame.empty:
         return out + [Para("None.")]
-    table = Table(headers, [row(r) for r in _records(frame.head(MAX_ROWS))])
+    table = DataTable(headers, [row(r) for r in _records(frame.head(MAX_ROWS))])
     out.append(table)
     if len(frame) > MAX_ROWS:
         out.append(Para(f"… and {len(frame) - MAX_ROWS} more in {csv_name}."))
@@ -221,7 +173,7 @@ def _table_section(heading: str, frame: pd.DataFrame, csv_name: str, headers: li
 
 def _records(frame: pd.DataFrame) -> Iterable[dict[str, Any]]:
     for rec in frame.to_dict("records"):
-        yield {k: (None if _isna(v) else v) for k, v in rec.items()}
+        yield {str(k): (None if _isna(v) else v) for k, v in rec.items()}
 
 
 def _isna(v: Any) -> bool:
@@ -274,7 +226,7 @@ def render_markdown(blocks: list[Block]) -> str:
             out += ["#" * b.level + " " + md_escape(b.text), ""]
         elif isinstance(b, Para):
             out += [md_escape(b.text), ""]
-        elif isinstance(b, Table):
+        elif isinstance(b, DataTable):
             out.append("| " + " | ".join(md_escape(h) for h in b.headers) + " |")
             out.append("|" + "---|" * len(b.headers))
             out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in b.rows]
@@ -321,7 +273,7 @@ def render_html(blocks: list[Block], title: str) -> str:
             out.append(f"<h{b.level}{anchor}>{_h(b.text)}</h{b.level}>")
         elif isinstance(b, Para):
             out.append(f"<p>{_h(b.text)}</p>")
-        elif isinstance(b, Table):
+        elif isinstance(b, DataTable):
             out.append("<table><thead><tr>" + "".join(f"<th>{_h(h)}</th>" for h in b.headers)
                        + "</tr></thead><tbody>")
             out += ["<tr>" + "".join(f"<td>{_html_cell(c)}</td>" for c in row) + "</tr>"
@@ -333,120 +285,13 @@ def render_html(blocks: list[Block], title: str) -> str:
     return "\n".join(out)
 
 
-# ---- charts ------------------------------------------------------------------------------
-def _figure(width: float, height: float) -> Any:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)  # render with Agg: no GUI, no pyplot state
-    return fig
-
-
-def _save(fig: Any, path: Path) -> None:
-    fig.savefig(path, format="png", dpi=110, metadata={"Software": None})
-
-
-def chart_publications(store: Store, path: Path) -> Image | None:
-    """Publications per year, one line per topic (articles PubMed has not withdrawn)."""
-    from matplotlib.ticker import MaxNLocator
-
-    data = store.query("publications_per_year")
-    if data.empty:
-        return None
-    fig = _figure(8.5, 4.2)
-    ax = fig.subplots()
-    for topic, rows in data.groupby("topic", sort=True):
-        ax.plot(rows["year"].astype(int), rows["n"].astype(int), marker="o", markersize=4,
-                linewidth=1.6, label=str(topic))
-    ax.set_title("Publications per year, by topic")
-    ax.set_xlabel("publication year")
-    ax.set_ylabel("articles")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylim(bottom=0)
-    ax.grid(axis="y", color="#e5e5e5")
-    ax.spines[["top", "right"]].set_visible(False)
-    ax.legend(frameon=False, fontsize=9)
-    _save(fig, path)
-    return Image(f"{CHARTS_DIR}/{path.name}", "Line chart: publications per year for each topic")
-
-
-def _phase_label(phase: str) -> str:
-    """``PHASE2|PHASE3`` → ``phase 2/3``; ``NA`` → ``no phase``; unknown values as they are."""
-    if phase == "NA":
-        return "no phase"
-    if phase == "EARLY_PHASE1":
-        return "early phase 1"
-    parts = phase.split("|")
-    if all(p.startswith("PHASE") for p in parts):
-        return "phase " + "/".join(p.removeprefix("PHASE") for p in parts)
-    return phase.replace("|", "/").replace("_", " ").lower()
-
-
-def _status_label(status: str) -> str:
-    return status.replace("_", " ").lower()
-
-
-def chart_trials(store: Store, path: Path) -> Image | None:
-    """Trials by phase, stacked by overall status: one panel per topic."""
-    from matplotlib.ticker import MaxNLocator
-
-    data = store.query("trials_by_phase_status")
-    if data.empty:
-        return None
-    topics = sorted(data["topic"].unique())
-    statuses = sorted(data["status"].unique(),
-                      key=lambda s: (list(STATUS_COLOURS).index(s) if s in STATUS_COLOURS
-                                     else len(STATUS_COLOURS), s))
-    phases = sorted(data["phase"].unique(),
-                    key=lambda p: (PHASE_ORDER.index(p) if p in PHASE_ORDER
-                                   else len(PHASE_ORDER), p))
-    fig = _figure(8.5, 1.2 + 0.35 * len(phases) * len(topics) + 0.5 * len(topics))
-    axes = fig.subplots(len(topics), 1, squeeze=False, sharex=True)[:, 0]
-    fallback = iter(["#e78ac3", "#a6cee3", "#b2df8a", "#ffd92f", "#999999"] * 10)
-    colours = {s: STATUS_COLOURS.get(s) or next(fallback) for s in statuses}
-    for ax, topic in zip(axes, topics, strict=True):
-        rows = data[data["topic"] == topic]
-        left = [0] * len(phases)
-        for status in statuses:
-            widths = [int(rows[(rows["phase"] == p) & (rows["status"] == status)]["n"].sum())
-                      for p in phases]
-            ax.barh([_phase_label(p) for p in phases], widths, left=left,
-                    color=colours[status], label=_status_label(status), height=0.7)
-            left = [a + b for a, b in zip(left, widths, strict=True)]
-        for y, total in enumerate(left):
-            if total:
-                ax.annotate(str(total), (total, y), xytext=(3, 0), textcoords="offset points",
-                            va="center", fontsize=8, color="#444444")
-        ax.set_title(topic, loc="left", fontsize=10)
-        ax.invert_yaxis()
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.spines[["top", "right"]].set_visible(False)
-        ax.grid(axis="x", color="#e5e5e5")
-        ax.set_axisbelow(True)
-    axes[-1].set_xlabel("trials")
-    axes[-1].set_xlim(0, max(1, int(data.groupby(["topic", "phase"])["n"].sum().max())) * 1.08)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right upper", frameon=False, fontsize=9,
-               title="overall status", title_fontsize=9)
-    fig.suptitle("Trials by phase and status, by topic")
-    _save(fig, path)
-    return Image(f"{CHARTS_DIR}/{path.name}",
-                 "Bar chart: trials per phase, coloured by overall status, for each topic")
-
-
 # ---- entry point -------------------------------------------------------------------------
 def write_summary(store: Store, folder: Path, run_ids: Sequence[str], title: str,
                   frames: dict[str, pd.DataFrame], today: date,
                   now: datetime | None = None) -> None:
     """Write summary.md, summary.html and charts/*.png into a report folder being built."""
     now = now or datetime.now(UTC)
-    charts_dir = folder / CHARTS_DIR
-    charts_dir.mkdir(exist_ok=True)
-    charts = [c for c in (chart_publications(store, charts_dir / "publications_per_year.png"),
-                          chart_trials(store, charts_dir / "trials_by_phase_status.png"))
-              if c is not None]
+    charts = draw_charts(store, folder)
     blocks = build(store, run_ids, title, frames, charts, today, now)
     (folder / "summary.md").write_text(render_markdown(blocks), encoding="utf-8")
     (folder / "summary.html").write_text(render_html(blocks, title), encoding="utf-8")
