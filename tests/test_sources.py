@@ -46,10 +46,26 @@ def test_more_than_9999_hits_are_split_by_date_and_found_completely(
     terms = [r.params["term"] for r in eutils_fake.requests("esearch.fcgi")]
     assert terms[0] == "big"  # asked plainly first, then split by Entrez date
     assert all("[edat]" in t for t in terms[1:])
-    # slices walked back from the newest, sized from the density seen so far: the first
-    # backfill slice is one year, so a few more than the ideal 1 + ceil(11199 / 9999) = 3
+    # slices walked back from the newest, sized from the counts seen so far: an even
+    # spread over 24 years is not the growing one the first slice guesses, so a few more
+    # than the ideal 1 + ceil(11199 / 9999) = 3
     assert len(terms) <= 6
     assert all(int(r.params["retmax"]) <= ESEARCH_CAP for r in eutils_fake.requests())
+
+
+def test_a_growing_topic_over_the_cap_costs_one_esearch_per_slice_it_needs(
+        pubmed: PubMed, eutils_fake: EutilsFake) -> None:
+    """Issue 15: 12,000 hits, denser every year as literature is: 1 + ceil(N / 9,999)."""
+    eutils_fake.register_query("grows")
+    n, first = 12000, date(2014, 1, 1)
+    span = (TODAY - first).days
+    for i in range(n):  # density rising linearly: day = span * sqrt(u)
+        edat = first + timedelta(days=int(span * ((i + 0.5) / n) ** 0.5))
+        eutils_fake.add_article(str(200000 + i), "<PubmedArticle/>", edat=edat,
+                                queries=["grows"])
+    result = pubmed.search(Topic("grows", pubmed_query="grows"), Window(None, TODAY))
+    assert sorted(result.ids, key=int) == [str(200000 + i) for i in range(n)]
+    assert len(eutils_fake.requests("esearch.fcgi")) == 3
 
 
 def test_first_fetch_pages_the_history_server(pubmed: PubMed, eutils_fake: EutilsFake) -> None:
