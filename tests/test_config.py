@@ -101,3 +101,14 @@ def test_cli_exits_2_on_bad_config(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "colour: unknown key" in proc.stderr and str(path) in proc.stderr
+
+
+def test_one_status_as_a_string_is_a_one_element_list(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + '[topics.ctgov]\ncond = "PTSD"\n'
+                 'overall_status = "RECRUITING"\n')
+    ctgov = load_settings(path, env={}).topics[0].ctgov
+    assert ctgov is not None and ctgov.overall_status == ("RECRUITING",)
+    assert ctgov.params()["filter.overallStatus"] == "RECRUITING"
+    bad = write(tmp_path, MINIMAL + '[topics.ctgov]\ncond = "PTSD"\noverall_status = "OPEN"\n')
+    with pytest.raises(ConfigError, match="unknown status 'OPEN'"):
+        load_settings(bad, env={})

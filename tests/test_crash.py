@@ -155,7 +155,8 @@ def reported(reports: Path) -> dict[str, Counter[tuple[str, str]]]:
             continue
         for name, key in (("new_articles", "pmid"), ("new_trials", "nct_id")):
             with open(folder / f"{name}.csv", encoding="utf-8-sig", newline="") as fh:
-                out[name].update((row["topic"], row[key]) for row in csv.DictReader(fh))
+                out[name].update((topic, row[key]) for row in csv.DictReader(fh)
+                                 for topic in row["topics"].split("|"))
     return out
 
 

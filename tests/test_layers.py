@@ -21,7 +21,8 @@ PACKAGE = Path(littrack.__file__).parent
 # Bottom first. A name ending in ".*" covers a package's modules (its __init__ included).
 LAYERS: list[tuple[str, ...]] = [
     ("littrack.errors", "littrack.vocab"),           # words and exceptions everyone shares
-    ("littrack.crontab", "littrack.folders", "littrack.lock"),  # self-contained helpers
+    ("littrack.crontab", "littrack.folders", "littrack.lock",   # self-contained helpers
+     "littrack.progress"),
     ("littrack.config",),                            # what to track (validates cron lines)
     ("littrack.windows",),                           # since when
     ("littrack.http",),                              # pacing, timeouts, retries
@@ -32,7 +33,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("littrack.store",),                             # the only SQL
     ("littrack.schema_doc", "littrack.reports.*"),   # documents and reports from the store
     ("littrack.export",),                            # tables out, with their dictionary
-    ("littrack.pipeline",),                          # one run: where the stages meet
+    ("littrack.pipeline", "littrack.probe"),         # one run; hit counts for `check`
+    ("littrack.notify.*",),                          # digests of what is new, delivered
     ("littrack.jobs",),                              # what `serve` runs, and when
     ("littrack.scheduler", "littrack.status"),       # the service, and `status`
     ("littrack.cli", "littrack.__main__"),           # commands

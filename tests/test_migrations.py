@@ -116,7 +116,10 @@ def test_a_0_1_0_store_is_adopted_and_upgraded_in_place(tmp_path: Path) -> None:
         s.name for s in migrations.STEPS[:migrations.RELEASE_0_1_0_STEPS]]
     got, want = shape(path), declared(tmp_path)
     assert got == want
-    assert {t: _rows(path, t) for t in before} == before
+    # later steps append columns (migration 0005): what was there is kept as it was
+    after = {t: _rows(path, t) for t in before}
+    assert {t: [r[:len(before[t][0])] for r in rows] if before[t] else rows
+            for t, rows in after.items()} == before
 
 
 def _rows(path: Path, table: str) -> list[tuple[Any, ...]]:

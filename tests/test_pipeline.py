@@ -56,11 +56,14 @@ def test_cli_first_and_second_run(tmp_path: Path, eutils_fake: EutilsFake,
 
     (report,) = (tmp_path / "data" / "reports").iterdir()
     arts = read_csv(report / "new_articles.csv")
-    assert {(a["topic"], a["pmid"]) for a in arts} == corpus.matches("pubmed")
+    assert {(t, a["pmid"]) for a in arts for t in a["topics"].split("|")
+            } == corpus.matches("pubmed")
+    assert len(arts) == len({a["pmid"] for a in arts})  # once each, with all its topics
     assert all(a["url"] == f"https://pubmed.ncbi.nlm.nih.gov/{a['pmid']}/" for a in arts)
     assert all(a["first_author"] == "Doe J" for a in arts)
     trials = read_csv(report / "new_trials.csv")
-    assert {(t["topic"], t["nct_id"]) for t in trials} == corpus.matches("ctgov")
+    assert {(topic, t["nct_id"]) for t in trials for topic in t["topics"].split("|")
+            } == corpus.matches("ctgov")
     assert all(t["countries"] == "United States" for t in trials)
 
     n_esearch, n_efetch = eutils_fake.count("esearch.fcgi"), eutils_fake.count("efetch.fcgi")
@@ -73,8 +76,9 @@ def test_cli_first_and_second_run(tmp_path: Path, eutils_fake: EutilsFake,
     assert db_rows(db, "SELECT COUNT(*) FROM articles") == [(40,)]
     assert db_rows(db, "SELECT COUNT(*) FROM topic_matches") == [
         (len(corpus.matches("pubmed")) + len(corpus.matches("ctgov")),)]
-    second_report = max((tmp_path / "data" / "reports").iterdir())
-    assert read_csv(second_report / "new_articles.csv") == []
+    # nothing new, nothing failed: no second report folder (issue 11, point 14)
+    assert list((tmp_path / "data" / "reports").iterdir()) == [report]
+    assert "report:" not in second.stdout
 
 
 def test_incremental_run_picks_up_new_and_changed(tmp_path: Path, eutils_fake: EutilsFake,

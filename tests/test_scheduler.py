@@ -376,8 +376,9 @@ def test_the_run_logs_one_summary_line(corpus_settings: tuple[Settings, Corpus],
     caplog.set_level(logging.INFO, logger="littrack")
     result = pipeline.run(settings, sources=["ctgov"])
     (line,) = [r.message for r in caplog.records if r.message.startswith(f"run {result.run_id}")]
-    assert re.search(rf"3 ok, 0 failed; found {len(corpus.matches('ctgov'))}, new "
-                     rf"{len(corpus.matches('ctgov'))}, updated 0, \d+ requests \(0 retries\) "
+    # each trial once, however many topics found it (issue 11, point 7)
+    assert re.search(rf"3 ok, 0 failed; found {len(corpus.trials)}, new "
+                     rf"{len(corpus.trials)}, updated 0, \d+ requests \(0 retries\) "
                      rf"in \d+\.\ds; report ", line)
 
 

@@ -188,9 +188,11 @@ def test_a_signal_mid_run_leaves_the_store_consistent_and_the_next_run_completes
         took, out, err = stop(proc, sig, 30)
     finally:
         reap(proc)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 128 + sig, err  # 130 after SIGINT, 143 after SIGTERM
     assert took < 15
-    assert "stopped on request" in out
+    assert "stopped on request" in out and "STOPPED" in out
+    statuses = {s for (s,) in rows(deployment.db, "SELECT status FROM runs")}
+    assert "stopped" in statuses and "failed" not in statuses, statuses
     done = assert_consistent(deployment.db, deployment.corpus)
     assert 1 <= len(done) < len(TOPICS) * len(SOURCES)  # really stopped mid-run
     with DataDirLock(deployment.settings.data_dir):  # released

@@ -34,6 +34,11 @@ def diff(old: dict[str, Any], new: dict[str, Any], fields: tuple[str, ...]
     return out
 
 
+def text(value: Any) -> str | None:
+    """A stored value as comparable text (None and "" alike)."""
+    return _text(value)
+
+
 def _text(value: Any) -> str | None:
     if value is None or value == "":
         return None

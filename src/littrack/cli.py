@@ -1,7 +1,8 @@
 """The ``littrack`` command: thin click commands over pipeline, store and reports.
 
-Exit codes: 0 success (or stopped on request), 1 some topic failed (the others committed),
-2 usage or config error, 3 another littrack holds the data directory.
+Exit codes: 0 success, 1 some topic failed (the others committed), 2 usage, config or
+data-directory error, 3 another littrack holds the data directory, 130/143 `run` stopped by
+SIGINT/SIGTERM (`serve` stops with 0).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import click
 
 from littrack import __version__
 from littrack.config import Settings, load_settings
-from littrack.errors import ConfigError, LittrackError, LockTimeout
+from littrack.errors import ConfigError, DataDirError, LittrackError, LockTimeout
 
 EXIT_OK, EXIT_TOPIC_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
 log = logging.getLogger("littrack")
@@ -68,6 +69,16 @@ def _require_store(settings: Settings) -> None:
                           "first)")
 
 
+def _default_out(settings: Settings, name: Path) -> Path:
+    """``<data_dir>/name``, or ``./littrack-…`` in the current folder when the data
+    directory is read-only for this user (reading a store needs no write access)."""
+    import os
+
+    if os.access(settings.data_dir, os.W_OK):
+        return settings.data_dir / name
+    return Path("littrack-" + "-".join(name.parts))
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn LittrackErrors into one-line messages and the documented exit codes."""
     import functools
@@ -79,11 +90,18 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except ConfigError as exc:
             click.echo(f"littrack: config error: {exc}", err=True)
             sys.exit(EXIT_CONFIG)
+        except DataDirError as exc:
+            click.echo(f"littrack: {exc}", err=True)
+            sys.exit(EXIT_CONFIG)
         except LockTimeout as exc:
             click.echo(f"littrack: {exc}", err=True)
             sys.exit(EXIT_LOCKED)
         except LittrackError as exc:
             click.echo(f"littrack: {exc}", err=True)
+            sys.exit(EXIT_TOPIC_FAILED)
+        except OSError as exc:  # the environment (disk full, permissions), not a bug
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"littrack: {where}{exc.strerror or exc}", err=True)
             sys.exit(EXIT_TOPIC_FAILED)
 
     return wrapper
@@ -111,6 +129,7 @@ class _StopOnSignal:
 
     def __init__(self) -> None:
         self.event = threading.Event()
+        self.signum: int | None = None  # the first signal received
         self._old: dict[int, Any] = {}
 
     def __enter__(self) -> threading.Event:
@@ -123,6 +142,7 @@ class _StopOnSignal:
             raise KeyboardInterrupt
         log.warning("received %s: finishing or rolling back the current topic, then "
                     "stopping", signal.Signals(signum).name)
+        self.signum = signum
         self.event.set()
 
     def __exit__(self, *exc: object) -> None:
@@ -145,42 +165,124 @@ def run(ctx: click.Context, topics: tuple[str, ...], source: str | None, full: b
     """Fetch what is new for each topic, store it, and write the run's report.
 
     Exit code 0 when every topic succeeded, 1 when some failed (the others are committed),
-    2 for a config or usage error, 3 when another littrack holds the data directory.
+    2 for a config or usage error, 3 when another littrack holds the data directory, 130
+    or 143 when SIGINT or SIGTERM stopped it (the current topic rolls back).
     """
     settings = _settings(ctx)
     for name in topics:
         settings.topic(name)  # unknown topic → ConfigError before any request
     from littrack.pipeline import run as run_pipeline
 
-    with _StopOnSignal() as stop:
+    quiet = ctx.ensure_object(dict).get("quiet", False)
+    signals = _StopOnSignal()
+    with signals as stop:
         result = run_pipeline(settings, topics=topics or None,
                               sources=[source] if source else None, full=full, stop=stop,
-                              lock_timeout=wait, progress=sys.stderr.isatty())
-    for r in result.results:
-        mark = "ok " if r.status == "ok" else "FAILED"
-        line = (f"{mark} {r.source:<6} {r.topic:<30} found {r.n_found:>5}  new {r.n_new:>5}  "
-                f"updated {r.n_updated:>4}  requests {r.n_requests:>4}")
-        click.echo(line + (f"  ({r.error})" if r.error else ""))
-    if result.report_dir:
-        click.echo(f"report: {result.report_dir}")
+                              lock_timeout=wait, progress=sys.stderr.isatty() and not quiet)
+    if not (quiet and result.exit_code == 0 and not result.stopped):
+        # -q: a run with nothing wrong prints nothing, so cron mails only when it matters
+        _print_results(result)
     if result.stopped:
         click.echo("stopped on request; the next run resumes from the last committed state")
+        # the shell's convention for "ended by signal N": 130 after SIGINT, 143 after SIGTERM
+        sys.exit(128 + (signals.signum or signal.SIGINT))
+    if settings.notify:
+        from littrack.notify import after_run
+
+        for n in after_run(settings, lock_timeout=wait):
+            if n.error or not quiet:
+                _echo_delivery(n)
     sys.exit(result.exit_code)
 
 
+def _print_results(result: Any) -> None:
+    """One line per topic and source, the linked-records line, the run's distinct totals."""
+    from littrack.vocab import LINKED_TOPIC
+
+    for r in result.results:
+        mark = {"ok": "ok ", "stopped": "STOPPED"}.get(r.status, "FAILED")
+        if r.topic == LINKED_TOPIC:
+            counts = (f"asked {r.n_found:>5}  not returned {r.n_missing:>4}  new {r.n_new:>5}  "
+                      f"updated {r.n_updated:>4}")
+        else:
+            counts = f"found {r.n_found:>5}  new {r.n_new:>5}  updated {r.n_updated:>4}"
+        line = f"{mark} {r.source:<6} {r.topic:<30} {counts}  requests {r.n_requests:>4}"
+        extra = r.error or r.note
+        click.echo(line + (f"  ({extra})" if extra else ""))
+    t = result.totals
+    click.echo(f"total (each record once): found {t.found}, new {t.new}, updated "
+               f"{t.updated}, {t.requests} requests ({t.retries} retries)")
+    if result.report_dir:
+        click.echo(f"report: {result.report_dir}")
+
+
+def _echo_delivery(n: Any) -> None:
+    if n.error:
+        click.echo(f"FAILED notify {n.entry} {n.channel}: {n.error}")
+    elif n.sent:
+        click.echo(f"ok  notify {n.entry} {n.channel}: {n.summary if n.n_items else ''}"
+                   + (f" ({n.resent} resent)" if n.resent else ""))
+
+
 @cli.command()
+@click.argument("directory", required=False, default=".",
+                type=click.Path(file_okay=False, path_type=Path))
+@handle_errors
+def init(directory: Path) -> None:
+    """Write a commented starter config to DIRECTORY/config/littrack.toml (default: here).
+
+    The shipped config (three example topics, schedules, polite defaults). littrack finds
+    it when started in DIRECTORY, and keeps its data in DIRECTORY/data.
+    """
+    from importlib.resources import files
+
+    target = directory / "config" / "littrack.toml"
+    if target.exists():
+        raise ConfigError(f"{target}: a config is already there; edit it, or remove it "
+                          "first to start over")
+    text = files("littrack").joinpath("starter/littrack.toml").read_text(encoding="utf-8")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise DataDirError(f"{target.parent}: cannot write the config here: "
+                           f"{exc.strerror or exc}") from None
+    click.echo(f"wrote {target}")
+    click.echo(f"next: edit its [[topics]], then `cd {directory}` and run `littrack check` "
+               "and `littrack run`")
+
+
+@cli.command()
+@click.option("--online", is_flag=True,
+              help="Also ask each service for every topic's hit count (one small request "
+                   "per topic and source, no records); a query a service rejects is a "
+                   "config error.")
 @click.pass_context
 @handle_errors
-def check(ctx: click.Context) -> None:
-    """Validate the config and list its topics, without any request."""
+def check(ctx: click.Context, online: bool) -> None:
+    """Validate the config and list its topics (without any request, unless --online)."""
     settings = _settings(ctx)
     click.echo(f"config {settings.config_path}: ok; data in {settings.data_dir}")
+    hits: dict[tuple[str, str], int] = {}
+    if online:
+        from littrack.probe import count_hits
+
+        hits = {(h.topic, h.source): h.count for h in count_hits(settings)}
     for t in settings.topics:
-        sources = ", ".join(s for s in ("pubmed", "ctgov") if t.has(s))
-        click.echo(f"  {t.name:<30} {sources}")
+        sources = [s for s in ("pubmed", "ctgov") if t.has(s)]
+        if online:
+            counts = "  ".join(f"{s} {hits[(t.name, s)]:>7,} hits" for s in sources)
+            click.echo(f"  {t.name:<30} {counts}")
+        else:
+            click.echo(f"  {t.name:<30} {', '.join(sources)}")
     for s in settings.schedules:
         click.echo(f"  schedule {s.source}{' ' + s.topic if s.topic else ''}: "
                    f"'{s.cron}' ({s.timezone})")
+    for n in settings.notify:
+        when = n.when if n.when == "after-run" else (
+            f"{n.when} at {n.at}{' on ' + n.day if n.when == 'weekly' else ''} ({n.timezone})")
+        click.echo(f"  notify {n.name}: {', '.join(n.channels)}; {when}; "
+                   f"topics {', '.join(n.topics)}")
 
 
 @cli.command()
@@ -231,8 +333,10 @@ def serve(ctx: click.Context, once_now: bool, wait: float, stop_timeout: float) 
     import os
 
     from littrack import scheduler
+    from littrack.lock import check_writable
 
     settings = _settings(ctx)
+    check_writable(settings.data_dir)
     with _StopOnSignal() as stop:
         try:
             clean = scheduler.serve(settings, stop=stop, once_now=once_now, lock_wait=wait,
@@ -253,6 +357,45 @@ def serve(ctx: click.Context, once_now: bool, wait: float, stop_timeout: float) 
 
 
 @cli.command()
+@click.option("--name", "-n", "names", multiple=True, metavar="NAME",
+              help="Only this [[notify]] entry (repeatable). Default: every entry.")
+@click.option("--dry-run", is_flag=True,
+              help="Print what would be sent (the digest text per channel); send and record "
+                   "nothing.")
+@click.option("--wait", type=float, default=60.0, show_default=True, metavar="SECONDS",
+              help="How long to wait for another running littrack to finish.")
+@click.pass_context
+@handle_errors
+def notify(ctx: click.Context, names: tuple[str, ...], dry_run: bool, wait: float) -> None:
+    """Send what is pending now on every [[notify]] channel (e-mail, webhook, Atom feed).
+
+    Each item goes out once per channel: unconfirmed earlier deliveries are resent with
+    the same Message-ID / idempotency key, then what is new since each channel's last
+    delivery is sent, whatever the entry's `when`. Exit code 1 if a channel failed (it is
+    retried at the next delivery; the others were delivered).
+    """
+    from littrack.notify import deliver
+
+    settings = _settings(ctx)
+    if not settings.notify:
+        raise ConfigError(f"{settings.config_path}: no [[notify]] entry configured")
+    for name in names:
+        settings.notify_entry(name)  # unknown entry → exit 2
+    _require_store(settings)
+    results = deliver(settings, names=names or None, dry_run=dry_run, lock_timeout=wait)
+    for n in results:
+        if dry_run:
+            click.echo(n.preview)
+        elif n.error:
+            click.echo(f"FAILED {n.entry} {n.channel}: {n.error}")
+        else:
+            what = (n.summary if n.n_items else "nothing new") + (
+                f"; {n.resent} earlier delivery(ies) resent" if n.resent else "")
+            click.echo(f"ok     {n.entry} {n.channel}: {what}")
+    sys.exit(EXIT_TOPIC_FAILED if any(n.error for n in results) else EXIT_OK)
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 @handle_errors
@@ -269,36 +412,70 @@ def status(ctx: click.Context, as_json: bool) -> None:
     click.echo(json.dumps(report, indent=2) if as_json else format_status(report))
 
 
+def _duration(value: str) -> timedelta:
+    """``7d``, ``2w``, ``12h`` → a timedelta; anything else is a usage error."""
+    import re
+
+    m = re.fullmatch(r"\s*(\d+)\s*([hdw])\s*", value or "")
+    if not m:
+        raise click.BadParameter(f"{value!r} is not a duration like 12h, 7d or 2w")
+    n, unit = int(m.group(1)), m.group(2)
+    return timedelta(hours=n) if unit == "h" else timedelta(days=n * (7 if unit == "w" else 1))
+
+
 @cli.command()
-@click.option("--since", required=True, type=click.DateTime(formats=["%Y-%m-%d"]),
-              metavar="DATE", help="Report on the runs started on or after this day "
-                                   "(YYYY-MM-DD, UTC).")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="DATE",
+              help="Report on the runs started on or after this day (YYYY-MM-DD, UTC).")
+@click.option("--last", "last", metavar="DURATION",
+              help="Report on the runs of the last DURATION: 12h, 7d, 2w.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Folder to write; replaced if it holds an earlier report. "
-                   "Default: <data_dir>/reports-since/DATE.")
+                   "Default: <data_dir>/reports-since/START (./littrack-reports-since/START "
+                   "when the data directory is read-only).")
 @click.pass_context
 @handle_errors
-def report(ctx: click.Context, since: datetime, out: Path | None) -> None:
-    """Build the report of every run since DATE from the store alone, without network.
+def report(ctx: click.Context, since: datetime | None, last: str | None,
+           out: Path | None) -> None:
+    """Build the report of a window of runs from the store alone, without network.
 
-    The same files a run writes (new_articles.csv, new_trials.csv, trial_changes.csv,
-    article_changes.csv, links.csv, unreported_trials.csv, summary.md, summary.html and
-    charts/), over a window of runs. Reads one consistent snapshot without the
+    Without --since or --last: every run since the previous `littrack report` written to
+    the default folder (or of the last 7 days when there is none). The same files a run
+    writes (new_articles.csv, new_trials.csv, updated_articles.csv, trial_changes.csv,
+    article_changes.csv, links.csv, unreported_trials.csv, status_not_updated.csv,
+    summary.md, summary.html and charts/). Reads one consistent snapshot without the
     data-directory lock, so it works while a run is in progress.
     """
     from littrack.folders import ensure_replaceable
-    from littrack.reports import write_report
+    from littrack.reports import previous_report, write_report
     from littrack.store import Store
 
+    if since is not None and last is not None:
+        raise click.UsageError("give --since or --last, not both")
     settings = _settings(ctx)
-    day = since.date().isoformat()
-    out = out or settings.data_dir / "reports-since" / day
-    ensure_replaceable(out, "summary.md")
+    parent = _default_out(settings, Path("reports-since"))
+    now = datetime.now(UTC).replace(microsecond=0)
+    prev = previous_report(parent) if since is None and last is None else None
+    covered: set[str] = set(prev["run_ids"]) if prev else set()
+    if since is not None:
+        start = query_from = since.date().isoformat()
+    else:
+        stamp = "%Y-%m-%dT%H:%M:%SZ"
+        begin = now - (_duration(last) if last is not None else timedelta(days=7))
+        start = query_from = begin.strftime(stamp)
+        if prev:  # runs after those the previous report covered (one may have been running)
+            start, query_from = str(prev["until"]), str(prev["since"])
     _require_store(settings)
-    with Store(settings.db_path) as store, store.snapshot():
-        run_ids = store.run_ids_since(day)
-        path = write_report(store, out, run_ids, f"littrack report since {day}")
-    click.echo(f"report: {path} ({len(run_ids)} run(s) since {day})")
+    with Store.for_reading(settings.db_path) as store, store.snapshot():
+        run_ids = [r for r in store.run_ids_since(query_from) if r not in covered]
+        if not run_ids:
+            click.echo(f"nothing in range: no run since {start}")
+            return
+        out = out or parent / start.replace(":", "")
+        ensure_replaceable(out, "summary.md")
+        path = write_report(store, out, run_ids, f"littrack report since {start}",
+                            meta={"since": start, "until": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                  "run_ids": run_ids})
+    click.echo(f"report: {path} ({len(run_ids)} run(s) since {start})")
 
 
 @cli.command("export")
@@ -323,8 +500,8 @@ def export_tables(ctx: click.Context, fmt: str, out: Path | None) -> None:
     if fmt == "parquet":
         require_pyarrow()
     _require_store(settings)
-    out = out or settings.data_dir / "export"
-    with Store(settings.db_path) as store:
+    out = out or _default_out(settings, Path("export"))
+    with Store.for_reading(settings.db_path) as store:
         files = export(store, out, fmt)
     click.echo(f"exported {len(files) - 1} tables to {out} (data dictionary: "
                f"{out / 'schema.md'})")

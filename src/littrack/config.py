@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from littrack.crontab import cron_trigger
 from littrack.errors import ConfigError
@@ -70,6 +71,14 @@ class CtgovSettings:
 
 
 @dataclass(frozen=True)
+class ReportSettings:
+    """Which run report folders to write and keep."""
+
+    write_empty: bool = False  # a folder also for a run that found nothing new
+    keep: int = 0  # the newest N run report folders; 0 keeps all
+
+
+@dataclass(frozen=True)
 class Schedule:
     """When ``littrack serve`` runs a source (optionally one topic)."""
 
@@ -111,6 +120,88 @@ class Topic:
     def has(self, source: str) -> bool:
         return (self.pubmed_query is not None) if source == "pubmed" else self.ctgov is not None
 
+    def fingerprint(self, source: str) -> str:
+        """A short hash of what this topic asks ``source``: kept with the watermark, so a
+        changed query is noticed and searched from the beginning, not only since the last
+        run (an added ``OR`` clause would otherwise never reach its older records)."""
+        import hashlib
+        import json
+
+        what: object = (self.pubmed_query if source == "pubmed"
+                        else sorted(self.ctgov.params().items()) if self.ctgov else None)
+        text = json.dumps([source, what], separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+NOTIFY_INCLUDE = ("new_articles", "new_trials", "trial_changes", "corrections", "unreported")
+NOTIFY_WHEN = ("after-run", "daily", "weekly")
+EMAIL_SECURITY = ("starttls", "ssl", "none")
+_DEFAULT_SMTP_PORT = {"starttls": 587, "ssl": 465, "none": 25}
+
+
+@dataclass(frozen=True)
+class EmailChannel:
+    """SMTP delivery of a digest; the password comes only from the named variable."""
+
+    smtp_host: str
+    smtp_port: int
+    security: str
+    sender: str
+    to: tuple[str, ...]
+    username: str | None = None
+    password_env: str | None = None
+    password: str | None = field(default=None, repr=False)  # never printed or stored
+    timeout: float = 60.0
+    ca_file: Path | None = None  # extra CA bundle (a private or self-signed server)
+
+
+@dataclass(frozen=True)
+class WebhookChannel:
+    url: str = field(repr=False)  # Slack-style URLs carry a token in the path
+    secret_env: str | None = None
+    secret: str | None = field(default=None, repr=False)  # HMAC key; never printed or stored
+    url_env: str | None = None
+
+    @property
+    def safe_url(self) -> str:
+        """The URL as logs and messages show it: scheme and host only."""
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.netloc}/…" if parts.path.strip("/") else self.url
+
+
+@dataclass(frozen=True)
+class AtomChannel:
+    path: Path  # resolved against the data directory
+    max_entries: int = 100
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class NotifyEntry:
+    """One ``[[notify]]`` entry: what to deliver, when, and on which channels."""
+
+    name: str
+    topics: tuple[str, ...]
+    include: tuple[str, ...] = NOTIFY_INCLUDE
+    when: str = "after-run"
+    at: str = "08:00"  # daily/weekly digests: local time of ``timezone``
+    day: str = "mon"  # weekly digests
+    timezone: str = "UTC"
+    email: EmailChannel | None = None
+    webhook: WebhookChannel | None = None
+    atom: AtomChannel | None = None
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return tuple(c for c in ("email", "webhook", "atom") if getattr(self, c) is not None)
+
+    def schedule(self) -> Schedule:
+        """The crontab line of a daily or weekly digest (``littrack serve`` and catch-up)."""
+        hour, minute = self.at.split(":")
+        day = self.day if self.when == "weekly" else "*"
+        return Schedule(source="notify", cron=f"{int(minute)} {int(hour)} * * {day}",
+                        timezone=self.timezone, topic=None)
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -120,9 +211,18 @@ class Settings:
     ncbi: NcbiSettings = NcbiSettings()
     ctgov: CtgovSettings = CtgovSettings()
     retry: RetrySettings = RetrySettings()
+    reports: ReportSettings = ReportSettings()
     schedules: tuple[Schedule, ...] = ()
     log_level: str = "INFO"
     log_file: Path | None = None
+    notify: tuple[NotifyEntry, ...] = ()
+
+    def notify_entry(self, name: str) -> NotifyEntry:
+        for n in self.notify:
+            if n.name == name:
+                return n
+        known = ", ".join(n.name for n in self.notify) or "none configured"
+        raise ConfigError(f"{self.config_path}: unknown notify entry {name!r} (known: {known})")
 
     @property
     def db_path(self) -> Path:
@@ -153,6 +253,7 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "base_url": (_STR, False), "page_size": (_INT, False), "overlap_days": (_INT, False),
         "requests_per_minute": (_NUM, False),
     },
+    "reports": {"write_empty": ((bool,), False), "keep": (_INT, False)},
     "retry": {
         "max_tries": (_INT, False), "backoff_base": (_NUM, False), "backoff_cap": (_NUM, False),
         "timeout": (_NUM, False),
@@ -163,8 +264,22 @@ _TOPIC_KEYS = {"name": (_STR, True), "description": (_STR, False), "pubmed": ((d
                "ctgov": ((dict,), False), "schedule": ((dict,), False)}
 _PUBMED_KEYS = {"query": (_STR, True)}
 _CTGOV_KEYS = {"cond": (_STR, False), "intr": (_STR, False), "term": (_STR, False),
-               "overall_status": (_LIST, False)}
+               # one status as a plain string is unambiguous: taken as a one-element list
+               "overall_status": ((list, str), False)}
 _SCHEDULE_KEYS = {"cron": (_STR, True), "timezone": (_STR, False)}
+_NOTIFY_KEYS = {"name": (_STR, True), "topics": (_LIST, False), "include": (_LIST, False),
+                "when": (_STR, False), "at": (_STR, False), "day": (_STR, False),
+                "timezone": (_STR, False), "email": ((dict,), False),
+                "webhook": ((dict,), False), "atom": ((dict,), False)}
+_EMAIL_KEYS = {"smtp_host": (_STR, True), "smtp_port": (_INT, False),
+               "security": (_STR, False), "from": (_STR, True), "to": (_LIST, True),
+               "username": (_STR, False), "password_env": (_STR, False),
+               "timeout": (_NUM, False), "ca_file": (_STR, False)}
+_WEBHOOK_KEYS = {"url": (_STR, False), "url_env": (_STR, False), "secret_env": (_STR, False)}
+_ATOM_KEYS = {"path": (_STR, True), "max_entries": (_INT, False), "title": (_STR, False)}
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_AT = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])$")
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class _Checker:
@@ -232,13 +347,20 @@ def parse_settings(data: dict[str, Any], path: Path, env: Mapping[str, str]) -> 
     """Validate an already-parsed TOML document (separate for tests)."""
     check = _Checker(path)
     top_spec = {k: ((dict,), False) for k in _SCHEMA} | {
-        "topics": (_LIST, True), "schedule": ((dict,), False)}
+        "topics": (_LIST, True), "schedule": ((dict,), False), "notify": (_LIST, False)}
     check.table(data, top_spec, "")
     sections = {name: check.table(data.get(name, {}), spec, name)
                 for name, spec in _SCHEMA.items()}
 
     lt = sections["littrack"]
-    data_dir = Path(env.get("LITTRACK_DATA_DIR") or lt.get("data_dir") or "./data")
+    # A path written in the file means the same whatever folder littrack starts in: it is
+    # relative to the file's folder. The environment's is the shell's, so relative to the cwd.
+    if env.get("LITTRACK_DATA_DIR"):
+        data_dir = Path(env["LITTRACK_DATA_DIR"])
+    elif lt.get("data_dir"):
+        data_dir = _beside(path, lt["data_dir"])
+    else:
+        data_dir = Path("./data")
     log_level = str(lt.get("log_level", "INFO")).upper()
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise check.fail("littrack.log_level", f"must be DEBUG, INFO, WARNING or ERROR, "
@@ -281,6 +403,10 @@ def parse_settings(data: dict[str, Any], path: Path, env: Mapping[str, str]) -> 
     if retry.max_tries < 1:
         raise check.fail("retry.max_tries", "must be at least 1")
 
+    rp = sections["reports"]
+    reports = ReportSettings(write_empty=rp.get("write_empty", False),
+                             keep=_bounded(check, "reports.keep", rp.get("keep", 0), 0, 100000))
+
     topics = _parse_topics(check, data["topics"])
     schedules = _parse_schedules(check, data.get("schedule", {}), None)
     for item, topic in zip(data["topics"], topics, strict=True):
@@ -291,10 +417,11 @@ def parse_settings(data: dict[str, Any], path: Path, env: Mapping[str, str]) -> 
                                  f"the topic has no [topics.{sched.source}] query to schedule")
         schedules += own
     log_file = lt.get("log_file")
+    notify = _parse_notify(check, data.get("notify", []), topics, data_dir, env)
     return Settings(
         config_path=path, data_dir=data_dir, topics=topics, ncbi=ncbi, ctgov=ctgov,
-        retry=retry, schedules=schedules, log_level=log_level,
-        log_file=Path(log_file) if log_file else None,
+        retry=retry, reports=reports, schedules=schedules, log_level=log_level,
+        log_file=_beside(path, log_file) if log_file else None, notify=notify,
     )
 
 
@@ -322,7 +449,8 @@ def _parse_topics(check: _Checker, raw: list[Any]) -> tuple[Topic, ...]:
         ctgov = None
         if "ctgov" in t:
             c = check.table(t["ctgov"], _CTGOV_KEYS, f"{where}.ctgov")
-            statuses = tuple(c.get("overall_status", ()))
+            raw_status = c.get("overall_status", ())
+            statuses = (raw_status,) if isinstance(raw_status, str) else tuple(raw_status)
             for s in statuses:
                 if s not in CTGOV_STATUSES:
                     raise check.fail(f"{where}.ctgov.overall_status",
@@ -360,6 +488,164 @@ def _parse_schedules(check: _Checker, raw: dict[str, Any],
             raise check.fail(sched.key, f"invalid cron {sched.cron!r} / timezone "
                                         f"{sched.timezone!r}: {exc}") from None
     return tuple(out)
+
+
+def _beside(config_path: Path, value: str) -> Path:
+    """A path from the config file, resolved against the file's folder when relative."""
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else config_path.parent / p
+
+
+def _parse_notify(check: _Checker, raw: list[Any], topics: tuple[Topic, ...], data_dir: Path,
+                  env: Mapping[str, str]) -> tuple[NotifyEntry, ...]:
+    """``[[notify]]`` entries; secrets are read from the variables they name, never the file."""
+    known = [t.name for t in topics]
+    out: list[NotifyEntry] = []
+    for i, item in enumerate(raw):
+        where = f"notify[{i}]"
+        if isinstance(item, dict) and isinstance(item.get("name"), str):
+            where = f"notify {item['name']!r}"
+        n = check.table(item, _NOTIFY_KEYS, where)
+        name = n["name"]
+        if not TOPIC_NAME.match(name):
+            raise check.fail(f"{where}.name", "must be lower-case letters, digits and '-' "
+                             "(it names feeds and message ids), up to 63 characters")
+        if any(e.name == name for e in out):
+            raise check.fail(f"{where}.name", "duplicate notify entry name")
+        chosen = tuple(_strings(check, n, "topics", where)) or tuple(known)
+        for t in chosen:
+            if t not in known:
+                raise check.fail(f"{where}.topics",
+                                 f"unknown topic {t!r} (known: {', '.join(known)})")
+        include = tuple(_strings(check, n, "include", where)) or NOTIFY_INCLUDE
+        for inc in include:
+            if inc not in NOTIFY_INCLUDE:
+                raise check.fail(f"{where}.include",
+                                 f"unknown item kind {inc!r} (use {', '.join(NOTIFY_INCLUDE)})")
+        when = n.get("when", "after-run")
+        if when not in NOTIFY_WHEN:
+            raise check.fail(f"{where}.when", f"must be {', '.join(NOTIFY_WHEN)}, got {when!r}")
+        at = n.get("at", "08:00")
+        if not _AT.match(at):
+            raise check.fail(f"{where}.at", f"must be a time HH:MM, got {at!r}")
+        day = n.get("day", "mon").strip().lower()[:3]
+        if day not in _DAYS:
+            raise check.fail(f"{where}.day", f"must be a weekday (mon … sun), got {n['day']!r}")
+        for key in ("at", "day"):
+            if key in n and when == "after-run":
+                raise check.fail(f"{where}.{key}", "only daily or weekly digests have a time")
+        if "day" in n and when != "weekly":
+            raise check.fail(f"{where}.day", "only weekly digests have a day")
+        entry = NotifyEntry(
+            name=name, topics=chosen, include=include, when=when, at=at, day=day,
+            timezone=n.get("timezone", "UTC"),
+            email=_email(check, n["email"], f"{where}.email", env) if "email" in n else None,
+            webhook=(_webhook(check, n["webhook"], f"{where}.webhook", env)
+                     if "webhook" in n else None),
+            atom=_atom(check, n["atom"], f"{where}.atom", data_dir) if "atom" in n else None,
+        )
+        if not entry.channels:
+            raise check.fail(where, "needs at least one channel: [notify.email], "
+                             "[notify.webhook] or [notify.atom]")
+        if when != "after-run":
+            schedule = entry.schedule()
+            try:
+                cron_trigger(schedule.cron, schedule.timezone)
+            except Exception as exc:  # zoneinfo raises its own errors for a bad zone
+                raise check.fail(f"{where}.timezone",
+                                 f"invalid time zone {entry.timezone!r}: {exc}") from None
+        out.append(entry)
+    return tuple(out)
+
+
+def _strings(check: _Checker, table: dict[str, Any], key: str, where: str) -> list[str]:
+    values = table.get(key, [])
+    for v in values:
+        if not isinstance(v, str) or not v.strip():
+            raise check.fail(f"{where}.{key}", f"must be a list of non-empty strings, "
+                             f"got {v!r}")
+    return list(values)
+
+
+def _secret(check: _Checker, table: dict[str, Any], key: str, where: str,
+            env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """(variable name, its value): the config names a variable; the value stays in env."""
+    var = table.get(key)
+    if var is None:
+        return None, None
+    if not _ENV_NAME.match(var):
+        raise check.fail(f"{where}.{key}", f"must name an environment variable, got {var!r}")
+    value = env.get(var)
+    if not value:
+        raise check.fail(f"{where}.{key}", f"environment variable {var} is not set")
+    return var, value
+
+
+def _email(check: _Checker, raw: Any, where: str, env: Mapping[str, str]) -> EmailChannel:
+    e = check.table(raw, _EMAIL_KEYS, where)
+    security = e.get("security", "starttls")
+    if security not in EMAIL_SECURITY:
+        raise check.fail(f"{where}.security",
+                         f"must be {', '.join(EMAIL_SECURITY)}, got {security!r}")
+    port = _bounded(check, f"{where}.smtp_port",
+                    e.get("smtp_port", _DEFAULT_SMTP_PORT[security]), 1, 65535)
+    to = _strings(check, e, "to", where)
+    if not to:
+        raise check.fail(f"{where}.to", "needs at least one address")
+    for addr in [e["from"], *to]:
+        if not re.match(r"^[^@\s<>]+@[^@\s<>]+$", addr):
+            raise check.fail(f"{where}.{'from' if addr == e['from'] else 'to'}",
+                             f"not an e-mail address: {addr!r}")
+    var, password = _secret(check, e, "password_env", where, env)
+    username = e.get("username")
+    if username and not var:
+        raise check.fail(f"{where}.password_env",
+                         "is required with username (the password comes from the environment)")
+    if var and not username:
+        raise check.fail(f"{where}.username", "is required with password_env")
+    if security == "none" and username:
+        raise check.fail(f"{where}.security",
+                         "'none' would send the password in clear text; use starttls or ssl")
+    ca_file = Path(e["ca_file"]) if e.get("ca_file") else None
+    if ca_file is not None and not ca_file.is_file():
+        raise check.fail(f"{where}.ca_file", f"no such file: {ca_file}")
+    return EmailChannel(
+        smtp_host=e["smtp_host"], smtp_port=int(port), security=security, sender=e["from"],
+        to=tuple(to), username=username, password_env=var, password=password,
+        timeout=float(_positive(check, f"{where}.timeout", e.get("timeout", 60.0))),
+        ca_file=ca_file)
+
+
+def _webhook(check: _Checker, raw: Any, where: str, env: Mapping[str, str]) -> WebhookChannel:
+    w = check.table(raw, _WEBHOOK_KEYS, where)
+    if ("url" in w) == ("url_env" in w):
+        raise check.fail(where, "needs url or url_env (a variable holding a URL that "
+                                "carries a token), not both")
+    var, secret = _secret(check, w, "secret_env", where, env)
+    url_var, url = _secret(check, w, "url_env", where, env)
+    if url_var is None:
+        url = w["url"]
+    assert url is not None
+    try:
+        url = _url(check, f"{where}.{'url_env' if url_var else 'url'}", url)
+    except ConfigError:
+        if url_var:  # the value is secret: name the variable, not its content
+            raise check.fail(f"{where}.url_env", f"${url_var} is not an http(s) URL") from None
+        raise
+    return WebhookChannel(url=url, secret_env=var, secret=secret, url_env=url_var)
+
+
+def _atom(check: _Checker, raw: Any, where: str, data_dir: Path) -> AtomChannel:
+    a = check.table(raw, _ATOM_KEYS, where)
+    rel = Path(a["path"])
+    if rel.is_absolute() or ".." in rel.parts or not rel.name:
+        raise check.fail(f"{where}.path", f"must be a file path inside the data directory, "
+                         f"got {a['path']!r}")
+    return AtomChannel(
+        path=data_dir / rel,
+        max_entries=int(_bounded(check, f"{where}.max_entries", a.get("max_entries", 100),
+                                 1, 10000)),
+        title=a.get("title"))
 
 
 def _clean(value: str | None) -> str | None:

@@ -9,16 +9,21 @@ Every failure a user can cause or meet is a ``LittrackError``; anything else is 
     │   ├── MalformedResponse  the reply was not what the API promises (non-XML, cut off,
     │   │                      200 with <ERROR>, bad JSON) and stayed so after retries
     │   ├── Incomplete         records promised by the service never arrived (completeness check)
+    │   ├── Unreachable        nothing answers at the service's address (DNS, refused): the
+    │   │                      source's remaining topics are skipped, not retried
     │   └── DeadlineExceeded   the topic's overall time budget ran out (stalled server)
+    ├── DeliveryError          a notification channel failed (names entry, channel, server);
+    │                          retried at the next delivery, the other channels go on
     ├── LockTimeout            another littrack process holds the data directory
+    ├── DataDirError           the data directory cannot be written (a file, read-only)
     └── StoreError             the database cannot be used (e.g. written by a newer littrack)
 
     StopRequested              not an error: SIGTERM/SIGINT asked the run to stop; the
                                current topic rolls back and no further topic starts
 
-The CLI maps ``ConfigError`` to exit code 2 and any other ``LittrackError`` of a topic to exit
-code 1 after the other topics ran. Messages never contain API keys: ``redact`` is applied
-to every URL and text that comes from a request.
+The CLI maps ``ConfigError`` and ``DataDirError`` to exit code 2 and any other
+``LittrackError`` of a topic to exit code 1 after the other topics ran. Messages never
+contain API keys: ``redact`` is applied to every URL and text that comes from a request.
 """
 
 from __future__ import annotations
@@ -76,12 +81,24 @@ class Incomplete(SourceError):
     """Some records the service announced were not received; the watermark must not move."""
 
 
+class Unreachable(SourceError):
+    """The service's address does not resolve or refuses connections on first contact."""
+
+
 class DeadlineExceeded(SourceError):
     """The per-topic time budget ran out before the source finished."""
 
 
+class DeliveryError(LittrackError):
+    """A notify channel (e-mail, webhook, feed) could not deliver; it is tried again later."""
+
+
 class LockTimeout(LittrackError):
     """Another littrack process holds the data directory lock."""
+
+
+class DataDirError(LittrackError):
+    """The data directory is missing write permission, read-only, or a file (CLI exit 2)."""
 
 
 class StoreError(LittrackError):

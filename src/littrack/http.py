@@ -45,6 +45,7 @@ from littrack.errors import (
     QueryRejected,
     SourceError,
     StopRequested,
+    Unreachable,
     redact,
 )
 
@@ -110,7 +111,7 @@ class HttpClient:
 
     def __init__(self, source: str, rate_per_second: float, retry: RetrySettings,
                  *, rng: random.Random | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, setting: str = "") -> None:
         self.source = source
         self.retry = retry
         self.pacer = Pacer(rate_per_second)
@@ -126,6 +127,10 @@ class HttpClient:
         # Substrings of a 4xx body that mean "our backend failed, try again" rather than
         # "your request is wrong" (NCBI relays PubOne outages as HTTP 400 <ERROR>s).
         self.transient_4xx: tuple[bytes, ...] = ()
+        # Where the user sets this service's address (named in the unreachable hint).
+        self.setting = setting
+        # Set once any reply arrived: from then on a refused connection is transient.
+        self.reached = False
         self._rng = rng or random.Random()
         self._rng_lock = threading.Lock()
         self._sleep_fn = sleep
@@ -156,26 +161,36 @@ class HttpClient:
         """Send with pacing and retries; return a 2xx response that passed ``check``."""
         request.add_header("User-Agent", USER_AGENT)
         safe_url = self.scrub(request.full_url)
+        short = endpoint(safe_url)
         last: str = "no attempt"
         for attempt in range(self.retry.max_tries):
             if self.stop is not None and self.stop.is_set():
-                raise StopRequested(f"stop requested before {safe_url}")
-            self._check_deadline(safe_url, last)
+                raise StopRequested(f"stop requested before {short}")
+            self._check_deadline(short, last)
             self.pacer.wait()
             self.stats.count_request()
             retry_after: float | None = None
+            started = time.monotonic()
             try:
                 response = self._open(request)
+                self.reached = True
+                log.debug("%s %s %s%s: %d in %.2fs", self.source, request.get_method(), short,
+                          _short_params(request, safe_url), response.status,
+                          time.monotonic() - started)
                 if check is not None:
                     check(response)
                 return response
             except urllib.error.HTTPError as exc:
+                self.reached = True
+                log.debug("%s %s %s%s: %d in %.2fs", self.source, request.get_method(), short,
+                          _short_params(request, safe_url), exc.code,
+                          time.monotonic() - started)
                 body = _read_quietly(exc)
                 transient = any(marker in body for marker in self.transient_4xx)
                 if exc.code not in RETRY_STATUS and not transient:
                     text = self.scrub(body.decode("utf-8", "replace").strip()[:500])
                     raise QueryRejected(
-                        f"HTTP {exc.code} from {safe_url}: {text or exc.reason}",
+                        f"HTTP {exc.code} from {short}: {text or exc.reason}",
                         source=self.source, topic=self.topic, url=safe_url, status=exc.code,
                     ) from None
                 last = f"HTTP {exc.code}"
@@ -183,12 +198,24 @@ class HttpClient:
             except MalformedResponse as exc:
                 last = f"malformed reply ({exc})"
             except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-                last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+                reason = getattr(exc, "reason", exc)
+                last = f"{type(exc).__name__}: {reason}"
+                if not self.reached and isinstance(reason, (socket.gaierror,
+                                                            ConnectionRefusedError)):
+                    # Nothing ever answered at this address: a wrong URL or no network,
+                    # which waiting and retrying will not fix.
+                    what = ("the name does not resolve" if isinstance(reason, socket.gaierror)
+                            else "the connection was refused")
+                    hint = f"; check the network or {self.setting}" if self.setting else ""
+                    raise Unreachable(f"{self.source} unreachable at "
+                                      f"{endpoint(safe_url, path=False)}: {what}{hint}",
+                                      source=self.source, topic=self.topic,
+                                      url=short) from None
             if attempt + 1 >= self.retry.max_tries:
                 break
             self.retry_later(attempt, last, safe_url, retry_after)
         raise SourceError(f"gave up after {self.retry.max_tries} tries: {self.scrub(last)} "
-                          f"({safe_url})", source=self.source, topic=self.topic, url=safe_url)
+                          f"({short})", source=self.source, topic=self.topic, url=short)
 
     def retry_later(self, attempt: int, last: str, url: str,
                     retry_after: float | None = None) -> None:
@@ -200,8 +227,11 @@ class HttpClient:
         url, last = self.scrub(url), self.scrub(last)
         delay = self._backoff(attempt, retry_after)
         self.stats.count_retry(last.split(":")[0].split(" (")[0])
-        log.warning("%s: %s from %s; retry %d/%d in %.1fs", self.source, last, url,
-                    attempt + 1, self.retry.max_tries - 1, delay)
+        # INFO: a retry that then succeeds is the policy working, not a problem to mail
+        # about; the failure after the last one is logged as an error by the pipeline.
+        log.info("%s: %s from %s; retry %d/%d in %.1fs", self.source, last, endpoint(url),
+                 attempt + 1, self.retry.max_tries - 1, delay)
+        log.debug("%s: the request retried was %s", self.source, url)
         self._sleep(delay, url, last)
 
     def scrub(self, text: str) -> str:
@@ -266,6 +296,28 @@ class HttpClient:
                 raise StopRequested(f"stop requested while backing off ({last})")
             return
         self._sleep_fn(delay)
+
+
+def endpoint(url: str, path: bool = True) -> str:
+    """A URL without its query (``https://host/path``): what a log line at INFO and above
+    names, so it stays one short line (the full URL is logged at DEBUG)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" + (parts.path if path else "")
+
+
+def _short_params(request: urllib.request.Request, url: str) -> str:
+    """The request's parameters for a -v line, each value cut to 40 characters."""
+    from urllib.parse import parse_qsl
+
+    query = urlsplit(url).query
+    if not query and isinstance(request.data, bytes):
+        query = request.data.decode("utf-8", "replace")
+    pairs = parse_qsl(query)
+    if not pairs:
+        return ""
+    shown = [f"{k}={v if len(v) <= 40 else v[:37] + '...'}" for k, v in pairs
+             if k not in ("tool", "email", "api_key")]
+    return " " + " ".join(shown)
 
 
 def _read_quietly(exc: urllib.error.HTTPError) -> bytes:

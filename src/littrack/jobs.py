@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from littrack.config import Schedule, Settings
 from littrack.errors import ConfigError
 from littrack.store import Store
+from littrack.vocab import parse_stamp
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +65,3 @@ def last_success(store: Store, job: Job) -> datetime | None:
     if not stamps or any(s is None for s in stamps):
         return None
     return min(s for s in stamps if s is not None)
-
-
-
-def parse_stamp(text: str | None) -> datetime | None:
-    """A store timestamp ('2026-01-05T06:00:12Z') as an aware datetime."""
-    if not text:
-        return None
-    value = datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -13,10 +13,51 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from littrack.errors import LockTimeout
+from littrack.errors import DataDirError, LockTimeout
 from littrack.vocab import utc_now
 
 POLL_SECONDS = 0.2
+
+
+def open_lock_file(data_dir: Path) -> int:
+    """The lock file's descriptor, or one clear ``DataDirError`` for a data directory that
+    cannot be written (a file in its place, no permission, a read-only file system)."""
+    data_dir = Path(data_dir)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(data_dir / ".littrack.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except FileExistsError:
+        raise DataDirError(f"{data_dir}: data directory is a file, not a folder") from None
+    except OSError as exc:
+        raise DataDirError(f"{data_dir}: data directory cannot be written: "
+                           f"{exc.strerror or exc}") from None
+    db = data_dir / "littrack.sqlite"
+    if db.exists() and not os.access(db, os.W_OK):
+        os.close(fd)
+        raise DataDirError(f"{db}: the store is read-only for this user")
+    return fd
+
+
+def check_writable(data_dir: Path) -> None:
+    """Fail now, with one line, if a writer could not use ``data_dir`` (``serve`` checks
+    before it starts its schedules, not in a job hours later)."""
+    os.close(open_lock_file(data_dir))
+
+
+def is_held(data_dir: Path) -> bool:
+    """Whether some process holds the data directory now (a read-only probe: a user who may
+    only read the folder can ask, and a run that dies releases the lock with it)."""
+    try:
+        fd = os.open(Path(data_dir) / ".littrack.lock", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the probe's own lock, if it got one
+    return False
 
 
 class DataDirLock:
@@ -28,8 +69,7 @@ class DataDirLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_lock_file(self.path.parent)
         deadline = time.monotonic() + self.timeout
         while True:
             try:

@@ -560,11 +560,207 @@ WHERE t.due_date < date('now')
 ORDER BY t.due_date, t.nct_id""",
 )
 
+# Notifications (littrack.notify): each delivery recorded, with its stable key and payload,
+# before it is sent; the items it carries; how far each channel has looked.
+_STEP_5 = (
+    r"""CREATE TABLE deliveries (
+  delivery_id TEXT NOT NULL,
+  entry TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('pending', 'sent')),
+  attempts INTEGER NOT NULL,
+  last_attempt_at TEXT,
+  sent_at TEXT,
+  error TEXT,
+  n_items INTEGER NOT NULL,
+  summary TEXT NOT NULL,
+  payload BLOB NOT NULL,
+  PRIMARY KEY (delivery_id)
+)""",
+    "CREATE INDEX deliveries_channel ON deliveries (entry, channel, created_at)",
+    r"""CREATE TABLE delivery_items (
+  entry TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  item_key TEXT NOT NULL,
+  delivery_id TEXT NOT NULL,
+  PRIMARY KEY (entry, channel, item_key),
+  FOREIGN KEY (delivery_id) REFERENCES deliveries (delivery_id)
+)""",
+    r"""CREATE TABLE notify_cursors (
+  entry TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  through_run TEXT,
+  checked_at TEXT NOT NULL,
+  PRIMARY KEY (entry, channel)
+)""",
+)
+
+# Everyday use (issue 11): FDAAA facts on trials (appended columns) and the two trial views
+# built on them (unreported results apart from records whose status was never updated), a
+# log of which fields an update changed, a query fingerprint beside each watermark (a changed
+# query starts over), and ``stopped`` as a run status (runs rebuilt: a CHECK cannot change).
+_STEP_6 = (
+    "DROP VIEW trials_due_unreported",
+    "ALTER TABLE trials ADD COLUMN results_first_submitted TEXT",
+    "ALTER TABLE trials ADD COLUMN delay_certificate_submitted TEXT",
+    "ALTER TABLE trials ADD COLUMN fda_regulated_drug INTEGER",
+    "ALTER TABLE trials ADD COLUMN fda_regulated_device INTEGER",
+    "ALTER TABLE trials ADD COLUMN primary_purpose TEXT",
+    "ALTER TABLE watermarks ADD COLUMN query_fingerprint TEXT",
+    r"""CREATE TABLE runs_new (
+  run_id TEXT NOT NULL,
+  topic TEXT NOT NULL,
+  source TEXT NOT NULL,
+  started_at TEXT NOT NULL,
+  finished_at TEXT,
+  status TEXT NOT NULL CHECK (status IN ('running', 'ok', 'failed', 'stopped')),
+  window_start TEXT,
+  window_end TEXT,
+  n_found INTEGER,
+  n_new INTEGER,
+  n_updated INTEGER,
+  n_requests INTEGER,
+  n_retries INTEGER,
+  error TEXT,
+  PRIMARY KEY (run_id, topic, source)
+)""",
+    r"""INSERT INTO runs_new (run_id, topic, source, started_at, finished_at, status,
+window_start, window_end, n_found, n_new, n_updated, n_requests, n_retries, error) SELECT
+run_id, topic, source, started_at, finished_at, status, window_start, window_end, n_found,
+n_new, n_updated, n_requests, n_retries, error FROM runs""",
+    "DROP TABLE runs",
+    "ALTER TABLE runs_new RENAME TO runs",
+    "CREATE INDEX runs_topic ON runs (topic, source, started_at)",
+    "CREATE INDEX runs_started ON runs (started_at)",
+    r"""CREATE TABLE record_updates (
+  source TEXT NOT NULL,
+  record_id TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  fields TEXT NOT NULL,
+  PRIMARY KEY (source, record_id, run_id)
+)""",
+    "CREATE INDEX record_updates_run ON record_updates (run_id)",
+    "CREATE VIEW trials_due_unreported AS "
+    r"""
+SELECT t.nct_id, t.brief_title AS title, t.overall_status AS status, t.phase,
+  t.lead_sponsor AS sponsor, t.primary_completion_date, t.primary_completion_date_type,
+  t.completion_date, t.completion_date_type,
+  CASE t.fdaaa WHEN 'ACT' THEN 'FDAAA 801: applicable clinical trial'
+    WHEN 'pACT' THEN 'FDAAA 801: probable applicable clinical trial'
+    ELSE 'not FDAAA-covered: 12 months after primary completion' END
+    || CASE WHEN t.fdaaa IS NOT NULL AND t.delay_certificate_submitted IS NOT NULL
+         THEN ' (certificate of delay)' ELSE '' END AS rule,
+  t.due_date, CAST(julianday(date('now')) - julianday(t.due_date) AS INTEGER) AS days_overdue,
+  (SELECT GROUP_CONCAT(pmid, '|') FROM (SELECT DISTINCT l.pmid FROM trial_publication_links l
+     WHERE l.nct_id = t.nct_id ORDER BY CAST(l.pmid AS INTEGER))) AS linked_pmids,
+  CASE WHEN EXISTS (SELECT 1 FROM trial_publication_links l WHERE l.nct_id = t.nct_id
+                    AND NOT EXISTS (SELECT 1 FROM articles a WHERE a.pmid = l.pmid))
+    THEN 'unverified' ELSE 'checked' END AS verification,
+  (SELECT GROUP_CONCAT(topic, '|') FROM (SELECT DISTINCT topic FROM
+     topic_matches m WHERE m.source = 'ctgov' AND m.record_id = t.nct_id ORDER BY topic)) AS topics,
+  'https://clinicaltrials.gov/study/' || t.nct_id AS url
+FROM (
+  SELECT f.*, CASE WHEN f.fdaaa IS NULL THEN date(f.basis, '+12 months')
+      WHEN f.delay_certificate_submitted IS NOT NULL THEN date(f.basis, '+3 years', '+30 days')
+      ELSE date(f.basis, '+1 year', '+30 days') END AS due_date
+  FROM (SELECT b.*, CASE WHEN b.study_type = 'INTERVENTIONAL'
+          AND (b.fda_regulated_drug = 1 OR b.fda_regulated_device = 1)
+          AND COALESCE(b.phase, '') NOT IN ('PHASE1', 'EARLY_PHASE1')
+          AND COALESCE(b.primary_purpose, '') <> 'DEVICE_FEASIBILITY'
+          AND COALESCE(b.overall_status, '') <> 'WITHDRAWN'
+        THEN CASE WHEN b.start_date >= '2017-01-18' THEN 'ACT'
+                  WHEN b.basis >= '2017-01-18' THEN 'pACT' END END AS fdaaa
+      FROM (SELECT trials.*, date(CASE WHEN length(primary_completion_date) = 4 THEN
+    primary_completion_date || '-12-31'
+        WHEN length(primary_completion_date) = 7
+          THEN date(primary_completion_date || '-01', '+1 month', '-1 day')
+        ELSE primary_completion_date END) AS primary_end,
+              date(CASE WHEN length(completion_date) = 4 THEN completion_date || '-12-31'
+        WHEN length(completion_date) = 7
+          THEN date(completion_date || '-01', '+1 month', '-1 day')
+        ELSE completion_date END) AS completion_end,
+              COALESCE(date(CASE WHEN length(primary_completion_date) = 4 THEN
+    primary_completion_date || '-12-31'
+        WHEN length(primary_completion_date) = 7
+          THEN date(primary_completion_date || '-01', '+1 month', '-1 day')
+        ELSE primary_completion_date END),
+                       date(CASE WHEN length(completion_date) = 4 THEN completion_date || '-12-31'
+        WHEN length(completion_date) = 7
+          THEN date(completion_date || '-01', '+1 month', '-1 day')
+        ELSE completion_date END)) AS basis
+            FROM trials) b) f) t
+WHERE t.due_date < date('now')
+  AND NOT (t.overall_status IN ('NOT_YET_RECRUITING', 'RECRUITING', 'ENROLLING_BY_INVITATION',
+    'ACTIVE_NOT_RECRUITING', 'SUSPENDED', 'UNKNOWN')
+  AND COALESCE(t.completion_end, t.primary_end) < date('now')
+  AND (t.primary_end IS NULL OR t.primary_end < date('now')))
+  AND COALESCE(t.has_results, 0) = 0 AND t.results_first_posted IS NULL
+  AND t.results_first_submitted IS NULL
+  AND COALESCE(t.overall_status, '') <> 'WITHDRAWN'
+  AND NOT EXISTS (SELECT 1 FROM trial_references r WHERE r.nct_id = t.nct_id
+                  AND r.type = 'RESULT' AND r.pmid IS NOT NULL)
+  AND NOT EXISTS (SELECT 1 FROM trial_publication_links l
+                  JOIN article_publication_types pt ON pt.pmid = l.pmid
+                  WHERE l.nct_id = t.nct_id AND (pt.publication_type LIKE 'Clinical Trial, Phase%'
+                    OR pt.publication_type IN ('Clinical Trial', 'Controlled Clinical Trial',
+                      'Randomized Controlled Trial', 'Pragmatic Clinical Trial',
+                      'Equivalence Trial', 'Adaptive Clinical Trial')))
+ORDER BY t.due_date, t.nct_id""",
+    "CREATE VIEW trials_status_not_updated AS "
+    r"""
+SELECT t.nct_id, t.brief_title AS title, t.overall_status AS status,
+  t.primary_completion_date, t.primary_completion_date_type, t.completion_date,
+  t.completion_date_type, t.last_update_posted, t.lead_sponsor AS sponsor,
+  CAST(julianday(date('now')) - julianday(COALESCE(t.completion_end, t.primary_end)) AS INTEGER)
+    AS days_past_completion,
+  (SELECT GROUP_CONCAT(topic, '|') FROM (SELECT DISTINCT topic FROM
+     topic_matches m WHERE m.source = 'ctgov' AND m.record_id = t.nct_id ORDER BY topic)) AS topics,
+  'https://clinicaltrials.gov/study/' || t.nct_id AS url
+FROM (
+  SELECT f.*, CASE WHEN f.fdaaa IS NULL THEN date(f.basis, '+12 months')
+      WHEN f.delay_certificate_submitted IS NOT NULL THEN date(f.basis, '+3 years', '+30 days')
+      ELSE date(f.basis, '+1 year', '+30 days') END AS due_date
+  FROM (SELECT b.*, CASE WHEN b.study_type = 'INTERVENTIONAL'
+          AND (b.fda_regulated_drug = 1 OR b.fda_regulated_device = 1)
+          AND COALESCE(b.phase, '') NOT IN ('PHASE1', 'EARLY_PHASE1')
+          AND COALESCE(b.primary_purpose, '') <> 'DEVICE_FEASIBILITY'
+          AND COALESCE(b.overall_status, '') <> 'WITHDRAWN'
+        THEN CASE WHEN b.start_date >= '2017-01-18' THEN 'ACT'
+                  WHEN b.basis >= '2017-01-18' THEN 'pACT' END END AS fdaaa
+      FROM (SELECT trials.*, date(CASE WHEN length(primary_completion_date) = 4 THEN
+    primary_completion_date || '-12-31'
+        WHEN length(primary_completion_date) = 7
+          THEN date(primary_completion_date || '-01', '+1 month', '-1 day')
+        ELSE primary_completion_date END) AS primary_end,
+              date(CASE WHEN length(completion_date) = 4 THEN completion_date || '-12-31'
+        WHEN length(completion_date) = 7
+          THEN date(completion_date || '-01', '+1 month', '-1 day')
+        ELSE completion_date END) AS completion_end,
+              COALESCE(date(CASE WHEN length(primary_completion_date) = 4 THEN
+    primary_completion_date || '-12-31'
+        WHEN length(primary_completion_date) = 7
+          THEN date(primary_completion_date || '-01', '+1 month', '-1 day')
+        ELSE primary_completion_date END),
+                       date(CASE WHEN length(completion_date) = 4 THEN completion_date || '-12-31'
+        WHEN length(completion_date) = 7
+          THEN date(completion_date || '-01', '+1 month', '-1 day')
+        ELSE completion_date END)) AS basis
+            FROM trials) b) f) t
+WHERE t.overall_status IN ('NOT_YET_RECRUITING', 'RECRUITING', 'ENROLLING_BY_INVITATION',
+    'ACTIVE_NOT_RECRUITING', 'SUSPENDED', 'UNKNOWN')
+  AND COALESCE(t.completion_end, t.primary_end) < date('now')
+  AND (t.primary_end IS NULL OR t.primary_end < date('now'))
+ORDER BY COALESCE(t.completion_end, t.primary_end), t.nct_id""",
+)
+
 STEPS: tuple[Step, ...] = (
     Step("0001_initial", _STEP_1),
     Step("0002_linked_fetches_unreported_view", _STEP_2),
     Step("0003_summary_indexes", _STEP_3),
     Step("0004_record_foreign_keys", _STEP_4),
+    Step("0005_notify_deliveries", _STEP_5),
+    Step("0006_everyday_fdaaa_fingerprint_stopped", _STEP_6),
 )
 RELEASE_0_1_0_STEPS = 3  # a 0.1.0 store's user_version counts these
 

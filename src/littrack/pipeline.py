@@ -16,26 +16,29 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 from littrack.config import Settings, Topic
-from littrack.errors import Incomplete, LittrackError, StopRequested, redact
-from littrack.http import HttpClient
+from littrack.errors import Incomplete, LittrackError, StopRequested, Unreachable, redact
+from littrack.http import HttpClient, Stats
 from littrack.lock import DataDirLock
+from littrack.progress import Progress, routed_logging
 from littrack.sources import Hits, Source, open_source
-from littrack.store import Store
+from littrack.store import Store, Watermark
 from littrack.vocab import LINKED_TOPIC, SOURCES, TIMESTAMP_FORMAT
 from littrack.windows import Window, next_window
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+# Where a user sets each service's address: named when nothing answers there.
+ADDRESS_SETTING = {"pubmed": "LITTRACK_EUTILS_URL / [ncbi] base_url",
+                   "ctgov": "LITTRACK_CTGOV_URL / [ctgov] base_url"}
 
 
 
@@ -65,6 +68,22 @@ class TopicResult:
     seconds: float = 0.0
     error: str | None = None
     note: str | None = None
+    n_missing: int = 0  # linked records asked for that the service did not return
+
+
+@dataclass(frozen=True)
+class Totals:
+    """A run's totals: each record once, however many topics found it."""
+
+    found: int = 0
+    new: int = 0
+    updated: int = 0
+    requests: int = 0
+    retries: int = 0
+
+    def __str__(self) -> str:
+        return (f"found {self.found}, new {self.new}, updated {self.updated}, "
+                f"{self.requests} requests ({self.retries} retries)")
 
 
 @dataclass
@@ -73,10 +92,11 @@ class RunResult:
     results: list[TopicResult] = field(default_factory=list)
     report_dir: Path | None = None
     stopped: bool = False
+    totals: Totals = Totals()
 
     @property
     def exit_code(self) -> int:
-        """0 all ok (or stopped on request), 1 some topic failed."""
+        """0 all ok, 1 some topic failed; a stop's code is the CLI's (128 + signal)."""
         if self.stopped:
             return 0
         return 1 if any(r.status != "ok" for r in self.results) else 0
@@ -86,7 +106,8 @@ class Runner:
     """State of one run shared across topics: the sources, what each already fetched."""
 
     def __init__(self, settings: Settings, store: Store, run_id: str, *, full: bool,
-                 stop: threading.Event, clock: Clock) -> None:
+                 stop: threading.Event, clock: Clock, progress: Progress | None = None
+                 ) -> None:
         self.settings = settings
         self.store = store
         self.run_id = run_id
@@ -100,12 +121,20 @@ class Runner:
         # Searches started ahead of their topics: (source, topic) -> (window, future, client)
         self._ahead: dict[tuple[str, str], tuple[Window, Future[Hits], HttpClient]] = {}
         self._ahead_pool: ThreadPoolExecutor | None = None
+        # source -> why: nothing answered there, so its other topics are skipped at once
+        self.unreachable: dict[str, str] = {}
+        self.progress = progress or Progress(terminal=False)
+        # each record once for the run's totals, however many topics found it
+        self.found_ids: dict[str, set[str]] = {s: set() for s in SOURCES}
+        self.updated_ids: dict[str, set[str]] = {s: set() for s in SOURCES}
+        self.leftover = Stats()  # searches run ahead for topics that never ran
 
     def source(self, name: str) -> Source:
         """The run's source ``name``, opened on first use (no client for unused sources)."""
         if name not in self._sources:
             src = open_source(name, self.settings)
             src.client.stop = self.stop
+            src.client.setting = ADDRESS_SETTING.get(name, "")
             self._sources[name] = src
             self.done[name] = set()
         return self._sources[name]
@@ -114,8 +143,16 @@ class Runner:
         if self.stop.is_set():
             raise StopRequested("stopped by signal before the topic finished; rolled back")
 
+    def _watermark(self, topic: Topic, source: str) -> tuple[Watermark | None, bool]:
+        """The topic's watermark, or None when its query changed since the watermark was
+        set (then the topic starts over, as on its first run); and whether it changed."""
+        wm = self.store.watermark(topic.name, source)
+        changed = bool(wm and wm.query_fingerprint
+                       and wm.query_fingerprint != topic.fingerprint(source))
+        return (None if changed else wm), changed
+
     def _window(self, topic: Topic, source: Source, now: datetime) -> Window:
-        wm = self.store.watermark(topic.name, source.name)
+        wm, _ = self._watermark(topic, source.name)
         return next_window(date.fromisoformat(wm.watermark) if wm else None, now.date(),
                            source.overlap_days, self.full)
 
@@ -123,9 +160,23 @@ class Runner:
         """Run one topic of one source; never raises LittrackError (records it instead)."""
         now = self.clock()
         source = self.source(name)
+        _, changed = self._watermark(topic, name)
+        if changed:
+            log.info("%s %s: the query changed since the last run; searching everything it "
+                     "matches, as on a first run", name, topic.name)
         window = self._window(topic, source, now)
-        return self._accounted(TopicResult(topic.name, name), now, window,
-                               lambda result: self._topic(source, topic, window, now, result))
+        log.debug("%s %s: window %s", name, topic.name, window)
+
+        def work(result: TopicResult) -> None:
+            if name in self.unreachable:
+                self._drop_ahead(name, topic.name)
+                raise Unreachable(f"skipped: {self.unreachable[name]}", source=name,
+                                  topic=topic.name)
+            self._topic(source, topic, window, now, result)
+
+        first = TopicResult(topic.name, name,
+                            note="query changed: searched from the beginning" if changed else None)
+        return self._accounted(first, now, window, work)
 
     def _accounted(self, result: TopicResult, now: datetime, window: Window,
                    work: Callable[[TopicResult], None]) -> TopicResult:
@@ -144,21 +195,26 @@ class Runner:
             work(result)
             result.status = "ok"
         except StopRequested as exc:
-            result.status, result.error = "failed", str(exc)
+            result.status, result.error = "stopped", str(exc)
+            exc.result = result  # type: ignore[attr-defined]  # run() lists it
             raise
         except LittrackError as exc:
             result.status, result.error = "failed", str(exc)
+            if isinstance(exc, Unreachable) and result.source not in self.unreachable:
+                self.unreachable[result.source] = str(exc).split("] ", 1)[-1]
         except Exception as exc:  # a bug: record it, keep the other topics running
             log.exception("%s %s: unexpected error", result.source, result.topic)
-            result.status, result.error = "failed", redact(f"internal error: {exc!r}")
+            result.status = "failed"
+            result.error = redact(f"internal error: {type(exc).__name__}: {exc}")
         finally:
+            self.progress.done()
             result.n_requests = client.stats.requests - before[0]
             result.n_retries = client.stats.retries - before[1]
             result.seconds = time.monotonic() - started
             client.deadline = None
             if result.status != "ok":
                 self.store.finish_run(self.run_id, result.topic, result.source,
-                                      iso(self.clock()), "failed", n_found=result.n_found,
+                                      iso(self.clock()), result.status, n_found=result.n_found,
                                       n_requests=result.n_requests,
                                       n_retries=result.n_retries, error=result.error)
             _log_result(result)
@@ -168,7 +224,7 @@ class Runner:
                    version: str | None) -> None:
         """Watermark and run row, inside the topic's transaction."""
         self.store.set_watermark(topic.name, source, now.date().isoformat(), self.run_id,
-                                 iso(now), version)
+                                 iso(now), version, topic.fingerprint(source))
         self._finish_run_ok(result)
 
     def _finish_run_ok(self, result: TopicResult) -> None:
@@ -222,12 +278,39 @@ class Runner:
             return source.search(topic, window)
         return hits
 
+    def _drop_ahead(self, source: str, topic: str) -> None:
+        """A skipped topic's search run ahead: wait it out and count its requests here."""
+        ahead = self._ahead.pop((source, topic), None)
+        if ahead is not None:
+            try:
+                ahead[1].result()
+            except (LittrackError, StopRequested):
+                pass
+            finally:
+                self.source(source).client.stats.absorb(ahead[2].stats)
+
     def close(self) -> None:
-        """Cancel searches started ahead for topics that did not run (stop, failure)."""
+        """Cancel searches started ahead for topics that did not run (stop, failure); the
+        requests they made still count in the run's totals."""
         if self._ahead_pool is not None:
             self._ahead_pool.shutdown(wait=True, cancel_futures=True)
             self._ahead_pool = None
+        for _, _, client in self._ahead.values():
+            self.leftover.absorb(client.stats)
         self._ahead.clear()
+
+    def totals(self, results: list[TopicResult]) -> Totals:
+        """Each record once (found by three topics: once here, once in each topic's line);
+        requests: every one this run sent, so stdout and log say the same."""
+        new = self.store.new_matches(self.run_id) + sum(
+            r.n_new for r in results if r.topic == LINKED_TOPIC)
+        return Totals(
+            found=sum(len(ids) for ids in self.found_ids.values()),
+            new=new,
+            updated=sum(len(ids) for ids in self.updated_ids.values())
+            + sum(r.n_updated for r in results if r.topic == LINKED_TOPIC),
+            requests=sum(r.n_requests for r in results) + self.leftover.requests,
+            retries=sum(r.n_retries for r in results) + self.leftover.retries)
 
     # ---- a topic, whatever the source ----------------------------------------------------
     def _topic(self, source: Source, topic: Topic, window: Window, now: datetime,
@@ -241,7 +324,7 @@ class Runner:
         or the watermark stays.
         """
         store, stamp, name, done = self.store, iso(now), source.name, self.done[source.name]
-        wm = store.watermark(topic.name, name)
+        wm, _ = self._watermark(topic, name)
         hits = self._search(source, topic, window)
         last_version = wm.data_timestamp if wm else None
         if not self.full and last_version and hits.version == last_version:
@@ -252,6 +335,7 @@ class Runner:
         asked: list[str] | None = None
         if hits.ids is not None:
             result.n_found = len(hits.ids)
+            self.found_ids.setdefault(name, set()).update(hits.ids)
             todo = [i for i in hits.ids if i not in done]
             if window.is_full and not self.full:
                 # A topic's first run: records other topics already stored need no new fetch.
@@ -265,22 +349,28 @@ class Runner:
         seen: dict[str, None] = {}  # every id the topic's batches delivered, in order
         missing: list[str] = []
         announced: int | None = None
+        self.progress.start(f"{name} {topic.name}", len(asked) if asked is not None else None)
         with store.transaction():
             for batch in source.fetch(hits, asked):
                 self._check_stop()
                 if batch.announced is not None:
                     announced = batch.announced  # a walk (re)started: its count holds
+                    self.progress.total(announced)
                 fresh = [r for r in batch.records if r.record_id not in seen]
                 seen.update((r.record_id, None) for r in fresh)
                 saved = store.save_records([r for r in fresh if r.record_id not in done],
-                                           stamp, self.run_id)
+                                           stamp, self.run_id, self.stop)
                 result.n_updated += len(saved.updated)
+                self.updated_ids.setdefault(name, set()).update(saved.updated)
                 done.update(saved.new + saved.updated + saved.unchanged)
                 if batch.deleted:
                     store.mark_deleted(batch.deleted, stamp, self.run_id)
                 missing += batch.missing
+                self.progress.advance(len(batch.records) + len(batch.deleted)
+                                      + len(batch.missing))
             if asked is None:
                 result.n_found = len(seen)
+                self.found_ids.setdefault(name, set()).update(seen)
                 if announced is not None and len(seen) < announced:
                     raise Incomplete(f"received {len(seen)} of the {announced} records the "
                                      f"service announced; watermark not advanced",
@@ -291,7 +381,9 @@ class Runner:
                 store.clear_missing(name, [i for i in asked if i not in gone], topic.name)
                 store.record_missing(name, missing, topic.name, self.run_id, stamp)
                 matched = [i for i in (hits.ids or []) + retry if i not in gone]
-                result.note = f"{len(missing)} id(s) missing" if missing else None
+                if missing:
+                    result.note = "; ".join(n for n in (result.note,
+                                                        f"{len(missing)} id(s) missing") if n)
             result.n_new = store.match(topic.name, name, sorted(matched) if asked is None
                                        else matched, self.run_id)
             self._check_stop()
@@ -309,6 +401,8 @@ class Runner:
         """
         out = []
         for name in sources:
+            if name in self.unreachable:
+                continue
             ids = self.store.unresolved_links(name)
             if ids:
                 out.append(self._resolve(self.source(name), ids))
@@ -336,36 +430,37 @@ class Runner:
                 self.done[source.name].update(ids)
                 self.store.record_linked_fetch(source.name, outcomes.items(), self.run_id,
                                                stamp)
-                missing = sum(o != "saved" for o in outcomes.values())
-                result.note = f"{missing} linked id(s) not found" if missing else None
+                result.n_missing = sum(o != "saved" for o in outcomes.values())
                 self._finish_run_ok(result)
 
         result = TopicResult(LINKED_TOPIC, source.name, n_found=len(ids))
         try:
             return self._accounted(result, now, Window(None, now.date()), work)
-        except StopRequested:  # recorded as failed by _accounted; the report is still written
+        except StopRequested:  # recorded as stopped by _accounted
             return result
 
 
 def _log_result(r: TopicResult) -> None:
-    line = (f"{r.source} {r.topic}: {r.status}, found {r.n_found}, new {r.n_new}, "
-            f"updated {r.n_updated}, {r.n_requests} requests ({r.n_retries} retries) "
-            f"in {r.seconds:.1f}s")
+    if r.topic == LINKED_TOPIC:
+        counted = (f"asked {r.n_found}, not returned {r.n_missing}, new {r.n_new}, "
+                   f"updated {r.n_updated}")
+    else:
+        counted = f"found {r.n_found}, new {r.n_new}, updated {r.n_updated}"
+    line = (f"{r.source} {r.topic}: {r.status}, {counted}, {r.n_requests} requests "
+            f"({r.n_retries} retries) in {r.seconds:.1f}s")
     if r.note:
         line += f"; {r.note}"
     if r.error:
         line += f"; {r.error}"
-    (log.info if r.status == "ok" else log.error)(line)
+    {"ok": log.info, "stopped": log.warning}.get(r.status, log.error)(line)
 
 
 def _log_run(run: RunResult, seconds: float) -> None:
     """The one line per run that a cron mail or a journal shows first."""
     rs = run.results
-    failed = sum(r.status != "ok" for r in rs)
-    line = (f"run {run.run_id}: {len(rs) - failed} ok, {failed} failed; found "
-            f"{sum(r.n_found for r in rs)}, new {sum(r.n_new for r in rs)}, updated "
-            f"{sum(r.n_updated for r in rs)}, {sum(r.n_requests for r in rs)} requests "
-            f"({sum(r.n_retries for r in rs)} retries) in {seconds:.1f}s")
+    failed = sum(r.status == "failed" for r in rs)
+    ok = sum(r.status == "ok" for r in rs)
+    line = f"run {run.run_id}: {ok} ok, {failed} failed; {run.totals} in {seconds:.1f}s"
     if run.stopped:
         line += "; stopped on request"
     if run.report_dir:
@@ -376,8 +471,13 @@ def _log_run(run: RunResult, seconds: float) -> None:
 def run(settings: Settings, *, topics: Iterable[str] | None = None,
         sources: Iterable[str] | None = None, full: bool = False,
         stop: threading.Event | None = None, lock_timeout: float = 0.0,
-        clock: Clock = utcnow, progress: bool = False, write_report: bool = True) -> RunResult:
-    """Run the selected topics and sources under the data-dir lock; write the run report."""
+        clock: Clock = utcnow, progress: bool = False, write_report: bool = True,
+        progress_every: float = 10.0) -> RunResult:
+    """Run the selected topics and sources under the data-dir lock; write the run report.
+
+    ``progress``: a bar per topic on the terminal; otherwise a progress log line at least
+    every ``progress_every`` seconds while a topic stores records.
+    """
     chosen = [settings.topic(t) for t in topics] if topics else list(settings.topics)
     chosen_sources = list(sources) if sources else list(SOURCES)
     stop = stop or threading.Event()
@@ -393,28 +493,29 @@ def run(settings: Settings, *, topics: Iterable[str] | None = None,
         if interrupted:
             log.warning("closed %d run(s) left 'running' by a process that was killed",
                         interrupted)
-        runner = Runner(settings, store, run.run_id, full=full, stop=stop, clock=clock)
+        runner = Runner(settings, store, run.run_id, full=full, stop=stop, clock=clock,
+                        progress=Progress(terminal=progress, every=progress_every))
         try:
             runner.search_ahead(tasks)
-            with _progress(len(tasks), progress) as bar:
+            with routed_logging(progress):
                 for source, topic in tasks:
-                    bar.set_description(f"{source} {topic.name}")
                     try:
                         run.results.append(runner.run_topic(topic, source))
-                    except StopRequested:
-                        run.results.append(TopicResult(topic.name, source, "failed",
-                                                       error="stopped by signal"))
+                    except StopRequested as exc:
+                        run.results.append(getattr(exc, "result", None) or TopicResult(
+                            topic.name, source, "stopped", error="stopped by signal"))
                         run.stopped = True
                         log.warning("stop requested: %s %s rolled back; no further topics",
                                     source, topic.name)
                         break
-                    bar.update(1)
         finally:
             runner.close()
         if not run.stopped:
             run.results += runner.resolve_links(chosen_sources)
             run.stopped = stop.is_set()
-        if write_report:
+        run.totals = runner.totals(run.results)
+        if write_report and not run.stopped:
+            # A stopped run exits at once; the next run's report takes in what it committed.
             from littrack.reports import pending_run_ids, write_run_report
 
             # A killed earlier run never wrote its report: this one takes its rows in.
@@ -422,17 +523,3 @@ def run(settings: Settings, *, topics: Iterable[str] | None = None,
             run.report_dir = write_run_report(store, settings, run_ids, run.run_id)
     _log_run(run, time.monotonic() - started)
     return run
-
-
-@contextmanager
-def _progress(total: int, enabled: bool) -> Iterator[Any]:
-    """A tqdm bar on a terminal (log lines routed around it); a no-op bar otherwise."""
-    from tqdm import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
-    with tqdm(total=total, unit="topic", leave=False, disable=not enabled) as bar:
-        if not enabled:
-            yield bar
-            return
-        with logging_redirect_tqdm():
-            yield bar

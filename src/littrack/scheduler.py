@@ -127,7 +127,44 @@ class Service:
             extra: dict[str, Any] = {"next_run_time": now} if first else {}
             self.scheduler.add_job(self._fire, self.triggers[job.id], args=[job], id=job.id,
                                    name=job.describe(), **extra)
+        self._add_digest_jobs(now, once_now)
         self.scheduler.start()
+
+    def _add_digest_jobs(self, now: datetime, once_now: bool) -> None:
+        """One job per daily/weekly [[notify]] digest; one that missed its slot fires now."""
+        digests = [e for e in self.settings.notify if e.when != "after-run"]
+        if not digests:
+            return
+        due: set[str] = {e.name for e in digests} if once_now else set()
+        if not once_now and self.settings.db_path.exists():
+            from littrack.notify import is_due
+            from littrack.store import Store
+
+            with Store(self.settings.db_path) as store:
+                due = {e.name for e in digests if is_due(store, e, self.clock())}
+        for entry in digests:
+            schedule = entry.schedule()
+            trigger = cron_trigger(schedule.cron, schedule.timezone)
+            extra: dict[str, Any] = {"next_run_time": now} if entry.name in due else {}
+            log.info("notify %s: %s digest at %s (%s)%s", entry.name, entry.when, entry.at,
+                     entry.timezone, "; catching up now" if entry.name in due else "")
+            self.scheduler.add_job(self._digest, trigger, args=[entry.name],
+                                   id=f"notify:{entry.name}", name=f"notify {entry.name}",
+                                   **extra)
+
+    def _digest(self, name: str) -> None:
+        """A digest's slot: deliver that entry (never raises; failures are logged)."""
+        if self.stop.is_set():
+            return
+        from littrack.notify import deliver
+
+        try:
+            deliver(self.settings, names=[name], lock_timeout=self.lock_wait)
+        except LittrackError as exc:
+            log.warning("notify %s: not delivered now (%s); the next slot catches up",
+                        name, exc)
+        except Exception:  # a bug: keep serving the other schedules
+            log.exception("notify %s: unexpected error", name)
 
     def next_run_time(self, job_id: str) -> datetime | None:
         job = self.scheduler.get_job(job_id)
@@ -156,6 +193,12 @@ class Service:
         except Exception as exc:  # a bug: keep serving the other schedules
             outcome.skipped = f"internal error: {exc!r}"
             log.exception("%s: unexpected error", job.id)
+        else:
+            if outcome.result is not None and not outcome.result.stopped \
+                    and self.settings.notify:
+                from littrack.notify import after_run
+
+                after_run(self.settings, lock_timeout=self.lock_wait)
         finally:
             self._idle.set()
             state = ("stopped" if outcome.result and outcome.result.stopped
@@ -206,5 +249,3 @@ def serve(settings: Settings, *, stop: threading.Event, once_now: bool = False,
         log.info("stopping: no new runs; waiting up to %gs for the current one", stop_timeout)
         clean = service.shutdown(stop_timeout)
     return clean
-
-

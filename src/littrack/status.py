@@ -11,9 +11,10 @@ from typing import Any
 
 from littrack.config import Settings
 from littrack.crontab import cron_trigger, is_due, next_fire
-from littrack.jobs import parse_stamp, plan_jobs
+from littrack.jobs import plan_jobs
+from littrack.lock import is_held
 from littrack.store import Store
-from littrack.vocab import SOURCES, utc_stamp
+from littrack.vocab import SOURCES, parse_stamp, utc_stamp
 
 MAIN_COUNTS = ("articles", "trials", "topic_matches", "runs", "article_changes",
                "trial_changes", "trial_publication_links", "missing_records", "raw_records")
@@ -31,12 +32,23 @@ def status(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
     last: dict[tuple[str, str], dict[str, Any]] = {}
     marks: dict[tuple[str, str], dict[str, Any]] = {}
     counts: dict[str, int] = {}
+    deliveries: dict[tuple[str, str], dict[str, Any]] = {}
     db = settings.db_path
     if db.exists():
-        with Store(db) as store:
+        held = is_held(settings.data_dir)
+        with Store.for_reading(db) as store:
             last = {(r["topic"], r["source"]): r for r in store.last_runs()}
             marks = {(r["topic"], r["source"]): r for r in store.watermarks()}
             counts = store.counts()
+            deliveries = {(r["entry"], r["channel"]): r for r in store.delivery_status()}
+        if not (held or is_held(settings.data_dir)):
+            # "running" rows with no process behind them (killed): the next run closes them
+            for r in last.values():
+                if r["status"] == "running":
+                    r["status"] = "interrupted"
+                    r["error"] = r["error"] or ("the process ended before the topic "
+                                                "finished; the next run resumes from the last "
+                                                "committed state")
     pairs += sorted(k for k in (set(last) | set(marks)) if k not in pairs)
     rows = []
     for topic, source in pairs:
@@ -63,7 +75,23 @@ def status(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
         })
     return {"config": str(settings.config_path), "database": str(db),
             "database_exists": db.exists(), "now": utc_stamp(now),
-            "topics": rows, "counts": counts}
+            "topics": rows, "counts": counts, "notify": _notify_status(settings, deliveries)}
+
+
+def _notify_status(settings: Settings, known: dict[tuple[str, str], dict[str, Any]]
+                   ) -> list[dict[str, Any]]:
+    """Per [[notify]] entry and channel: deliveries sent, pending (failed) and last error."""
+    out = []
+    for entry in settings.notify:
+        for channel in entry.channels:
+            row = known.get((entry.name, channel), {})
+            out.append({"entry": entry.name, "channel": channel, "when": entry.when,
+                        "sent": row.get("sent", 0), "pending": row.get("pending", 0),
+                        "last_sent_at": row.get("last_sent_at"),
+                        "checked_at": row.get("checked_at"),
+                        "failing": bool(row.get("pending")), "error": row.get("error"),
+                        "failed_at": row.get("failed_at")})
+    return out
 
 
 def _cell(value: object) -> str:
@@ -74,7 +102,7 @@ def format_status(report: dict[str, Any]) -> str:
     """``status`` for people: one line per topic and source, errors underneath, counts."""
     out = [f"config {report['config']}; database {report['database']}"
            + ("" if report["database_exists"] else " (not created yet: no run so far)")]
-    head = (f"{'topic':<28} {'source':<6} {'last run (UTC)':<20} {'outcome':<7} "
+    head = (f"{'topic':<28} {'source':<6} {'last run (UTC)':<20} {'outcome':<11} "
             f"{'found':>5} {'new':>5} {'upd':>4} {'req':>4}  {'watermark':<10}  next run")
     out.append(head)
     for row in report["topics"]:
@@ -91,13 +119,20 @@ def format_status(report: dict[str, Any]) -> str:
         when = run.get("finished_at") or run.get("started_at")
         out.append(
             f"{row['topic']:<28} {row['source']:<6} {_cell(when):<20} "
-            f"{_cell(run.get('status')):<7} {_cell(run.get('n_found')):>5} "
+            f"{_cell(run.get('status')):<11} {_cell(run.get('n_found')):>5} "
             f"{_cell(run.get('n_new')):>5} {_cell(run.get('n_updated')):>4} "
             f"{_cell(run.get('n_requests')):>4}  {_cell(mark):<10}  {nxt}")
         if run.get("error"):
             out.append(f"    error: {run['error']}")
         if run.get("status") != "ok" and row["last_ok_at"]:
             out.append(f"    last success: {row['last_ok_at']}")
+    for n in report.get("notify", []):
+        state = (f"FAILING ({n['pending']} unconfirmed)" if n["failing"]
+                 else "ok" if n["checked_at"] else "never delivered")
+        out.append(f"notify {n['entry']} {n['channel']:<7} {state}; {n['sent']} sent, last "
+                   f"{_cell(n['last_sent_at'])}")
+        if n["error"]:
+            out.append(f"    error at {_cell(n['failed_at'])}: {n['error']}")
     counts = report["counts"]
     if counts:
         out.append("rows: " + ", ".join(f"{name} {counts[name]}" for name in MAIN_COUNTS

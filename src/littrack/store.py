@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
+import threading
+import urllib.parse
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -28,14 +31,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from littrack import changes, migrations
-from littrack.errors import ConfigError, StoreError
+from littrack.errors import ConfigError, StopRequested, StoreError
 from littrack.normalize import Normalized
-from littrack.tables import BOOKKEEPING, BY_NAME, MAIN_TABLE, RECORD_TABLES, UNREPORTED_SQL, Table
+from littrack.tables import (
+    BOOKKEEPING,
+    BY_NAME,
+    MAIN_TABLE,
+    RECORD_TABLES,
+    STATUS_NOT_UPDATED_SQL,
+    UNREPORTED_SQL,
+    Table,
+)
 from littrack.vocab import DATABASE_FILE, utc_now
 
 if TYPE_CHECKING:
     import pandas as pd
 
+SAVE_CHUNK = 100  # records stored by one statement per table (a stop waits at most one)
 # zlib level of the raw records: 1 compresses 12 KB of PubMed XML to 24% in a third of the
 # time level 6 takes (22%), and a first run compresses every record it stores.
 RAW_COMPRESSION = 1
@@ -55,13 +67,18 @@ class Watermark:
     watermark: str  # ISO day the last successful run started
     data_timestamp: str | None  # ClinicalTrials.gov /version dataTimestamp at that run
     run_id: str
+    query_fingerprint: str | None = None  # of the query that set it (None: set before 0005)
 
 
 class Store:
     """All reads and writes of the littrack database."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
+        self.readonly = readonly
+        if readonly:
+            self.db = self._connect_readonly()
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, so nothing commits
@@ -83,6 +100,41 @@ class Store:
             if isinstance(exc, sqlite3.DatabaseError):
                 raise StoreError(f"{self.path}: cannot open database: {exc}") from None
             raise
+
+    @classmethod
+    def for_reading(cls, path: str | Path) -> Store:
+        """The store for commands that only read (status, report, export, ``load``).
+
+        Opened read-only, so a user who may only read the data directory can use them; a
+        store older than this littrack is migrated first when the user may write it.
+        """
+        store = cls(path, readonly=True)
+        if not migrations.pending(store.db, str(path)):
+            return store
+        store.close()
+        if os.access(path, os.W_OK) and os.access(Path(path).parent, os.W_OK):
+            return cls(path)
+        raise StoreError(f"{path}: the store was written by an older littrack and must be "
+                         "upgraded by a user who may write it (run `littrack run` once)")
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        """``mode=ro``; where SQLite cannot create the WAL index beside a read-only file,
+        ``immutable=1`` (nobody can be writing a store in a folder nobody may write)."""
+        if not self.path.is_file():
+            raise StoreError(f"{self.path}: no littrack database here (run `littrack run` "
+                             "first)")
+        uri = "file:" + urllib.parse.quote(str(self.path.resolve()))
+        last: sqlite3.Error | None = None
+        for mode in ("?mode=ro", "?mode=ro&immutable=1"):
+            try:
+                db = sqlite3.connect(uri + mode, uri=True, isolation_level=None, timeout=60,
+                                     check_same_thread=False)
+                db.row_factory = sqlite3.Row
+                db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+                return db
+            except sqlite3.Error as exc:
+                last = exc
+        raise StoreError(f"{self.path}: cannot open database for reading: {last}")
 
     def close(self) -> None:
         self.db.close()
@@ -181,18 +233,21 @@ class Store:
 
     # ---- watermarks ------------------------------------------------------------------
     def watermark(self, topic: str, source: str) -> Watermark | None:
-        row = self.db.execute("SELECT watermark, data_timestamp, run_id FROM watermarks "
-                              "WHERE topic=? AND source=?", (topic, source)).fetchone()
+        row = self.db.execute("SELECT watermark, data_timestamp, run_id, query_fingerprint "
+                              "FROM watermarks WHERE topic=? AND source=?",
+                              (topic, source)).fetchone()
         return Watermark(*row) if row else None
 
     def set_watermark(self, topic: str, source: str, watermark: str, run_id: str, now: str,
-                      data_timestamp: str | None = None) -> None:
+                      data_timestamp: str | None = None,
+                      query_fingerprint: str | None = None) -> None:
         self.db.execute(
             "INSERT INTO watermarks (topic, source, watermark, data_timestamp, run_id, "
-            "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (topic, source) DO UPDATE SET "
-            "watermark=excluded.watermark, data_timestamp=excluded.data_timestamp, "
-            "run_id=excluded.run_id, updated_at=excluded.updated_at",
-            (topic, source, watermark, data_timestamp, run_id, now))
+            "updated_at, query_fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (topic, "
+            "source) DO UPDATE SET watermark=excluded.watermark, "
+            "data_timestamp=excluded.data_timestamp, run_id=excluded.run_id, "
+            "updated_at=excluded.updated_at, query_fingerprint=excluded.query_fingerprint",
+            (topic, source, watermark, data_timestamp, run_id, now, query_fingerprint))
 
     def watermarks(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.execute("SELECT * FROM watermarks ORDER BY 1, 2")]
@@ -217,27 +272,29 @@ class Store:
                                f"record_id IN ({marks})", (source, *batch))
         return {r[0] for r in rows}
 
-    def save_records(self, records: Iterable[Normalized], now: str, run_id: str) -> SaveResult:
-        """Upsert normalized records (inside the caller's transaction), a batch at a time.
+    def save_records(self, records: Iterable[Normalized], now: str, run_id: str,
+                     stop: threading.Event | None = None) -> SaveResult:
+        """Upsert normalized records (inside the caller's transaction), a chunk at a time.
 
-        A first run stores thousands of records a second: one statement per table for the
-        whole batch (the records' stored hashes read in one query, every table's rows
+        A first run stores thousands of records a second: one statement per table for a
+        chunk of records (their stored hashes read in one query, every table's rows
         inserted by one ``executemany``) instead of some twenty round trips per record.
         Only records whose content changed are compared and updated one by one, to log
-        their tracked changes.
+        their changes. ``stop`` set (a signal) raises ``StopRequested`` between chunks, so
+        a large batch does not hold a stop back; the caller's transaction rolls back.
         """
         result = SaveResult()
         with self.transaction():
-            batch: dict[tuple[str, str], Normalized] = {}
+            chunk: dict[tuple[str, str], Normalized] = {}
             for rec in records:
-                if (rec.source, rec.record_id) in batch:
-                    # The same record twice: the first copy is stored before the second is
-                    # compared with it, as if saved one after the other.
-                    self._save_batch(list(batch.values()), now, run_id, result)
-                    batch = {}
-                batch[(rec.source, rec.record_id)] = rec
-            if batch:
-                self._save_batch(list(batch.values()), now, run_id, result)
+                if (rec.source, rec.record_id) in chunk or len(chunk) >= SAVE_CHUNK:
+                    # (The same record twice: the first copy is stored before the second
+                    # is compared with it, as if saved one after the other.)
+                    self._save_chunk(list(chunk.values()), now, run_id, result, stop)
+                    chunk = {}
+                chunk[(rec.source, rec.record_id)] = rec
+            if chunk:
+                self._save_chunk(list(chunk.values()), now, run_id, result, stop)
         return result
 
     def _stored_hashes(self, source: str, ids: Sequence[str]) -> dict[str, str]:
@@ -250,8 +307,10 @@ class Store:
                 f"record_id IN ({marks})", (source, *chunk)))
         return found
 
-    def _save_batch(self, records: list[Normalized], now: str, run_id: str,
-                    result: SaveResult) -> None:
+    def _save_chunk(self, records: list[Normalized], now: str, run_id: str,
+                    result: SaveResult, stop: threading.Event | None) -> None:
+        if stop is not None and stop.is_set():
+            raise StopRequested("stopped by signal while storing a batch; rolled back")
         for source in dict.fromkeys(r.source for r in records):
             group = [r for r in records if r.source == source]
             main_t = MAIN_TABLE[source]
@@ -278,6 +337,7 @@ class Store:
                                           (rec.record_id,)).fetchone()
                 if old_row is not None:
                     self._log_changes(rec, dict(old_row), new_main, now, run_id)
+                    self._log_update(rec, dict(old_row), new_main, run_id)
                 sets = ", ".join(f"{c}=?" for c in main_t.columns)
                 self.db.execute(
                     f"UPDATE {main_t.name} SET {sets}, last_seen_at=?, updated_at=? "
@@ -329,6 +389,28 @@ class Store:
             "first_seen_run) VALUES (?, ?, ?, ?)",
             [(*link, run_id) for link in changes.links(rec)])
 
+    def _log_update(self, rec: Normalized, old: dict[str, Any], new: dict[str, Any],
+                    run_id: str) -> None:
+        """Name every field that changed: main-table columns, and child tables whose rows
+        differ (read before ``_replace_children_of`` swaps them)."""
+        main_t = MAIN_TABLE[rec.source]
+        fields = [c for c, _, _ in changes.diff(old, new, main_t.columns)]
+        for t in RECORD_TABLES[rec.source]:
+            if t is main_t:
+                continue
+            rows = self.db.execute(f"SELECT {', '.join(t.columns)} FROM {t.name} WHERE "
+                                   f"{t.record_key}=?", (rec.record_id,)).fetchall()
+            before = sorted(tuple(changes.text(v) for v in r) for r in rows)
+            after = sorted(tuple(changes.text(r.get(c)) for c in t.columns)
+                           for r in rec.tables.get(t.name, []))
+            if before != after:
+                fields.append(t.name)
+        if fields:
+            self.db.execute(
+                "INSERT INTO record_updates (source, record_id, run_id, fields) VALUES "
+                "(?, ?, ?, ?) ON CONFLICT (source, record_id, run_id) DO UPDATE SET "
+                "fields=excluded.fields", (rec.source, rec.record_id, run_id, "|".join(fields)))
+
     def _log_changes(self, rec: Normalized, old: dict[str, Any], new: dict[str, Any],
                      now: str, run_id: str) -> None:
         fields: tuple[str, ...]
@@ -353,6 +435,12 @@ class Store:
         return int(self.db.execute(
             "SELECT COUNT(*) FROM topic_matches WHERE +topic=? AND +source=? AND "
             "first_seen_run=?", (topic, source, run_id)).fetchone()[0])
+
+    def new_matches(self, run_id: str) -> int:
+        """Records a run matched to some topic for the first time, each counted once."""
+        return int(self.db.execute(
+            "SELECT COUNT(*) FROM (SELECT DISTINCT source, record_id FROM topic_matches "
+            "WHERE first_seen_run=?)", (run_id,)).fetchone()[0])
 
     def mark_deleted(self, pmids: Iterable[str], now: str, run_id: str) -> int:
         """PubMed withdrew these: flag them (never drop), and log the change once."""
@@ -451,6 +539,102 @@ class Store:
                         (_content_hash(rec), rec.source, rec.record_id))
         self._add_links(rec, "rebuild")
 
+    # ---- notifications ---------------------------------------------------------------
+    def latest_run_id(self) -> str | None:
+        value = self.db.execute("SELECT MAX(run_id) FROM runs").fetchone()[0]
+        return str(value) if value else None
+
+    def notify_rows(self, kind: str, after_run: str | None, through_run: str,
+                    today: str | None = None) -> list[dict[str, Any]]:
+        """The rows of one kind of notification item (``NOTIFY_QUERIES``) that runs after
+        ``after_run`` up to ``through_run`` produced (unreported trials: as of ``today``)."""
+        params: dict[str, Any] = {"lo": after_run or "", "hi": through_run, "today": today}
+        return [dict(r) for r in self.db.execute(NOTIFY_QUERIES[kind], params)]
+
+    def delivered_keys(self, entry: str, channel: str, keys: Iterable[str]) -> set[str]:
+        """Which of ``keys`` a delivery on this channel already carries (sent or pending)."""
+        found: set[str] = set()
+        todo = list(keys)
+        for i in range(0, len(todo), 500):
+            batch = todo[i:i + 500]
+            rows = self.db.execute(
+                f"SELECT item_key FROM delivery_items WHERE entry=? AND channel=? AND "
+                f"item_key IN ({','.join('?' * len(batch))})", (entry, channel, *batch))
+            found |= {r[0] for r in rows}
+        return found
+
+    def notify_cursor(self, entry: str, channel: str) -> tuple[str | None, str | None]:
+        """(last run the channel considered, when it last looked), or (None, None)."""
+        row = self.db.execute("SELECT through_run, checked_at FROM notify_cursors WHERE "
+                              "entry=? AND channel=?", (entry, channel)).fetchone()
+        return (row[0], row[1]) if row else (None, None)
+
+    def record_delivery(self, delivery_id: str, entry: str, channel: str, now: str,
+                        item_keys: Sequence[str], summary: str, payload: bytes,
+                        through_run: str | None) -> None:
+        """Record a delivery as pending with its items, before anything is sent.
+
+        One transaction with the cursor: either the channel has this delivery to send (and
+        resends it until confirmed), or it never planned it."""
+        with self.transaction():
+            if item_keys:
+                self.db.execute(
+                    "INSERT INTO deliveries (delivery_id, entry, channel, created_at, status, "
+                    "attempts, n_items, summary, payload) VALUES (?, ?, ?, ?, 'pending', 0, ?, "
+                    "?, ?)",
+                    (delivery_id, entry, channel, now, len(item_keys), summary,
+                     zlib.compress(payload, 6)))
+                self.db.executemany(
+                    "INSERT INTO delivery_items (entry, channel, item_key, delivery_id) "
+                    "VALUES (?, ?, ?, ?)", [(entry, channel, k, delivery_id) for k in item_keys])
+            self.db.execute(
+                "INSERT INTO notify_cursors (entry, channel, through_run, checked_at) VALUES "
+                "(?, ?, ?, ?) ON CONFLICT (entry, channel) DO UPDATE SET "
+                "through_run=COALESCE(excluded.through_run, through_run), "
+                "checked_at=excluded.checked_at", (entry, channel, through_run, now))
+
+    def pending_deliveries(self, entry: str, channel: str) -> list[dict[str, Any]]:
+        """Unconfirmed deliveries of a channel, oldest first, payload decompressed."""
+        rows = self.db.execute(
+            "SELECT * FROM deliveries WHERE entry=? AND channel=? AND status='pending' "
+            "ORDER BY created_at, delivery_id", (entry, channel))
+        return [dict(r) | {"payload": zlib.decompress(r["payload"])} for r in rows]
+
+    def delivery_payloads(self, entry: str, channel: str, limit: int) -> list[bytes]:
+        """Payloads of a channel's latest deliveries (sent or pending), newest first."""
+        rows = self.db.execute(
+            "SELECT payload FROM deliveries WHERE entry=? AND channel=? "
+            "ORDER BY created_at DESC, delivery_id DESC LIMIT ?", (entry, channel, limit))
+        return [zlib.decompress(r[0]) for r in rows]
+
+    def delivery_attempted(self, delivery_id: str, now: str, error: str | None) -> None:
+        with self.transaction():
+            self.db.execute("UPDATE deliveries SET attempts=attempts+1, last_attempt_at=?, "
+                            "error=? WHERE delivery_id=?", (now, error, delivery_id))
+
+    def confirm_delivery(self, delivery_id: str, now: str) -> None:
+        with self.transaction():
+            self.db.execute("UPDATE deliveries SET status='sent', sent_at=?, error=NULL "
+                            "WHERE delivery_id=?", (now, delivery_id))
+
+    def delivery_status(self) -> list[dict[str, Any]]:
+        """Per entry and channel: deliveries sent, pending, the last success and error."""
+        rows = self.db.execute(
+            """SELECT c.entry, c.channel, c.checked_at,
+                 (SELECT COUNT(*) FROM deliveries d WHERE d.entry=c.entry
+                    AND d.channel=c.channel AND d.status='sent') AS sent,
+                 (SELECT COUNT(*) FROM deliveries d WHERE d.entry=c.entry
+                    AND d.channel=c.channel AND d.status='pending') AS pending,
+                 (SELECT MAX(sent_at) FROM deliveries d WHERE d.entry=c.entry
+                    AND d.channel=c.channel) AS last_sent_at,
+                 (SELECT d.error FROM deliveries d WHERE d.entry=c.entry
+                    AND d.channel=c.channel AND d.status='pending' AND d.error IS NOT NULL
+                    ORDER BY d.last_attempt_at DESC LIMIT 1) AS error,
+                 (SELECT MAX(d.last_attempt_at) FROM deliveries d WHERE d.entry=c.entry
+                    AND d.channel=c.channel AND d.status='pending') AS failed_at
+               FROM notify_cursors c ORDER BY c.entry, c.channel""")
+        return [dict(r) for r in rows]
+
     # ---- reads -----------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
         names = [t.name for ts in RECORD_TABLES.values() for t in ts] + [
@@ -505,41 +689,84 @@ def _content_hash(rec: Normalized) -> str:
 
 # Report queries: the store owns these too. ``:run_ids`` expands to the runs of the window.
 QUERIES: dict[str, str] = {
+    # One row per record, with every topic that found it new in the window ("|"-joined).
     "new_articles": """
-        SELECT m.topic, a.pmid, a.title, a.journal, a.pub_year AS year, a.doi,
+        SELECT (SELECT GROUP_CONCAT(topic, '|') FROM (SELECT DISTINCT n.topic
+                  FROM topic_matches n WHERE n.source = 'pubmed' AND n.record_id = a.pmid
+                  AND n.first_seen_run IN (:run_ids) ORDER BY n.topic)) AS topics,
+          a.pmid, a.title, a.journal, a.pub_year AS year, a.doi, a.pmcid,
           (SELECT COALESCE(au.collective_name,
                   TRIM(COALESCE(au.last_name, '') || ' ' || COALESCE(au.initials, '')))
              FROM article_authors au WHERE au.pmid = a.pmid ORDER BY au.position LIMIT 1)
              AS first_author,
-          (SELECT GROUP_CONCAT(publication_type, '; ') FROM
+          (SELECT GROUP_CONCAT(name, '|') FROM (SELECT COALESCE(au.collective_name,
+                  TRIM(COALESCE(au.last_name, '') || ' ' || COALESCE(au.initials, '')))
+                  AS name FROM article_authors au WHERE au.pmid = a.pmid
+                  ORDER BY au.position)) AS authors,
+          (SELECT GROUP_CONCAT(publication_type, '|') FROM
              (SELECT publication_type FROM article_publication_types pt
               WHERE pt.pmid = a.pmid ORDER BY publication_type)) AS publication_types,
-          a.entrez_date, a.is_retracted,
+          (SELECT GROUP_CONCAT(descriptor, '|') FROM (SELECT DISTINCT descriptor
+             FROM article_mesh me WHERE me.pmid = a.pmid ORDER BY descriptor)) AS mesh_terms,
+          (SELECT GROUP_CONCAT(nct_id, '|') FROM (SELECT DISTINCT nct_id
+             FROM trial_publication_links l WHERE l.pmid = a.pmid ORDER BY nct_id))
+             AS nct_ids,
+          a.entrez_date, a.is_retracted, a.abstract,
           'https://pubmed.ncbi.nlm.nih.gov/' || a.pmid || '/' AS url
-        FROM topic_matches m JOIN articles a ON a.pmid = m.record_id
-        WHERE m.source = 'pubmed' AND m.first_seen_run IN (:run_ids)
-        ORDER BY m.topic, a.entrez_date DESC, CAST(a.pmid AS INTEGER) DESC""",
+        FROM articles a
+        WHERE a.pmid IN (SELECT record_id FROM topic_matches WHERE source = 'pubmed'
+                         AND first_seen_run IN (:run_ids))
+        ORDER BY a.entrez_date DESC, CAST(a.pmid AS INTEGER) DESC""",
     "new_trials": """
-        SELECT m.topic, t.nct_id, t.brief_title AS title, t.overall_status AS status,
+        SELECT (SELECT GROUP_CONCAT(topic, '|') FROM (SELECT DISTINCT n.topic
+                  FROM topic_matches n WHERE n.source = 'ctgov' AND n.record_id = t.nct_id
+                  AND n.first_seen_run IN (:run_ids) ORDER BY n.topic)) AS topics,
+          t.nct_id, t.brief_title AS title, t.overall_status AS status,
           t.phase, t.enrollment, t.lead_sponsor AS sponsor, t.start_date,
-          (SELECT GROUP_CONCAT(country, '; ') FROM (SELECT DISTINCT country FROM
+          t.primary_completion_date, t.primary_completion_date_type,
+          (SELECT GROUP_CONCAT(condition, '|') FROM (SELECT condition FROM trial_conditions c
+             WHERE c.nct_id = t.nct_id ORDER BY condition)) AS conditions,
+          (SELECT GROUP_CONCAT(name, '|') FROM (SELECT name FROM trial_interventions i
+             WHERE i.nct_id = t.nct_id AND name IS NOT NULL ORDER BY position))
+             AS interventions,
+          (SELECT GROUP_CONCAT(country, '|') FROM (SELECT DISTINCT country FROM
              trial_locations l WHERE l.nct_id = t.nct_id AND country IS NOT NULL
              ORDER BY country)) AS countries,
-          t.last_update_posted,
+          t.has_results, t.last_update_posted,
           'https://clinicaltrials.gov/study/' || t.nct_id AS url
-        FROM topic_matches m JOIN trials t ON t.nct_id = m.record_id
-        WHERE m.source = 'ctgov' AND m.first_seen_run IN (:run_ids)
-        ORDER BY m.topic, t.nct_id""",
+        FROM trials t
+        WHERE t.nct_id IN (SELECT record_id FROM topic_matches WHERE source = 'ctgov'
+                           AND first_seen_run IN (:run_ids))
+        ORDER BY t.nct_id""",
+    # Articles a topic already tracked whose content changed in the window, with the fields
+    # that changed (``record_updates``).
+    "updated_articles": """
+        SELECT (SELECT GROUP_CONCAT(topic, '|') FROM (SELECT DISTINCT m.topic
+                  FROM topic_matches m WHERE m.source = 'pubmed' AND m.record_id = a.pmid
+                  ORDER BY m.topic)) AS topics,
+          a.pmid, a.title, a.journal, a.pub_year AS year,
+          (SELECT GROUP_CONCAT(f, '|') FROM (SELECT DISTINCT value AS f
+             FROM record_updates u, json_each('["' || REPLACE(u.fields, '|', '","') || '"]')
+             WHERE u.source = 'pubmed' AND u.record_id = a.pmid AND u.run_id IN (:run_ids)
+             ORDER BY f)) AS changed_fields,
+          a.is_retracted,
+          'https://pubmed.ncbi.nlm.nih.gov/' || a.pmid || '/' AS url
+        FROM articles a
+        WHERE a.pmid IN (SELECT record_id FROM record_updates WHERE source = 'pubmed'
+                         AND run_id IN (:run_ids))
+          AND EXISTS (SELECT 1 FROM topic_matches m WHERE m.source = 'pubmed'
+                      AND m.record_id = a.pmid AND m.first_seen_run NOT IN (:run_ids))
+        ORDER BY CAST(a.pmid AS INTEGER)""",
     "trial_changes": """
         SELECT c.nct_id, t.brief_title AS title, c.field, c.old_value, c.new_value,
           c.observed_at, c.run_id,
-          (SELECT GROUP_CONCAT(topic, '; ') FROM topic_matches m WHERE m.source = 'ctgov'
+          (SELECT GROUP_CONCAT(topic, '|') FROM topic_matches m WHERE m.source = 'ctgov'
              AND m.record_id = c.nct_id) AS topics
         FROM trial_changes c LEFT JOIN trials t ON t.nct_id = c.nct_id
         WHERE c.run_id IN (:run_ids) ORDER BY c.nct_id, c.observed_at, c.field""",
     "article_changes": """
         SELECT c.pmid, a.title, c.field, c.old_value, c.new_value, c.observed_at, c.run_id,
-          (SELECT GROUP_CONCAT(topic, '; ') FROM topic_matches m WHERE m.source = 'pubmed'
+          (SELECT GROUP_CONCAT(topic, '|') FROM topic_matches m WHERE m.source = 'pubmed'
              AND m.record_id = c.pmid) AS topics
         FROM article_changes c LEFT JOIN articles a ON a.pmid = c.pmid
         WHERE c.run_id IN (:run_ids) ORDER BY c.pmid, c.observed_at, c.field""",
@@ -554,6 +781,7 @@ QUERIES: dict[str, str] = {
                 AND m.record_id = l.nct_id) OR (m.source = 'pubmed' AND m.record_id = l.pmid))
         ORDER BY l.nct_id, l.pmid, l.evidence""",
     "unreported_trials": UNREPORTED_SQL.format(today=":today"),
+    "status_not_updated": STATUS_NOT_UPDATED_SQL.format(today=":today"),
     "report_runs": """
         SELECT run_id, topic, source, status, started_at, finished_at, window_start,
           window_end, n_found, n_new, n_updated, n_requests, n_retries, error
@@ -590,6 +818,45 @@ QUERIES: dict[str, str] = {
 }
 
 
+# What notifications are made of, per kind of item. ``:lo`` (exclusive) and ``:hi``
+# (inclusive) bound the run ids a channel has not looked at yet; run ids sort by time.
+_TOPICS_OF = """(SELECT GROUP_CONCAT(topic, '; ') FROM (SELECT DISTINCT topic FROM topic_matches m
+     WHERE m.source = '{source}' AND m.record_id = {record} ORDER BY topic))"""
+NOTIFY_QUERIES: dict[str, str] = {
+    "new_articles": """
+        SELECT m.topic, m.first_seen_run AS run_id, a.pmid, a.title, a.journal,
+          a.pub_year AS year, a.doi, a.pmcid, a.abstract, a.entrez_date, a.is_retracted,
+          (SELECT GROUP_CONCAT(name, '; ') FROM (SELECT COALESCE(au.collective_name,
+             TRIM(COALESCE(au.last_name, '') || ' ' || COALESCE(au.initials, ''))) AS name
+             FROM article_authors au WHERE au.pmid = a.pmid ORDER BY au.position)) AS authors
+        FROM topic_matches m JOIN articles a ON a.pmid = m.record_id
+        WHERE m.source = 'pubmed' AND m.first_seen_run > :lo AND m.first_seen_run <= :hi
+        ORDER BY m.topic, a.entrez_date DESC, CAST(a.pmid AS INTEGER) DESC""",
+    "new_trials": """
+        SELECT m.topic, m.first_seen_run AS run_id, t.nct_id, t.brief_title AS title,
+          t.overall_status AS status, t.phase, t.enrollment, t.lead_sponsor AS sponsor,
+          t.primary_completion_date, t.last_update_posted
+        FROM topic_matches m JOIN trials t ON t.nct_id = m.record_id
+        WHERE m.source = 'ctgov' AND m.first_seen_run > :lo AND m.first_seen_run <= :hi
+        ORDER BY m.topic, t.nct_id""",
+    "trial_changes": f"""
+        SELECT c.nct_id, c.run_id, c.observed_at, c.field, c.old_value, c.new_value,
+          t.brief_title AS title, t.overall_status AS status, t.phase,
+          {_TOPICS_OF.format(source="ctgov", record="c.nct_id")} AS topics
+        FROM trial_changes c LEFT JOIN trials t ON t.nct_id = c.nct_id
+        WHERE c.run_id > :lo AND c.run_id <= :hi
+        ORDER BY c.nct_id, c.run_id, c.field""",
+    "corrections": f"""
+        SELECT c.pmid, c.run_id, c.observed_at, c.field, c.old_value, c.new_value,
+          a.title, a.journal, a.pub_year AS year, a.doi,
+          {_TOPICS_OF.format(source="pubmed", record="c.pmid")} AS topics
+        FROM article_changes c LEFT JOIN articles a ON a.pmid = c.pmid
+        WHERE c.run_id > :lo AND c.run_id <= :hi
+        ORDER BY c.pmid, c.run_id, c.field""",
+    "unreported": UNREPORTED_SQL.format(today=":today"),
+}
+
+
 def load_table(table: str, data_dir: str | Path | None = None,
                config: str | None = None) -> pd.DataFrame:
     """``littrack.load``: one table as a DataFrame, from a data dir or the config's."""
@@ -600,5 +867,5 @@ def load_table(table: str, data_dir: str | Path | None = None,
     path = Path(data_dir) / DATABASE_FILE
     if not path.exists():
         raise ConfigError(f"{path}: no littrack database here (run `littrack run` first)")
-    with Store(path) as store:
+    with Store.for_reading(path) as store:
         return store.frame(table)

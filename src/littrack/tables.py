@@ -23,6 +23,8 @@ TYPES = ("text", "integer", "real", "blob", "timestamp")
 _SQLITE_TYPES = {"text": "TEXT", "integer": "INTEGER", "real": "REAL", "blob": "BLOB",
                  "timestamp": "TEXT"}
 BOOKKEEPING = ("first_seen_at", "last_seen_at", "updated_at")  # the store fills these
+# The one separator of several values in one cell: in the store, every CSV and the docs.
+LIST_SEP = "|"
 
 
 @dataclass(frozen=True)
@@ -125,28 +127,79 @@ def create_sql(relation: Relation, dialect: str = "sqlite") -> list[str]:
         for ix in relation.indexes]
 
 
-# Trials whose primary completion date (a partial "2024-05" counts as the month's last day)
-# is more than 12 months past, with no results on ClinicalTrials.gov and no linked results
-# publication: a ``RESULT`` reference with a PMID in the record, or a linked article typed as
-# a trial report (protocols do not count). Withdrawn trials never enrolled anyone, so they
-# owe no results. ``{today}`` is ``date('now')`` in the view, a parameter in the report.
-UNREPORTED_SQL = """
+def _end_of(column: str) -> str:
+    """A partial registry date as the last day it can mean (``2024`` → 2024-12-31,
+    ``2024-05`` → 2024-05-31), so nothing is called due before it could be."""
+    return (f"date(CASE WHEN length({column}) = 4 THEN {column} || '-12-31'\n"
+            f"        WHEN length({column}) = 7\n"
+            f"          THEN date({column} || '-01', '+1 month', '-1 day')\n"
+            f"        ELSE {column} END)")
+
+
+# Statuses that say a study is still going: with its completion date past, the record was
+# not kept up to date (the FDAAA TrialsTracker's "data discrepancy").
+_STALE_STATUSES = ("'NOT_YET_RECRUITING', 'RECRUITING', 'ENROLLING_BY_INVITATION', "
+                   "'ACTIVE_NOT_RECRUITING', 'SUSPENDED', 'UNKNOWN'")
+
+# Every trial with the facts both views need. ``fdaaa``: 'ACT' (applicable clinical trial:
+# interventional, FDA-regulated drug or device, not phase 1, not device feasibility, started
+# on or after 2017-01-18), 'pACT' (the same but started before, completing on or after
+# 2017-01-18), else NULL. ``basis``: primary completion, else completion, as a full day.
+# ``due_date``: FDAAA trials 1 year + 30 days after ``basis`` (3 years + 30 days with a
+# certificate of delay), as the FDAAA TrialsTracker reads 42 CFR 11; all others 12 months.
+_TRIAL_FACTS = f"""
+  SELECT f.*, CASE WHEN f.fdaaa IS NULL THEN date(f.basis, '+12 months')
+      WHEN f.delay_certificate_submitted IS NOT NULL THEN date(f.basis, '+3 years', '+30 days')
+      ELSE date(f.basis, '+1 year', '+30 days') END AS due_date
+  FROM (SELECT b.*, CASE WHEN b.study_type = 'INTERVENTIONAL'
+          AND (b.fda_regulated_drug = 1 OR b.fda_regulated_device = 1)
+          AND COALESCE(b.phase, '') NOT IN ('PHASE1', 'EARLY_PHASE1')
+          AND COALESCE(b.primary_purpose, '') <> 'DEVICE_FEASIBILITY'
+          AND COALESCE(b.overall_status, '') <> 'WITHDRAWN'
+        THEN CASE WHEN b.start_date >= '2017-01-18' THEN 'ACT'
+                  WHEN b.basis >= '2017-01-18' THEN 'pACT' END END AS fdaaa
+      FROM (SELECT trials.*, {_end_of("primary_completion_date")} AS primary_end,
+              {_end_of("completion_date")} AS completion_end,
+              COALESCE({_end_of("primary_completion_date")},
+                       {_end_of("completion_date")}) AS basis
+            FROM trials) b) f"""
+
+# Still "going" although every completion date it has is past: listed apart, never as
+# unreported results (nobody can owe results for a study the record says is recruiting).
+_STALE_WHERE = f"""t.overall_status IN ({_STALE_STATUSES})
+  AND COALESCE(t.completion_end, t.primary_end) < {{today}}
+  AND (t.primary_end IS NULL OR t.primary_end < {{today}})"""
+
+_TOPICS_OF_TRIAL = """(SELECT GROUP_CONCAT(topic, '|') FROM (SELECT DISTINCT topic FROM
+     topic_matches m WHERE m.source = 'ctgov' AND m.record_id = t.nct_id ORDER BY topic))"""
+
+# Results are due (``due_date`` passed) and none are in the registry (posted, or submitted
+# and in QC review) or linked: a ``RESULT`` reference with a PMID, or a linked article typed
+# as a trial report (protocols do not count). Withdrawn trials enrolled nobody and owe none.
+# ``verification`` is 'unverified' while a linked article could not be fetched: it might be
+# the results paper. ``{today}`` is ``date('now')`` in the view, a parameter in the report.
+UNREPORTED_SQL = f"""
 SELECT t.nct_id, t.brief_title AS title, t.overall_status AS status, t.phase,
   t.lead_sponsor AS sponsor, t.primary_completion_date, t.primary_completion_date_type,
-  t.due_date, CAST(julianday({today}) - julianday(t.due_date) AS INTEGER) AS days_overdue,
-  (SELECT COUNT(DISTINCT l.pmid) FROM trial_publication_links l WHERE l.nct_id = t.nct_id)
-    AS linked_pmids,
-  (SELECT GROUP_CONCAT(topic, '; ') FROM (SELECT DISTINCT topic FROM topic_matches m
-     WHERE m.source = 'ctgov' AND m.record_id = t.nct_id ORDER BY topic)) AS topics,
+  t.completion_date, t.completion_date_type,
+  CASE t.fdaaa WHEN 'ACT' THEN 'FDAAA 801: applicable clinical trial'
+    WHEN 'pACT' THEN 'FDAAA 801: probable applicable clinical trial'
+    ELSE 'not FDAAA-covered: 12 months after primary completion' END
+    || CASE WHEN t.fdaaa IS NOT NULL AND t.delay_certificate_submitted IS NOT NULL
+         THEN ' (certificate of delay)' ELSE '' END AS rule,
+  t.due_date, CAST(julianday({{today}}) - julianday(t.due_date) AS INTEGER) AS days_overdue,
+  (SELECT GROUP_CONCAT(pmid, '|') FROM (SELECT DISTINCT l.pmid FROM trial_publication_links l
+     WHERE l.nct_id = t.nct_id ORDER BY CAST(l.pmid AS INTEGER))) AS linked_pmids,
+  CASE WHEN EXISTS (SELECT 1 FROM trial_publication_links l WHERE l.nct_id = t.nct_id
+                    AND NOT EXISTS (SELECT 1 FROM articles a WHERE a.pmid = l.pmid))
+    THEN 'unverified' ELSE 'checked' END AS verification,
+  {_TOPICS_OF_TRIAL} AS topics,
   'https://clinicaltrials.gov/study/' || t.nct_id AS url
-FROM (SELECT trials.*, date(CASE
-        WHEN length(primary_completion_date) = 4 THEN primary_completion_date || '-12-31'
-        WHEN length(primary_completion_date) = 7
-          THEN date(primary_completion_date || '-01', '+1 month', '-1 day')
-        ELSE date(primary_completion_date) END, '+12 months') AS due_date
-      FROM trials) t
-WHERE t.due_date < {today}
+FROM ({_TRIAL_FACTS}) t
+WHERE t.due_date < {{today}}
+  AND NOT ({_STALE_WHERE})
   AND COALESCE(t.has_results, 0) = 0 AND t.results_first_posted IS NULL
+  AND t.results_first_submitted IS NULL
   AND COALESCE(t.overall_status, '') <> 'WITHDRAWN'
   AND NOT EXISTS (SELECT 1 FROM trial_references r WHERE r.nct_id = t.nct_id
                   AND r.type = 'RESULT' AND r.pmid IS NOT NULL)
@@ -157,6 +210,19 @@ WHERE t.due_date < {today}
                       'Randomized Controlled Trial', 'Pragmatic Clinical Trial',
                       'Equivalence Trial', 'Adaptive Clinical Trial')))
 ORDER BY t.due_date, t.nct_id"""
+
+STATUS_NOT_UPDATED_SQL = f"""
+SELECT t.nct_id, t.brief_title AS title, t.overall_status AS status,
+  t.primary_completion_date, t.primary_completion_date_type, t.completion_date,
+  t.completion_date_type, t.last_update_posted, t.lead_sponsor AS sponsor,
+  CAST(julianday({{today}}) - julianday(COALESCE(t.completion_end, t.primary_end)) AS INTEGER)
+    AS days_past_completion,
+  {_TOPICS_OF_TRIAL} AS topics,
+  'https://clinicaltrials.gov/study/' || t.nct_id AS url
+FROM ({_TRIAL_FACTS}) t
+WHERE {_STALE_WHERE}
+ORDER BY COALESCE(t.completion_end, t.primary_end), t.nct_id"""
+
 
 
 # A child row belongs to a stored record: the record's row is written first and never deleted.
@@ -398,6 +464,21 @@ TRIALS = Table(
                'When a run last received the record, changed or not (UTC).', required=True),
         Column('updated_at', 'timestamp',
                "When the record's content last changed in the store (UTC).", required=True),
+        # added by migration 0005 (ALTER TABLE appends them, so they come last)
+        Column('results_first_submitted', 'text',
+               'Date results were first submitted (they count as reported while in QC '
+               'review), `YYYY-MM-DD`.'),
+        Column('delay_certificate_submitted', 'text',
+               'Date a certificate of delay was first submitted (`dispFirstSubmitDate`); it '
+               'moves the FDAAA due date to 3 years after completion.'),
+        Column('fda_regulated_drug', 'integer',
+               '1 when the study is of an FDA-regulated drug, 0 when not, empty when not '
+               'stated.'),
+        Column('fda_regulated_device', 'integer',
+               '1 when the study is of an FDA-regulated device, 0 when not, empty when not '
+               'stated.'),
+        Column('primary_purpose', 'text',
+               "Design's primary purpose: `TREATMENT`, `PREVENTION`, `DEVICE_FEASIBILITY`, …"),
     ),
     indexes=(Index('trials_completion', ('primary_completion_date',)),),
 )
@@ -554,12 +635,16 @@ TRIAL_PUBLICATION_LINKS = Table(
 )
 TRIALS_DUE_UNREPORTED = View(
     'trials_due_unreported', HISTORY,
-    'Trials whose primary completion date is more than 12 months past (a partial date counts as '
-    'the end of its month or year) with no results on ClinicalTrials.gov and no linked results '
-    'publication, i.e. neither a `RESULT` reference with a PMID nor a linked article of type '
-    '`Clinical Trial`, `Clinical Trial, Phase …`, `Controlled Clinical Trial`, `Randomized '
+    'Trials whose results are due and neither posted nor submitted on ClinicalTrials.gov nor '
+    'linked as a results publication (a `RESULT` reference with a PMID, or a linked article of '
+    'type `Clinical Trial`, `Clinical Trial, Phase …`, `Controlled Clinical Trial`, `Randomized '
     'Controlled Trial`, `Pragmatic Clinical Trial`, `Equivalence Trial` or `Adaptive Clinical '
-    "Trial`. Withdrawn trials are left out. Evaluated against today's date (UTC) when read.",
+    'Trial`). The due date follows the FDAAA TrialsTracker for applicable and probable '
+    'applicable clinical trials (primary completion, else completion, + 1 year + 30 days; + 3 '
+    'years + 30 days with a certificate of delay) and is 12 months after primary completion '
+    'for all others; a partial date counts as the end of its month or year. Withdrawn trials '
+    'and those in `trials_status_not_updated` are left out. Evaluated against today\'s date '
+    '(UTC) when read.',
     fields=(
         Column('nct_id', 'text', 'NCT number.'),
         Column('title', 'text', 'Brief title.'),
@@ -568,17 +653,64 @@ TRIALS_DUE_UNREPORTED = View(
         Column('sponsor', 'text', 'Lead sponsor.'),
         Column('primary_completion_date', 'text', 'Primary completion date as registered.'),
         Column('primary_completion_date_type', 'text', '`ACTUAL` or `ESTIMATED`.'),
-        Column('due_date', 'text',
-               'Day results became due: the end of the primary completion period plus 12 months, '
-               '`YYYY-MM-DD`.'),
+        Column('completion_date', 'text', 'Study completion date as registered.'),
+        Column('completion_date_type', 'text', '`ACTUAL` or `ESTIMATED`.'),
+        Column('rule', 'text',
+               'Which rule set the due date: `FDAAA 801: applicable clinical trial`, `FDAAA '
+               '801: probable applicable clinical trial` (either may add `(certificate of '
+               'delay)`) or `not FDAAA-covered: 12 months after primary completion`.'),
+        Column('due_date', 'text', 'Day results became due, `YYYY-MM-DD`.'),
         Column('days_overdue', 'integer', 'Days since `due_date`.'),
-        Column('linked_pmids', 'integer', 'Number of articles linked to the trial (of any type).'),
+        Column('linked_pmids', 'text', 'PMIDs of every article linked to the trial, joined '
+               'with `|`.'),
+        Column('verification', 'text',
+               '`unverified` when a linked article could not be fetched (it might be the '
+               'results paper), else `checked`.'),
         Column('topics', 'text',
-               'Topics that track the trial, joined with `; ` (empty for a trial fetched only '
+               'Topics that track the trial, joined with `|` (empty for a trial fetched only '
                'because an article links to it).'),
         Column('url', 'text', "The study's page on ClinicalTrials.gov."),
     ),
     sql=UNREPORTED_SQL.format(today="date('now')"),
+)
+TRIALS_STATUS_NOT_UPDATED = View(
+    'trials_status_not_updated', HISTORY,
+    'Trials whose completion date (and primary completion date, if any) is past while the '
+    'overall status still says the study is going (`NOT_YET_RECRUITING`, `RECRUITING`, '
+    '`ENROLLING_BY_INVITATION`, `ACTIVE_NOT_RECRUITING`, `SUSPENDED`, `UNKNOWN`): the record was '
+    "not kept up to date (the FDAAA TrialsTracker's data discrepancy). Not counted as "
+    "unreported results. Evaluated against today's date (UTC) when read.",
+    fields=(
+        Column('nct_id', 'text', 'NCT number.'),
+        Column('title', 'text', 'Brief title.'),
+        Column('status', 'text', 'Overall status as registered.'),
+        Column('primary_completion_date', 'text', 'Primary completion date as registered.'),
+        Column('primary_completion_date_type', 'text', '`ACTUAL` or `ESTIMATED`.'),
+        Column('completion_date', 'text', 'Study completion date as registered.'),
+        Column('completion_date_type', 'text', '`ACTUAL` or `ESTIMATED`.'),
+        Column('last_update_posted', 'text', 'Date of the last posted update.'),
+        Column('sponsor', 'text', 'Lead sponsor.'),
+        Column('days_past_completion', 'integer',
+               'Days since the completion date (else the primary completion date).'),
+        Column('topics', 'text', 'Topics that track the trial, joined with `|`.'),
+        Column('url', 'text', "The study's page on ClinicalTrials.gov."),
+    ),
+    sql=STATUS_NOT_UPDATED_SQL.format(today="date('now')"),
+)
+RECORD_UPDATES = Table(
+    'record_updates', HISTORY,
+    'One row per record and run whose stored content changed: which fields.',
+    key=('source', 'record_id', 'run_id'),
+    fields=(
+        Column('source', 'text', '`pubmed` or `ctgov`.', required=True),
+        Column('record_id', 'text', 'PMID or NCT number.', required=True),
+        Column('run_id', 'text', 'The `runs.run_id` of the run that saw the change.',
+               required=True),
+        Column('fields', 'text',
+               'Changed columns of the main table and names of child tables whose rows '
+               'changed, joined with `|`.', required=True),
+    ),
+    indexes=(Index('record_updates_run', ('run_id',)),),
 )
 TOPIC_MATCHES = Table(
     'topic_matches', BOOKKEEPING_GROUP,
@@ -613,8 +745,10 @@ RUNS = Table(
         Column('source', 'text', '`pubmed` or `ctgov`.', required=True),
         Column('started_at', 'timestamp', 'When the topic started (UTC).', required=True),
         Column('finished_at', 'timestamp', 'When it finished (UTC); empty while running.'),
-        Column('status', 'text', '`running`, `ok` or `failed`.',
-               choices=('running', 'ok', 'failed'), required=True),
+        Column('status', 'text',
+               '`running`, `ok`, `failed` or `stopped` (a signal stopped the run; its '
+               'uncommitted work was rolled back).',
+               choices=('running', 'ok', 'failed', 'stopped'), required=True),
         Column('window_start', 'text',
                'First day asked for; empty for everything (first run or --full).'),
         Column('window_end', 'text', 'Last day asked for.'),
@@ -643,6 +777,9 @@ WATERMARKS = Table(
                'ClinicalTrials.gov `/version` dataTimestamp at that run.'),
         Column('run_id', 'text', 'The run that set it.', required=True),
         Column('updated_at', 'timestamp', 'When it was set (UTC).', required=True),
+        Column('query_fingerprint', 'text',
+               "Hash of the topic's query for this source when the watermark was set; a "
+               'changed query starts the topic over from the beginning.'),
     ),
 )
 MISSING_RECORDS = Table(
@@ -707,6 +844,66 @@ SCHEMA_MIGRATIONS = Table(
     exported=False,
 )
 
+DELIVERIES = Table(
+    'deliveries', BOOKKEEPING_GROUP,
+    'Every notification littrack planned on a `[[notify]]` channel, recorded before it was '
+    'sent and confirmed after; a `pending` one is resent with the same key. Not exported '
+    '(holds whole messages).',
+    key=('delivery_id',),
+    fields=(
+        Column('delivery_id', 'text',
+               "Stable key of the delivery: the e-mail's Message-ID (before the `@`) and the "
+               "webhook's `Idempotency-Key`; the same on every resend.", required=True),
+        Column('entry', 'text', 'Name of the `[[notify]]` entry.', required=True),
+        Column('channel', 'text', '`email`, `webhook` or `atom`.', required=True),
+        Column('created_at', 'timestamp', 'When it was planned (UTC).', required=True),
+        Column('status', 'text',
+               '`pending` (not confirmed yet: it failed, or the process ended between sending '
+               'and recording) or `sent`.', choices=('pending', 'sent'), required=True),
+        Column('attempts', 'integer', 'How many times it was sent or tried.', required=True),
+        Column('last_attempt_at', 'timestamp', 'When it was last sent or tried (UTC).'),
+        Column('sent_at', 'timestamp', 'When its delivery was confirmed (UTC).'),
+        Column('error', 'text', 'Why the last attempt failed (no secrets), if it did.'),
+        Column('n_items', 'integer', 'How many items it carries.', required=True),
+        Column('summary', 'text',
+               "Its counts, as in the e-mail subject ('2 new articles, 1 trial change').",
+               required=True),
+        Column('payload', 'blob',
+               "What is sent, zlib-compressed: the whole e-mail, the webhook's JSON body, or "
+               "the feed entries.", required=True),
+    ),
+    indexes=(Index('deliveries_channel', ('entry', 'channel', 'created_at')),),
+    exported=False,
+)
+DELIVERY_ITEMS = Table(
+    'delivery_items', BOOKKEEPING_GROUP,
+    'Which item went out in which delivery: no item is planned twice on a channel.',
+    key=('entry', 'channel', 'item_key'),
+    fields=(
+        Column('entry', 'text', 'Name of the `[[notify]]` entry.', required=True),
+        Column('channel', 'text', '`email`, `webhook` or `atom`.', required=True),
+        Column('item_key', 'text',
+               'The item: `new:<topic>:<source>:<id>`, `trial_change:<nct>:<run>`, '
+               '`correction:<pmid>:<run>` or `unreported:<nct>`.', required=True),
+        Column('delivery_id', 'text', 'The `deliveries.delivery_id` that carries it.',
+               required=True),
+    ),
+    foreign_keys=(ForeignKey(('delivery_id',), 'deliveries', ('delivery_id',)),),
+)
+NOTIFY_CURSORS = Table(
+    'notify_cursors', BOOKKEEPING_GROUP,
+    'How far each notify channel has looked.',
+    key=('entry', 'channel'),
+    fields=(
+        Column('entry', 'text', 'Name of the `[[notify]]` entry.', required=True),
+        Column('channel', 'text', '`email`, `webhook` or `atom`.', required=True),
+        Column('through_run', 'text', 'The last `runs.run_id` its deliveries considered.'),
+        Column('checked_at', 'timestamp',
+               'When it last looked for something to deliver (UTC): the catch-up test of daily '
+               'and weekly digests.', required=True),
+    ),
+)
+
 PUBMED_TABLES: tuple[Table, ...] = (
     ARTICLES, ARTICLE_AUTHORS, ARTICLE_AFFILIATIONS, ARTICLE_MESH, ARTICLE_PUBLICATION_TYPES,
     ARTICLE_KEYWORDS, ARTICLE_TRIAL_IDS, ARTICLE_IDS, ARTICLE_COMMENTS,
@@ -722,7 +919,8 @@ MAIN_TABLE: dict[str, Table] = {vocab.PUBMED: ARTICLES, vocab.CTGOV: TRIALS}
 # Everything the store holds, in the order the data dictionary lists it.
 RELATIONS: tuple[Relation, ...] = (
     *PUBMED_TABLES, *CTGOV_TABLES, TRIAL_CHANGES, ARTICLE_CHANGES, TRIAL_PUBLICATION_LINKS,
-    TRIALS_DUE_UNREPORTED, TOPIC_MATCHES, RUNS, WATERMARKS, MISSING_RECORDS, LINKED_FETCHES,
+    TRIALS_DUE_UNREPORTED, TRIALS_STATUS_NOT_UPDATED, RECORD_UPDATES, TOPIC_MATCHES, RUNS,
+    WATERMARKS, MISSING_RECORDS, LINKED_FETCHES, DELIVERIES, DELIVERY_ITEMS, NOTIFY_CURSORS,
     RAW_RECORDS, SCHEMA_MIGRATIONS,
 )
 BY_NAME: dict[str, Relation] = {r.name: r for r in RELATIONS}

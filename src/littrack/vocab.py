@@ -36,3 +36,11 @@ def utc_stamp(moment: datetime) -> str:
 
 def utc_now() -> str:
     return utc_stamp(datetime.now(UTC))
+
+
+def parse_stamp(text: str | None) -> datetime | None:
+    """A stored timestamp ('2026-01-05T06:00:12Z') as an aware datetime; None stays None."""
+    if not text:
+        return None
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -28,6 +28,10 @@ class Window:
     def is_full(self) -> bool:
         return self.start is None
 
+    def __str__(self) -> str:
+        """``2026-11-27 … 2026-11-30``, or ``everything … 2026-11-30`` (for messages)."""
+        return f"{self.start.isoformat() if self.start else 'everything'} … {self.end}"
+
 
 def next_window(watermark: date | None, today: date, overlap_days: int,
                 full: bool = False) -> Window:

@@ -82,6 +82,11 @@ def study(
     first_posted: str | None = "2024-04-02",
     last_update: str | None = "2025-01-10",
     results_first_posted: str | None = None,
+    results_first_submitted: str | None = None,
+    delay_certificate: str | None = None,
+    fda_drug: bool | None = None,
+    fda_device: bool | None = None,
+    primary_purpose: str | None = "TREATMENT",
     has_results: bool = False,
     sponsor: tuple[str, str | None] | None = ("Example University", "OTHER"),
     organization: str | None = None,
@@ -132,8 +137,10 @@ def study(
                 "studyFirstSubmitDate": first_posted,
                 "studyFirstPostDateStruct": _date((first_posted, "ACTUAL"))
                 if first_posted else None,
+                "resultsFirstSubmitDate": results_first_submitted,
                 "resultsFirstPostDateStruct": _date((results_first_posted, "ACTUAL"))
                 if results_first_posted else None,
+                "dispFirstSubmitDate": delay_certificate,
                 "lastUpdateSubmitDate": last_update,
                 "lastUpdatePostDateStruct": _date((last_update, "ACTUAL"))
                 if last_update else None,
@@ -142,11 +149,15 @@ def study(
                 "responsibleParty": {"type": "SPONSOR"} if sponsor_name else None,
                 "leadSponsor": {"name": sponsor_name, "class": sponsor_class},
             },
+            "oversightModule": {"isFdaRegulatedDrug": fda_drug,
+                                "isFdaRegulatedDevice": fda_device},
             "descriptionModule": {"briefSummary": summary},
             "conditionsModule": {"conditions": list(conditions), "keywords": list(keywords)},
             "designModule": {
                 "studyType": study_type,
                 "phases": list(phases),
+                "designInfo": {"primaryPurpose": primary_purpose}
+                if study_type == "INTERVENTIONAL" else None,
                 "enrollmentInfo": (
                     {"count": enrollment[0], "type": enrollment[1]} if enrollment else None
                 ),

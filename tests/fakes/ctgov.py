@@ -57,6 +57,8 @@ class CtgovFake(FakeServer):
         self._data_timestamp = "2026-09-04T09:00:06"
         self._generation = 0
         self._tokens: dict[str, tuple[tuple, int, int]] = {}  # token -> (params, offset, gen)
+        # query.* values the real service refuses with 400 (bad Essie syntax): value -> message
+        self.rejected_queries: dict[str, str] = {}
 
     # corpus --------------------------------------------------------------------------------
 
@@ -138,6 +140,9 @@ class CtgovFake(FakeServer):
             raise BadRequest("fake ClinicalTrials.gov: only format=json is supported")
         size = _page_size(p.get("pageSize", "0"))
         query = {k: v for k, v in p.items() if k.startswith("query.") and v}
+        for value in query.values():
+            if value in self.rejected_queries:
+                raise BadRequest(self.rejected_queries[value])
         keep = [_status_filter(p.get(f"{k}.overallStatus")) for k in ("filter", "postFilter")]
         keep += [_ids_filter(p.get(f"{k}.ids")) for k in ("filter", "postFilter")]
         keep += [_advanced_filter(p.get(f"{k}.advanced"), k) for k in ("filter", "postFilter")]

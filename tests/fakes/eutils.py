@@ -65,6 +65,7 @@ class EutilsFake(FakeServer):
         self.articles: dict[str, Article] = {}
         self.known_queries: set[str] = set()
         self.bad_field_queries: dict[str, str] = {}  # query -> FieldNotFound text
+        self.missing_phrases: dict[str, list[str]] = {}  # query -> PhraseNotFound terms
         self.deleted_citations: set[str] = set()
         self.max_get_url = 4000  # longer GET request targets get HTTP 414
         self._history: dict[str, list[list[str]]] = {}  # WebEnv -> id lists by query_key - 1
@@ -94,11 +95,16 @@ class EutilsFake(FakeServer):
         with self.lock:
             self.articles.pop(str(pmid), None)
 
-    def register_query(self, query: str, *, field_not_found: str | None = None) -> None:
+    def register_query(self, query: str, *, field_not_found: str | None = None,
+                       phrases_not_found: Iterable[str] = ()) -> None:
+        """``phrases_not_found``: terms of an OR-list PubMed's index lacks; reported in the
+        ErrorList of every reply while the rest of the query still finds its records."""
         with self.lock:
             self.known_queries.add(query)
             if field_not_found:
                 self.bad_field_queries[query] = field_not_found
+            if phrases_not_found:
+                self.missing_phrases[query] = list(phrases_not_found)
 
     # hooks -----------------------------------------------------------------------------------
 
@@ -198,6 +204,10 @@ class EutilsFake(FakeServer):
         elif base in self.bad_field_queries:
             field = escape(self.bad_field_queries[base])
             out.append(f"<ErrorList><FieldNotFound>{field}</FieldNotFound></ErrorList>")
+        elif base in self.missing_phrases:
+            terms = "".join(f"<PhraseNotFound>{escape(t)}</PhraseNotFound>"
+                            for t in self.missing_phrases[base])
+            out.append(f"<ErrorList>{terms}</ErrorList>")
         if not ids:
             warnings.append("No items found.")
         if warnings:

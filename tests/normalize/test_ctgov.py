@@ -126,6 +126,11 @@ def test_real_observational_not_yet_recruiting() -> None:
         "has_results": 0,
         "lead_sponsor": "Assistance Publique - Hôpitaux de Paris",
         "lead_sponsor_class": "OTHER",
+        "results_first_submitted": None,
+        "delay_certificate_submitted": None,
+        "fda_regulated_drug": 0,
+        "fda_regulated_device": 0,
+        "primary_purpose": None,
     }
     assert n.main["official_title"].startswith("Study of the One-year Outcomes of Patients")
     assert n.tables["trial_phases"] == []
@@ -562,3 +567,14 @@ def test_property_never_raises_and_keeps_contract(record: dict[str, Any],
     _check_contract(n)
     assert n.record_id == record["protocolSection"]["identificationModule"]["nctId"]
     assert normalize_raw(n.raw) == n
+
+
+def test_fdaaa_facts_of_a_real_record() -> None:
+    """What the unreported-trials rules read: FDA regulation, results submitted, a
+    certificate of delay, the design's primary purpose."""
+    m = _real("aact_NCT02210780.json").main
+    assert m["results_first_submitted"] == "2020-03-20"
+    assert m["delay_certificate_submitted"] == "2017-02-07"
+    m = _real("aact_NCT00763412.json").main
+    assert (m["fda_regulated_drug"], m["fda_regulated_device"], m["primary_purpose"]) == (
+        1, 0, "OTHER")

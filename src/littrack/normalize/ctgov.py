@@ -60,6 +60,11 @@ TEXT_FIELDS: dict[str, str] = {
     "first_posted": f"{_STATUS}.studyFirstPostDateStruct.date",
     "last_update_posted": f"{_STATUS}.lastUpdatePostDateStruct.date",
     "results_first_posted": f"{_STATUS}.resultsFirstPostDateStruct.date",
+    # Results submitted count as reported while still in QC review (FDAAA TrialsTracker).
+    "results_first_submitted": f"{_STATUS}.resultsFirstSubmitDate",
+    # A certificate of delay moves the FDAAA due date from 1 to 3 years after completion.
+    "delay_certificate_submitted": f"{_STATUS}.dispFirstSubmitDate",
+    "primary_purpose": f"{_DESIGN}.designInfo.primaryPurpose",
     # leadSponsor, not identificationModule.organization: the two can differ.
     "lead_sponsor": f"{_SPONSOR}.name",
     "lead_sponsor_class": f"{_SPONSOR}.class",
@@ -68,6 +73,8 @@ TEXT_FIELDS: dict[str, str] = {
 PHASES_PATH = f"{_DESIGN}.phases"
 ENROLLMENT_PATH = f"{_DESIGN}.enrollmentInfo.count"
 HAS_RESULTS_PATH = "hasResults"
+FDA_DRUG_PATH = "protocolSection.oversightModule.isFdaRegulatedDrug"
+FDA_DEVICE_PATH = "protocolSection.oversightModule.isFdaRegulatedDevice"
 CONDITIONS_PATH = "protocolSection.conditionsModule.conditions"
 INTERVENTIONS_PATH = "protocolSection.armsInterventionsModule.interventions"
 LOCATIONS_PATH = "protocolSection.contactsLocationsModule.locations"
@@ -137,6 +144,11 @@ def _enrollment(value: Any) -> int | None:
     return value
 
 
+def _flag(value: Any) -> int | None:
+    """A JSON boolean as 1/0; absent (not answered by the sponsor) stays unknown."""
+    return int(value) if isinstance(value, bool) else None
+
+
 def _nct_id(study: Any) -> str:
     if not isinstance(study, dict):
         raise MalformedResponse(
@@ -155,6 +167,8 @@ def _trial(study: dict[str, Any], nct_id: str, phases: list[str]) -> Row:
         phase="|".join(phases),
         enrollment=_enrollment(dig(study, ENROLLMENT_PATH)),
         has_results=1 if dig(study, HAS_RESULTS_PATH) is True else 0,
+        fda_regulated_drug=_flag(dig(study, FDA_DRUG_PATH)),
+        fda_regulated_device=_flag(dig(study, FDA_DEVICE_PATH)),
     )
     return _row(TRIALS, values)
 

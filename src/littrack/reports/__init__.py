@@ -8,11 +8,14 @@ killed run) never sees half a report.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+import shutil
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from littrack.config import Settings
 from littrack.folders import building, remove_stale_partials
@@ -20,17 +23,25 @@ from littrack.reports.csv import safe_name, write_csv
 from littrack.reports.summary import write_summary
 from littrack.store import Store
 
-__all__ = ["pending_run_ids", "report_frames", "write_report", "write_run_report"]
+__all__ = ["has_news", "pending_run_ids", "previous_report", "prune_reports", "report_frames",
+           "write_report", "write_run_report"]
 
 if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
 
-NEW_ARTICLES_COLUMNS = ["topic", "pmid", "title", "journal", "year", "doi", "first_author",
-                        "publication_types", "entrez_date", "is_retracted", "url"]
-NEW_TRIALS_COLUMNS = ["topic", "nct_id", "title", "status", "phase", "enrollment", "sponsor",
-                      "start_date", "countries", "last_update_posted", "url"]
+NEW_ARTICLES_COLUMNS = ["topics", "pmid", "title", "journal", "year", "doi", "pmcid",
+                        "first_author", "authors", "publication_types", "mesh_terms", "nct_ids",
+                        "entrez_date", "is_retracted", "abstract", "url"]
+NEW_TRIALS_COLUMNS = ["topics", "nct_id", "title", "status", "phase", "enrollment", "sponsor",
+                      "start_date", "primary_completion_date", "primary_completion_date_type",
+                      "conditions", "interventions", "countries", "has_results",
+                      "last_update_posted", "url"]
+# Report tables that are events of the window; an empty set of them is a run with nothing
+# to tell (``unreported_trials`` and ``status_not_updated`` are states, always true).
+EVENT_TABLES = ("new_articles", "new_trials", "updated_articles", "trial_changes",
+                "article_changes", "links")
 
 
 def report_frames(store: Store, run_ids: Sequence[str],
@@ -43,22 +54,49 @@ def report_frames(store: Store, run_ids: Sequence[str],
     return {
         "new_articles": store.query("new_articles", run_ids=list(run_ids))[NEW_ARTICLES_COLUMNS],
         "new_trials": store.query("new_trials", run_ids=list(run_ids))[NEW_TRIALS_COLUMNS],
+        "updated_articles": store.query("updated_articles", run_ids=list(run_ids)),
         "trial_changes": store.query("trial_changes", run_ids=list(run_ids)),
         "article_changes": store.query("article_changes", run_ids=list(run_ids)),
         "links": store.query("links", run_ids=list(run_ids)),
         "unreported_trials": store.query("unreported_trials", today=today.isoformat()),
+        "status_not_updated": store.query("status_not_updated", today=today.isoformat()),
     }
 
 
+def has_news(frames: dict[str, pd.DataFrame]) -> bool:
+    """Whether a report over these frames tells anything that happened in its window."""
+    return any(not frames[name].empty for name in EVENT_TABLES)
+
+
+REPORT_META = "report.json"
+
+
+def previous_report(parent: Path) -> dict[str, Any] | None:
+    """The newest report under ``parent`` that says what it covered (``report.json``)."""
+    found: list[dict[str, Any]] = []
+    if parent.is_dir():
+        for meta in parent.glob(f"*/{REPORT_META}"):
+            try:
+                data = json.loads(meta.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict) and {"since", "until", "run_ids"} <= set(data):
+                found.append(data)
+    return max(found, key=lambda d: str(d["until"])) if found else None
+
+
 def write_report(store: Store, out_dir: Path, run_ids: Sequence[str], title: str,
-                 today: date | None = None) -> Path:
+                 today: date | None = None, meta: dict[str, Any] | None = None,
+                 frames: dict[str, pd.DataFrame] | None = None) -> Path:
     """Build a complete report folder under a temporary name, then rename it into place."""
     today = today or datetime.now(UTC).date()
     with building(out_dir) as tmp:
-        frames = report_frames(store, run_ids, today)
+        frames = frames if frames is not None else report_frames(store, run_ids, today)
         for name, frame in frames.items():
             write_csv(frame, tmp / f"{name}.csv")
         write_summary(store, tmp, run_ids, title, frames, today)
+        if meta is not None:  # what the window was, so the next `littrack report` follows on
+            (tmp / REPORT_META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return Path(out_dir)
 
 
@@ -79,10 +117,40 @@ def pending_run_ids(store: Store, settings: Settings, run_id: str) -> list[str]:
 
 
 def write_run_report(store: Store, settings: Settings, run_ids: Sequence[str],
-                     run_id: str) -> Path:
-    """The report of one run, in ``<data_dir>/reports/<run_id>/``."""
+                     run_id: str) -> Path | None:
+    """The report of one run, in ``<data_dir>/reports/<run_id>/``; by default only when the
+    runs found something new or changed, or a topic failed (``[reports] write_empty``).
+    Then the oldest run reports beyond ``[reports] keep`` are removed."""
     remove_stale_partials(settings.reports_dir)
+    today = datetime.now(UTC).date()
+    frames = report_frames(store, run_ids, today)
+    failed = any(r["status"] != "ok" for rid in run_ids for r in store.runs(rid))
+    if not (settings.reports.write_empty or failed or has_news(frames)):
+        log.info("nothing new and nothing failed: no report folder for run %s", run_id)
+        return None
     out = settings.reports_dir / safe_name(run_id)
-    path = write_report(store, out, run_ids, f"littrack run {run_id}")
+    path = write_report(store, out, run_ids, f"littrack run {run_id}", today, frames=frames)
     log.info("report written to %s", path)
+    prune_reports(settings.reports_dir, settings.reports.keep)
     return path
+
+
+def prune_reports(folder: Path, keep: int) -> list[Path]:
+    """Remove all but the newest ``keep`` run report folders (0: keep all); return them.
+
+    Run ids sort by time, so the newest are the last names. Only folders named like a run
+    id are touched: anything a user put beside them stays.
+    """
+    if keep <= 0 or not folder.is_dir():
+        return []
+    runs = sorted(p for p in folder.iterdir()
+                  if p.is_dir() and _RUN_FOLDER.fullmatch(p.name))
+    gone = runs[:-keep]
+    for path in gone:
+        shutil.rmtree(path, ignore_errors=True)
+    if gone:
+        log.info("removed %d old report folder(s) (reports.keep = %d)", len(gone), keep)
+    return gone
+
+
+_RUN_FOLDER = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")

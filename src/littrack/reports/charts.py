@@ -7,10 +7,13 @@ when a chart is drawn. Colours are fixed per trial status so readers learn them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from littrack.reports.blocks import Image
 from littrack.store import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CHARTS_DIR = "charts"
 PHASE_ORDER = ("EARLY_PHASE1", "PHASE1", "PHASE1|PHASE2", "PHASE2", "PHASE2|PHASE3", "PHASE3",
@@ -37,29 +40,44 @@ def _save(fig: Any, path: Path) -> None:
     fig.savefig(path, format="png", dpi=110, metadata={"Software": None})
 
 
+def publications_grid(data: pd.DataFrame) -> tuple[list[int], dict[str, list[int]]]:
+    """Every year from the first to the last publication, and per topic its count in each
+    (0 for a year without one), so gaps show as gaps and no topic hides behind another."""
+    if data.empty:
+        return [], {}
+    years = list(range(int(data["year"].min()), int(data["year"].max()) + 1))
+    grid: dict[str, list[int]] = {}
+    for topic, rows in data.groupby("topic", sort=True):
+        counts = {int(y): int(n) for y, n in zip(rows["year"], rows["n"], strict=True)}
+        grid[str(topic)] = [counts.get(y, 0) for y in years]
+    return years, grid
+
+
 def chart_publications(store: Store, path: Path) -> Image | None:
-    """Publications per year, one line per topic (articles PubMed has not withdrawn)."""
+    """Publications per year: one panel of bars per topic, on one shared year axis."""
     from matplotlib.ticker import MaxNLocator
 
-    data = store.query("publications_per_year")
-    if data.empty:
+    years, grid = publications_grid(store.query("publications_per_year"))
+    if not years:
         return None
-    fig = _figure(8.5, 4.2)
-    ax = fig.subplots()
-    for topic, rows in data.groupby("topic", sort=True):
-        ax.plot(rows["year"].astype(int), rows["n"].astype(int), marker="o", markersize=4,
-                linewidth=1.6, label=str(topic))
-    ax.set_title("Publications per year, by topic")
-    ax.set_xlabel("publication year")
-    ax.set_ylabel("articles")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylim(bottom=0)
-    ax.grid(axis="y", color="#e5e5e5")
-    ax.spines[["top", "right"]].set_visible(False)
-    ax.legend(frameon=False, fontsize=9)
+    fig = _figure(8.5, 1.0 + 1.6 * len(grid))
+    axes = fig.subplots(len(grid), 1, squeeze=False, sharex=True)[:, 0]
+    for ax, (topic, counts) in zip(axes, grid.items(), strict=True):
+        ax.bar(years, counts, width=0.8, color="#3288bd")
+        ax.set_title(topic, loc="left", fontsize=10)
+        ax.set_ylabel("articles", fontsize=9)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=4))
+        ax.set_ylim(bottom=0, top=max(1, max(counts)) * 1.1)
+        ax.grid(axis="y", color="#e5e5e5")
+        ax.set_axisbelow(True)
+        ax.spines[["top", "right"]].set_visible(False)
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True, nbins=min(len(years), 12)))
+    axes[-1].set_xlim(years[0] - 0.6, years[-1] + 0.6)
+    axes[-1].set_xlabel("publication year")
+    fig.suptitle("Publications per year, by topic")
     _save(fig, path)
-    return Image(f"{CHARTS_DIR}/{path.name}", "Line chart: publications per year for each topic")
+    return Image(f"{CHARTS_DIR}/{path.name}",
+                 "Bar charts: publications per year, one panel per topic, empty years as zero")
 
 
 def _phase_label(phase: str) -> str:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from littrack.reports.blocks import Block, Cell, DataTable, Heading, Image, Link, Para
 from littrack.reports.charts import draw_charts
 from littrack.store import Store
+from littrack.tables import LIST_SEP
 from littrack.vocab import LINKED_TOPIC
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ def _for_topic(frame: pd.DataFrame, topic: str) -> pd.DataFrame:
     """Rows of a report frame that concern ``topic`` (a ``topic`` or ``topics`` column)."""
     if "topic" in frame.columns:
         return frame[frame["topic"] == topic]
-    listed = frame["topics"].fillna("").map(lambda s: topic in s.split("; "))
+    listed = frame["topics"].fillna("").map(lambda s: topic in s.split(LIST_SEP))
     return frame[listed.astype(bool)]
 
 
@@ -118,36 +119,53 @@ def _topic_section(topic: str, counts: pd.DataFrame,
     arts = _for_topic(frames["new_articles"], topic)
     out += _table_section(
         "New articles", arts, "new_articles.csv",
-        ["PMID", "title", "journal", "year", "first author", "flags"],
+        ["PMID", "title", "journal", "year", "first author", "retracted"],
         lambda r: [Link(r["pmid"], r["url"]), r["title"], r["journal"], _num(r["year"]),
-                   r["first_author"], "RETRACTED" if _num(r["is_retracted"]) == "1" else ""])
+                   r["first_author"], _yes_no(r["is_retracted"])])
     trials = _for_topic(frames["new_trials"], topic)
     out += _table_section(
         "New trials", trials, "new_trials.csv",
-        ["NCT", "title", "status", "phase", "sponsor", "start"],
+        ["NCT", "title", "status", "phase", "sponsor", "start", "has results"],
         lambda r: [Link(r["nct_id"], r["url"]), r["title"], r["status"], r["phase"],
-                   r["sponsor"], r["start_date"]])
+                   r["sponsor"], r["start_date"], _yes_no(r["has_results"])])
+    updated = _for_topic(frames["updated_articles"], topic)
+    out += _table_section(
+        "Updated articles", updated, "updated_articles.csv",
+        ["PMID", "title", "journal", "changed", "retracted"],
+        lambda r: [Link(r["pmid"], r["url"]), r["title"], r["journal"],
+                   str(r["changed_fields"] or "").replace(LIST_SEP, ", "),
+                   _yes_no(r["is_retracted"])])
     changes = _for_topic(frames["trial_changes"], topic)
     out += _table_section(
         "Trial changes (status, phase, enrollment, dates, results)", changes,
         "trial_changes.csv", ["NCT", "title", "field", "was", "now", "seen"],
-        lambda r: [_nct_link(r["nct_id"]), r["title"], r["field"], _value(r["old_value"]),
-                   _value(r["new_value"]), str(r["observed_at"])[:10]])
+        lambda r: [_nct_link(r["nct_id"]), r["title"], r["field"],
+                   _flag_value(r["field"], r["old_value"]),
+                   _flag_value(r["field"], r["new_value"]), str(r["observed_at"])[:10]])
     corrections = _for_topic(frames["article_changes"], topic)
     out += _table_section(
         "Article corrections (retractions, errata, concerns, deletions)", corrections,
         "article_changes.csv", ["PMID", "title", "field", "was", "now", "seen"],
-        lambda r: [_pmid_link(r["pmid"]), r["title"], r["field"], _value(r["old_value"]),
-                   _value(r["new_value"]), str(r["observed_at"])[:10]])
+        lambda r: [_pmid_link(r["pmid"]), r["title"], r["field"],
+                   _flag_value(r["field"], r["old_value"]),
+                   _flag_value(r["field"], r["new_value"]), str(r["observed_at"])[:10]])
     due = _for_topic(frames["unreported_trials"], topic)
     out += _table_section(
-        "Unreported trials (primary completion more than 12 months ago, no results)", due,
+        "Unreported trials (results due, none posted or linked)", due,
         "unreported_trials.csv",
         ["NCT", "title", "status", "primary completion", "due since", "days overdue",
-         "sponsor"],
+         "rule", "check"],
         lambda r: [Link(r["nct_id"], r["url"]), r["title"], r["status"],
                    r["primary_completion_date"], r["due_date"], _num(r["days_overdue"]),
-                   r["sponsor"]])
+                   r["rule"], r["verification"]])
+    stale = _for_topic(frames["status_not_updated"], topic)
+    out += _table_section(
+        "Status not updated (completion date past, record still says it is going)", stale,
+        "status_not_updated.csv",
+        ["NCT", "title", "status", "completion", "last update", "sponsor"],
+        lambda r: [Link(r["nct_id"], r["url"]), r["title"], r["status"],
+                   r["completion_date"] or r["primary_completion_date"],
+                   r["last_update_posted"], r["sponsor"]])
     return out
 
 
@@ -188,6 +206,19 @@ def _num(v: Any) -> str:
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return str(v)
+
+
+def _yes_no(v: Any) -> str:
+    """A 0/1 flag as a reader says it."""
+    text = _num(v)
+    return "yes" if text == "1" else "no" if text == "0" else ""
+
+
+def _flag_value(field: str, v: Any) -> str:
+    """A changed value; 0/1 flags (``has_results``, ``is_retracted`` …) as no/yes."""
+    if field.startswith(("has_", "is_")) and _num(v) in ("0", "1"):
+        return _yes_no(v)
+    return _value(v)
 
 
 def _value(v: Any) -> str:

@@ -72,6 +72,10 @@ class Source(Protocol):
 
     def search(self, topic: Topic, window: Window) -> Hits: ...
 
+    def count(self, topic: Topic) -> int:
+        """The topic's total hits, asked with the smallest request (``check --online``)."""
+        ...
+
     def fetch(self, hits: Hits, ids: Sequence[str] | None = None) -> Iterator[Batch]:
         """The topic's records: ``ids`` of ``hits.ids`` (id-listing), or the whole walk."""
         ...

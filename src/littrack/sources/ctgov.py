@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 from littrack.config import CtgovSettings, Settings, Topic
-from littrack.errors import MalformedResponse, QueryRejected, SourceError
+from littrack.errors import MalformedResponse, QueryRejected, SourceError, StopRequested
 from littrack.http import HttpClient, Response
+from littrack.normalize import Normalized
 from littrack.normalize.ctgov import dig, normalize_study
 from littrack.sources import Batch, Hits
 from littrack.vocab import CTGOV
@@ -130,7 +131,7 @@ class ClinicalTrials:
         ``totalCount`` (again after a restart, which may repeat studies)."""
         topic, window = hits.handle
         for page in self.pages(topic, window):
-            yield Batch([normalize_study(s) for s in page.studies], announced=page.total)
+            yield Batch(self._normalized(page.studies), announced=page.total)
 
     def by_id(self, ids: Sequence[str]) -> Iterator[Batch]:
         """Studies by NCT number; one asked for as an alias comes back under its own."""
@@ -143,6 +144,25 @@ class ClinicalTrials:
                 batch.aliases.update({a: record.record_id
                                       for a in dig(study, ALIASES_PATH) or () if a in asked})
             yield batch
+
+    def _normalized(self, studies: list[dict[str, Any]]) -> list[Normalized]:
+        """A page's studies as records; a stop request is honoured every 25 studies (a page
+        of 1,000 takes longer to reshape than a stop may wait)."""
+        out = []
+        for n, study in enumerate(studies):
+            if n % 25 == 0 and self.client.stop is not None and self.client.stop.is_set():
+                raise StopRequested("stopped by signal while reading a page; rolled back")
+            out.append(normalize_study(study))
+        return out
+
+    def count(self, topic: Topic) -> int:
+        """The topic's total studies: one page of one study's id, with ``countTotal``
+        (the API has no count-only request; this is its smallest reply)."""
+        assert topic.ctgov is not None
+        params = {**topic.ctgov.params(), "pageSize": "1", "countTotal": "true",
+                  "fields": "NCTId"}
+        total = self._page(params, first=True).get("totalCount")
+        return int(total) if isinstance(total, int) else 0
 
     def _page(self, params: dict[str, str], *, first: bool) -> dict[str, Any]:
         """GET one /studies page, its shape checked inside the client's retry loop."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import gc
 import logging
 import math
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,7 +34,7 @@ from Bio import Entrez
 from defusedxml import ElementTree as SafeET
 
 from littrack.config import DEFAULT_EUTILS_URL, NcbiSettings, Settings, Topic
-from littrack.errors import Incomplete, MalformedResponse, QueryRejected
+from littrack.errors import Incomplete, MalformedResponse, QueryRejected, StopRequested
 from littrack.http import HttpClient, Response
 from littrack.normalize import Deleted
 from littrack.normalize.pubmed_efetch import parse_efetch
@@ -230,12 +231,27 @@ class PubMed:
             "email": self.settings.email, "api_key": self.settings.api_key})
         return self.client.send(request, check=_check_xml_reply).body
 
+    def count(self, topic: Topic) -> int:
+        """The topic's total hits (``retmax=0``: a count and the error lists, no ids)."""
+        assert topic.pubmed_query is not None
+        reply = parse_esearch(self._call("esearch", term=topic.pubmed_query, retmax=0))
+        self._vet(topic, reply, full=True)
+        return reply.count
+
     # -- search --
     def search(self, topic: Topic, window: Window) -> Hits:
         """All PMIDs of the topic in the window, splitting by date under the 9,999 cap."""
         # Incremental windows also ask for records *modified* in the window (corrections,
         # retractions); a full backfill needs no such clause.
-        return self._search(topic, window, modified=not window.is_full, full=window.is_full)
+        hits = self._search(topic, window, modified=not window.is_full, full=window.is_full)
+        if hits.notes:
+            # A term missing from the index is normal in a long OR-list: one line per topic
+            # (every date slice repeats the same notes), not one warning per term.
+            unique = list(dict.fromkeys(hits.notes))
+            shown = "; ".join(unique[:5]) + (f"; … {len(unique) - 5} more"
+                                             if len(unique) > 5 else "")
+            log.info("pubmed topic %s: ESearch notes: %s", topic.name, shown)
+        return hits
 
     def _search(self, topic: Topic, window: Window, modified: bool, full: bool) -> Hits:
         assert topic.pubmed_query is not None
@@ -319,8 +335,6 @@ class PubMed:
         if phrases and reply.count == 0 and full:
             raise QueryRejected(f"PubMed found nothing; phrase(s) not found: "
                                 f"{', '.join(phrases)}", source="pubmed", topic=topic.name)
-        for note in notes:
-            log.warning("pubmed topic %s: ESearch says %s", topic.name, note)
         return notes
 
     # -- fetch --
@@ -405,7 +419,7 @@ class PubMed:
         for attempt in range(tries):
             batch = Batch([])
             try:
-                parse_into(body, batch)
+                parse_into(body, batch, self.client.stop)
                 return batch
             except MalformedResponse as exc:
                 reason = str(exc).removeprefix("[pubmed] ")
@@ -417,7 +431,12 @@ class PubMed:
                 body = again()
         raise AssertionError("unreachable")  # pragma: no cover
 
-def parse_into(body: bytes, batch: Batch) -> None:
+# Records parsed between two looks at the stop request: a batch of 500 takes a second or
+# more to parse, longer than a stop may wait.
+STOP_CHECK_EVERY = 25
+
+
+def parse_into(body: bytes, batch: Batch, stop: threading.Event | None = None) -> None:
     """Add one EFetch reply's records and deletions to ``batch`` (first copy of a PMID wins).
 
     The cyclic garbage collector is paused meanwhile: parsing makes no reference cycles, but
@@ -429,7 +448,9 @@ def parse_into(body: bytes, batch: Batch) -> None:
         gc.disable()
     try:
         seen = {r.record_id for r in batch.records}
-        for item in parse_efetch(body):
+        for n, item in enumerate(parse_efetch(body)):
+            if stop is not None and n % STOP_CHECK_EVERY == 0 and stop.is_set():
+                raise StopRequested("stopped by signal while parsing a batch; rolled back")
             if isinstance(item, Deleted):
                 batch.deleted.extend(item.pmids)
             elif item.record_id not in seen:

@@ -1,0 +1,96 @@
+"""Notify at scale: what a delivery costs on a big store (bench/store_scale.py's store).
+
+After the same incremental run as store_scale (1,000 new articles over three topics, 100
+trials changed), one ``[[notify]]`` entry over all topics finds its items, builds the e-mail
+and webhook bodies of them and delivers them on an Atom channel (its cursor stood at the run
+before, so the items are the run's, plus every overdue trial on a first delivery); then the
+same once more, with nothing new. Prints seconds per phase and the items found.
+
+    python bench/notify_scale.py [--quick] [--articles N] [--trials N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import load, table  # noqa: E402
+from bench.store_scale import (  # noqa: E402
+    NCT_BASE,
+    TOPICS,
+    build_big,
+    incremental_run,
+    seed_articles,
+    seed_trials,
+)
+from littrack.config import AtomChannel, EmailChannel, NotifyEntry, Settings  # noqa: E402
+from littrack.notify import Deliverer  # noqa: E402
+from littrack.notify import email as email_channel  # noqa: E402
+from littrack.notify import webhook as webhook_channel  # noqa: E402
+from littrack.notify.digest import collect  # noqa: E402
+from littrack.store import Store  # noqa: E402
+
+
+def deliveries(path: Path) -> list[list[object]]:
+    entry = NotifyEntry(name="bench", topics=TOPICS,
+                        atom=AtomChannel(path.parent / "feeds" / "bench.xml"),
+                        email=EmailChannel("127.0.0.1", 25, "none", "a@example.org",
+                                           ("b@example.org",)))
+    settings = Settings(config_path=path, data_dir=path.parent, topics=())
+    rows: list[list[object]] = []
+    now = datetime.now(UTC).replace(microsecond=0)
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    with Store(path) as store:
+        runs = sorted({r["run_id"] for r in store.runs()})
+        before = runs[-2]  # the last history run: the cursor stood there before the run
+        store.record_delivery("", "bench", "atom", stamp, [], "", b"", before)
+        for label in ("the run's items", "nothing new"):
+            t0 = time.perf_counter()
+            items, _ = collect(store, entry, "atom", stamp)
+            t1 = time.perf_counter()
+            mail = email_channel.build(entry, entry.email, items, "bench-1", now) \
+                if entry.email else b""
+            hook = webhook_channel.build(entry, items, "bench-1")
+            t2 = time.perf_counter()
+            (result,) = Deliverer(settings, store, now).deliver(
+                [NotifyEntry(name="bench", topics=TOPICS, atom=entry.atom)])  # collects again
+            t3 = time.perf_counter()
+            rows.append([label, len(items), f"{t1 - t0:.3f}", f"{t2 - t1:.3f}",
+                         f"{len(mail) / 1e3:.0f} / {len(hook) / 1e3:.0f}", f"{t3 - t2:.3f}",
+                         result.error or "ok"])
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="100,000 articles, 10,000 trials")
+    ap.add_argument("--articles", type=int)
+    ap.add_argument("--trials", type=int)
+    args = ap.parse_args(argv)
+    articles = args.articles or (100_000 if args.quick else 1_000_000)
+    trials = args.trials or (10_000 if args.quick else 100_000)
+    print("## Notify at scale\n")
+    print(f"{load()} at start\n")
+    rng = random.Random(99)
+    new = seed_articles(1000, 39_000_000, rng)
+    changed = seed_trials(100, NCT_BASE + 100, rng, status="COMPLETED")
+    with tempfile.TemporaryDirectory(prefix="littrack-bench-") as d:
+        big = Path(d) / "big.sqlite"
+        built = build_big(big, articles, trials)
+        print(f"Store: {built['articles']:,} articles, {built['trials']:,} trials\n")
+        incremental_run(big, new, changed)
+        print(table(deliveries(big), ["delivery", "items", "collect s", "build e-mail + "
+                                      "webhook s", "e-mail / webhook kB", "atom delivery s",
+                                      "outcome"]))
+    print(f"\n{load()} at end")
+
+
+if __name__ == "__main__":
+    main()
