@@ -660,14 +660,34 @@ class Store:
         """One of the named report queries in ``QUERIES`` as a DataFrame."""
         import pandas as pd
 
-        sql = QUERIES[name]
-        run_ids = params.pop("run_ids", None)
-        if run_ids is not None:
-            marks = ",".join("?" * len(run_ids)) or "NULL"
-            uses = sql.count(":run_ids")
-            sql = sql.replace(":run_ids", marks)
-            return pd.read_sql_query(sql, self.db, params=[*run_ids] * uses)
-        return pd.read_sql_query(sql, self.db, params=params)
+        sql, args = _expand(QUERIES[name], params)
+        return pd.read_sql_query(sql, self.db, params=args)
+
+    def rows(self, name: str, **params: Any) -> tuple[list[str], Iterator[Sequence[Any]]]:
+        """One of the named report queries as its column names and a cursor over its rows.
+
+        For reports written row by row: a whole run's new articles, abstracts and all,
+        never sit in memory at once, however large the run.
+        """
+        sql, args = _expand(QUERIES[name], params)
+        cur = self.db.execute(sql, args)
+        return [d[0] for d in cur.description], iter(cur)
+
+    def has_rows(self, name: str, **params: Any) -> bool:
+        """Whether one of the named report queries returns anything (without reading it)."""
+        sql, args = _expand(QUERIES[name], params)
+        return bool(self.db.execute(f"SELECT EXISTS (SELECT 1 FROM ({sql}))", args).fetchone()[0])
+
+
+def _expand(sql: str, params: dict[str, Any]) -> tuple[str, Any]:
+    """A report query's SQL and arguments; ``:run_ids`` becomes one marker per run id."""
+    params = dict(params)
+    run_ids = params.pop("run_ids", None)
+    if run_ids is None:
+        return sql, params
+    marks = ",".join("?" * len(run_ids)) or "NULL"
+    uses = sql.count(":run_ids")
+    return sql.replace(":run_ids", marks), [*run_ids] * uses
 
 
 def _values(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> list[Sequence[Any]]:
