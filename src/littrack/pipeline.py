@@ -12,6 +12,8 @@ This is the one place the stages meet. The rules it keeps:
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import secrets
 import threading
@@ -20,6 +22,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import cache
 from pathlib import Path
 
 from littrack.config import Settings, Topic
@@ -212,6 +215,7 @@ class Runner:
             result.n_retries = client.stats.retries - before[1]
             result.seconds = time.monotonic() - started
             client.deadline = None
+            give_back_memory()  # what the topic's batches freed, before the next one
             if result.status != "ok":
                 self.store.finish_run(self.run_id, result.topic, result.source,
                                       iso(self.clock()), result.status, n_found=result.n_found,
@@ -440,6 +444,29 @@ class Runner:
             return result
 
 
+def give_back_memory() -> None:
+    """Return the heap's free pages to the system (glibc ``malloc_trim``; elsewhere nothing).
+
+    A topic's batches are freed when it commits, but the allocator keeps the pages and
+    the next topic, the report or an idle ``serve`` would start from that high-water mark:
+    a first run's peak would grow with its largest topic. Trimming between topics keeps
+    it near what one batch needs (bench/memory.py).
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim: Callable[[int], int] = libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+    return trim
+
+
 def _log_result(r: TopicResult) -> None:
     if r.topic == LINKED_TOPIC:
         counted = (f"asked {r.n_found}, not returned {r.n_missing}, new {r.n_new}, "
@@ -513,6 +540,7 @@ def run(settings: Settings, *, topics: Iterable[str] | None = None,
         if not run.stopped:
             run.results += runner.resolve_links(chosen_sources)
             run.stopped = stop.is_set()
+        give_back_memory()
         run.totals = runner.totals(run.results)
         if write_report and not run.stopped:
             # A stopped run exits at once; the next run's report takes in what it committed.
