@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -125,7 +126,7 @@ def test_ctgov_walks_every_page_and_stops_once_total_count_is_in(
     topic = Topic("t", ctgov=CtgovQuery(intr="MDMA"))
     pages = list(trials.pages(topic, Window(None, TODAY)))
     # a full last page carries a token, but totalCount says nothing follows: no empty page
-    assert [len(p.studies) for p in pages] == [1000, 1000]
+    assert [len(p.ids) for p in pages] == [1000, 1000]
     assert pages[0].total == 2000 and pages[1].total is None
     reqs = ctgov_fake.requests("/studies")
     assert [r.params.get("pageSize") for r in reqs] == ["1000"] * 2
@@ -142,5 +143,45 @@ def test_ctgov_restarts_a_walk_whose_token_went_stale(
     rest = list(walk)
     assert rest[0].restarted and rest[0].total == 1500
     ids = {s["protocolSection"]["identificationModule"]["nctId"]
-           for p in [first, *rest] for s in p.studies}
+           for p in [first, *rest] for s in p.studies()}
     assert len(ids) == 1500
+
+
+def test_ctgov_page_is_read_study_by_study_in_batches(
+        tmp_path: Path, ctgov_fake: CtgovFake, trials: ClinicalTrials) -> None:
+    """A page is checked and decoded one study at a time (issue 15: memory flat in the run's
+    size), and each study is kept whole."""
+    for i in range(250):
+        ctgov_fake.add_study(study(f"NCT{2000000 + i:08d}", title=f"Trial {i} \u00e9\u4e2d"),
+                             matches=[{"query.intr": "MDMA"}])
+    topic = Topic("t", ctgov=CtgovQuery(intr="MDMA"))
+    batches = list(trials.fetch(trials.search(topic, Window(None, TODAY))))
+    assert [len(b.records) for b in batches] == [100, 100, 50]
+    assert [b.announced for b in batches] == [250, None, None]
+    for rec in (r for b in batches for r in b.records):
+        assert json.loads(rec.raw) == ctgov_fake.studies[rec.record_id]
+        assert rec.main["brief_title"].endswith("\u00e9\u4e2d")
+
+
+@pytest.mark.parametrize("body, why", [
+    (b'{"totalCount": 1, "studies": [{"protocolSection": {}}]}', "without protocolSection"),
+    (b'{"totalCount": 1}', "no 'studies' list"),
+    (b'{"totalCount": 1, "studies": {}}', "no 'studies' list"),
+    (b'{"studies": []}', "page 1 has no totalCount"),
+    (b'{"totalCount": 1, "studies": [] ', "invalid JSON"),
+    (b'{"totalCount": 1, "studies": []} x', "invalid JSON"),
+    (b'{"totalCount": 1, "studies": [{"protocolSection": {"identificationModule": '
+     b'{"nctId": "NCT00000001"}}}, ]}', "invalid JSON"),
+    (b'{"totalCount": 1, "studies": [], }', "invalid JSON"),
+])
+def test_ctgov_page_scan_rejects_what_the_whole_parse_rejected(body: bytes, why: str) -> None:
+    from email.message import Message
+
+    from littrack.errors import MalformedResponse
+    from littrack.http import Response
+    from littrack.sources.ctgov import _scan_page
+
+    headers = Message()
+    headers["Content-Type"] = "application/json"
+    with pytest.raises(MalformedResponse, match=why):
+        _scan_page(Response(200, headers, body, "http://x/studies"), first=True)
