@@ -16,8 +16,6 @@ Why it is shaped this way:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sqlite3
 import threading
@@ -48,9 +46,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 SAVE_CHUNK = 100  # records stored by one statement per table (a stop waits at most one)
-# zlib level of the raw records: 1 compresses 12 KB of PubMed XML to 24% in a third of the
-# time level 6 takes (22%), and a first run compresses every record it stores.
-RAW_COMPRESSION = 1
 
 
 @dataclass
@@ -320,7 +315,7 @@ class Store:
             changed: list[tuple[Normalized, str]] = []
             same: list[str] = []
             for rec in group:
-                digest = _content_hash(rec)
+                digest = rec.content_hash()
                 old = stored.get(rec.record_id)
                 if old == digest:
                     same.append(rec.record_id)
@@ -351,8 +346,8 @@ class Store:
                     "run_id, raw) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, record_id) "
                     "DO UPDATE SET content_hash=excluded.content_hash, "
                     "fetched_at=excluded.fetched_at, run_id=excluded.run_id, raw=excluded.raw",
-                    [(source, rec.record_id, digest, now, run_id,
-                      zlib.compress(rec.raw, RAW_COMPRESSION)) for rec, digest in written])
+                    [(source, rec.record_id, digest, now, run_id, rec.packed_raw())
+                     for rec, digest in written])
                 self.db.executemany(
                     "INSERT OR IGNORE INTO trial_publication_links (nct_id, pmid, evidence, "
                     "first_seen_run) VALUES (?, ?, ?, ?)",
@@ -703,8 +698,7 @@ def _values(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> list[Sequ
 
 
 def _content_hash(rec: Normalized) -> str:
-    payload = json.dumps(rec.tables, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(payload.encode()).hexdigest()
+    return rec.content_hash()
 
 
 # Report queries: the store owns these too. ``:run_ids`` expands to the runs of the window.

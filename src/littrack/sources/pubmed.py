@@ -21,11 +21,12 @@ import math
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from copy import copy
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
+from multiprocessing import get_context
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from urllib.request import Request
@@ -367,7 +368,11 @@ class PubMed:
         # busy when a reply takes about a second (starts stay paced; memory stays bounded).
         depth = max(2, min(EFETCH_IN_FLIGHT, math.ceil(1.0 / self.client.pacer.interval)))
         pool = ThreadPoolExecutor(max_workers=depth, thread_name_prefix="efetch")
+        # Parsing takes as long as storing: with more than one batch, a second process
+        # parses the next batch while this one stores the last (the second core).
+        parser = _parser_process() if len(chunks) > 1 else None
         pending: deque[Future[bytes]] = deque()
+        parsing: deque[tuple[list[str], Future[Batch | str], Callable[[], bytes]]] = deque()
         try:
             for i, chunk in enumerate(chunks):
                 while len(pending) < depth and i + len(pending) < len(chunks):
@@ -375,13 +380,39 @@ class PubMed:
                 body = pending.popleft().result()
                 if i + depth < len(chunks):
                     pending.append(pool.submit(download, i + depth))
-                yield self._reconcile(chunk, body, partial(download, i))
+                if parser is None:
+                    yield self._reconcile(chunk, body, partial(download, i))
+                    continue
+                parsing.append((chunk, parser.submit(_parse_elsewhere, body),
+                                partial(download, i)))
+                del body
+                if len(parsing) > 1:
+                    yield self._reconcile_parsed(*parsing.popleft())
+            while parsing:
+                yield self._reconcile_parsed(*parsing.popleft())
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            if parser is not None:
+                parser.shutdown(wait=True, cancel_futures=True)
 
-    def _reconcile(self, asked: list[str], body: bytes, again: Callable[[], bytes]) -> Batch:
+    def _reconcile_parsed(self, asked: list[str], parsed: Future[Batch | str],
+                          again: Callable[[], bytes]) -> Batch:
+        """``_reconcile`` for a batch the parser process parsed; one it found malformed is
+        downloaded again and parsed here, under the retry policy."""
+        batch = parsed.result()
+        if isinstance(batch, str):
+            self.client.retry_later(0, f"malformed reply ({batch})", "efetch.fcgi")
+            return self._reconcile(asked, again(), again, attempts_used=1)
+        return self._reconcile(asked, None, again, batch)
+
+    def _reconcile(self, asked: list[str], body: bytes | None, again: Callable[[], bytes],
+                   parsed: Batch | None = None, attempts_used: int = 0) -> Batch:
         """Parse a batch and account for every PMID asked for: returned, deleted or missing."""
-        batch = self._parse_batch(body, again)
+        if parsed is not None:
+            batch = parsed
+        else:
+            assert body is not None
+            batch = self._parse_batch(body, again, attempts_used)
         wanted = set(asked)
         got = {r.record_id for r in batch.records} | set(batch.deleted)
         missing = [p for p in asked if p not in got]
@@ -408,7 +439,8 @@ class PubMed:
                         "%s", len(missing), ", ".join(missing[:10]))
         return batch
 
-    def _parse_batch(self, body: bytes, again: Callable[[], bytes]) -> Batch:
+    def _parse_batch(self, body: bytes, again: Callable[[], bytes], attempts_used: int = 0
+                     ) -> Batch:
         """Parse one EFetch reply; a garbled one is downloaded ``again`` under the retry policy.
 
         The envelope check in the transport catches cut-off and in-band-error replies; this
@@ -416,7 +448,7 @@ class PubMed:
         unparseable record), so such a batch is re-requested instead of failing the topic.
         """
         tries = self.client.retry.max_tries
-        for attempt in range(tries):
+        for attempt in range(attempts_used, tries):
             batch = Batch([])
             try:
                 parse_into(body, batch, self.client.stop)
@@ -434,6 +466,29 @@ class PubMed:
 # Records parsed between two looks at the stop request: a batch of 500 takes a second or
 # more to parse, longer than a stop may wait.
 STOP_CHECK_EVERY = 25
+
+
+def _parser_process() -> ProcessPoolExecutor | None:
+    """One worker process for parsing (spawned: no fork of a threaded process), or None
+    where processes cannot be started (then batches are parsed in this one)."""
+    try:
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+        pool.submit(int)  # start it now, while the first batch downloads
+    except (OSError, NotImplementedError, RuntimeError):
+        return None
+    return pool
+
+
+def _parse_elsewhere(body: bytes) -> Batch | str:
+    """``parse_into`` in the parser process: the batch, or why the reply is malformed
+    (an exception with littrack's keyword arguments does not cross processes)."""
+    batch = Batch([])
+    try:
+        parse_into(body, batch)
+    except MalformedResponse as exc:
+        return str(exc).removeprefix("[pubmed] ")
+    batch.records = [r.prepared() for r in batch.records]
+    return batch
 
 
 def parse_into(body: bytes, batch: Batch, stop: threading.Event | None = None) -> None:
