@@ -1,5 +1,6 @@
 import pytest
 
+from tests import pg
 from tests.fakes import CtgovFake, EutilsFake
 
 
@@ -17,3 +18,15 @@ def ctgov_fake():
     with CtgovFake() as fake:
         yield fake
     assert not fake.errors, fake.errors[0]
+
+
+@pytest.fixture(scope="session")
+def pg_database():
+    """A database of its own for this test session on the real PostgreSQL (tests/pg.py)."""
+    yield from pg.session_database()
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> str:
+    """The session's PostgreSQL database, emptied for this test: its URL."""
+    return pg.empty_schema(pg_database)

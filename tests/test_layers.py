@@ -26,11 +26,12 @@ LAYERS: list[tuple[str, ...]] = [
     ("littrack.config",),                            # what to track (validates cron lines)
     ("littrack.windows",),                           # since when
     ("littrack.http",),                              # pacing, timeouts, retries
-    ("littrack.tables", "littrack.migrations"),      # the declared schema, its history
+    ("littrack.tables", "littrack.migrations", "littrack.database"),  # the declared schema,
+                                                     # its history, the database connection
     ("littrack.normalize.*",),                       # pure: records -> rows
     ("littrack.sources.*",),                         # services -> normalized records
     ("littrack.changes",),                           # what counts as a change or a link
-    ("littrack.store",),                             # the only SQL
+    ("littrack.store", "littrack.claims"),           # the only SQL; who works on what
     ("littrack.schema_doc", "littrack.reports.*"),   # documents and reports from the store
     ("littrack.export",),                            # tables out, with their dictionary
     ("littrack.pipeline", "littrack.probe"),         # one run; hit counts for `check`

@@ -19,7 +19,7 @@ from littrack import migrations
 from littrack.errors import StoreError
 from littrack.pipeline import run, utcnow
 from littrack.store import Store
-from littrack.tables import RELATIONS, create_sql
+from littrack.tables import create_all_sql
 from tests.builders.ctgov import study
 from tests.builders.pubmed import article_xml
 from tests.corpus import populate, settings_for
@@ -60,9 +60,8 @@ def declared(tmp_path: Path) -> dict[str, Any]:
     """The declaration of ``tables.py`` built directly, without the migration history."""
     path = tmp_path / "declared.sqlite"
     db = sqlite3.connect(path)
-    for relation in RELATIONS:
-        for stmt in create_sql(relation):
-            db.execute(stmt)
+    for stmt in create_all_sql():
+        db.execute(stmt)
     db.commit()
     db.close()
     return shape(path)

@@ -17,9 +17,10 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "load"]
 
 
-def load(table: str, data_dir: str | None = None,
-         config: str | None = None) -> pd.DataFrame:
-    """Read one tidy table from the store as a pandas DataFrame (no network)."""
+def load(table: str, data_dir: str | None = None, config: str | None = None,
+         database_url: str | None = None) -> pd.DataFrame:
+    """Read one tidy table from the store as a pandas DataFrame (no network): from
+    ``database_url`` (``postgresql://…``), ``data_dir``'s SQLite file, or the config's store."""
     from littrack.store import load_table
 
-    return load_table(table, data_dir=data_dir, config=config)
+    return load_table(table, data_dir=data_dir, config=config, database_url=database_url)

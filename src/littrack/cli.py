@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -62,9 +63,17 @@ def _settings(ctx: click.Context) -> Settings:
     return obj["settings"]  # type: ignore[no-any-return]
 
 
+def _wait(settings: Settings, given: float | None, default: float) -> float:
+    """``--wait``: for SQLite's data-directory lock, ``default``; for a topic another worker
+    sharing a PostgreSQL store holds, 0 (skip it: that worker fetches it)."""
+    if given is not None:
+        return given
+    return 0.0 if settings.shared_store else default
+
+
 def _require_store(settings: Settings) -> None:
     """Offline commands read an existing store; opening one would create an empty one."""
-    if not settings.db_path.exists():
+    if not settings.shared_store and not settings.db_path.exists():
         raise ConfigError(f"{settings.db_path}: no littrack database here (run `littrack run` "
                           "first)")
 
@@ -156,12 +165,14 @@ class _StopOnSignal:
 @click.option("--source", "-s", type=click.Choice(["pubmed", "ctgov"]),
               help="Only this source. Default: both.")
 @click.option("--full", is_flag=True, help="Ignore watermarks: ask for everything again.")
-@click.option("--wait", "wait", type=float, default=60.0, show_default=True, metavar="SECONDS",
-              help="How long to wait for another running littrack to finish.")
+@click.option("--wait", "wait", type=float, default=None, metavar="SECONDS",
+              help="How long to wait for another running littrack: for the data directory "
+                   "(SQLite; default 60), or for a topic another worker is fetching "
+                   "(PostgreSQL; default 0: skip it, that worker does it).")
 @click.pass_context
 @handle_errors
 def run(ctx: click.Context, topics: tuple[str, ...], source: str | None, full: bool,
-        wait: float) -> None:
+        wait: float | None) -> None:
     """Fetch what is new for each topic, store it, and write the run's report.
 
     Exit code 0 when every topic succeeded, 1 when some failed (the others are committed),
@@ -178,7 +189,8 @@ def run(ctx: click.Context, topics: tuple[str, ...], source: str | None, full: b
     with signals as stop:
         result = run_pipeline(settings, topics=topics or None,
                               sources=[source] if source else None, full=full, stop=stop,
-                              lock_timeout=wait, progress=sys.stderr.isatty() and not quiet)
+                              lock_timeout=_wait(settings, wait, 60.0),
+                              progress=sys.stderr.isatty() and not quiet)
     if not (quiet and result.exit_code == 0 and not result.stopped):
         # -q: a run with nothing wrong prints nothing, so cron mails only when it matters
         _print_results(result)
@@ -189,7 +201,7 @@ def run(ctx: click.Context, topics: tuple[str, ...], source: str | None, full: b
     if settings.notify:
         from littrack.notify import after_run
 
-        for n in after_run(settings, lock_timeout=wait):
+        for n in after_run(settings, lock_timeout=_wait(settings, wait, 60.0)):
             if n.error or not quiet:
                 _echo_delivery(n)
     sys.exit(result.exit_code)
@@ -305,7 +317,9 @@ def rebuild(ctx: click.Context, source: str | None, wait: float) -> None:
     settings = _settings(ctx)
     parsers = {"pubmed": pubmed.normalize_raw, "ctgov": ctgov.normalize_raw}
     now = utc_now()
-    with DataDirLock(settings.data_dir, wait), Store(settings.db_path) as store:
+    # On PostgreSQL the rebuild is one transaction; runs of other workers wait for its rows.
+    lock = nullcontext() if settings.shared_store else DataDirLock(settings.data_dir, wait)
+    with lock, Store(settings.store_location) as store:
         for src in [source] if source else ["pubmed", "ctgov"]:
             parse = parsers[src]
             n = store.rebuild((parse(raw) for _, raw in store.iter_raw(src)), now)
@@ -315,9 +329,10 @@ def rebuild(ctx: click.Context, source: str | None, wait: float) -> None:
 @cli.command()
 @click.option("--once-now", is_flag=True,
               help="Run every schedule once at start, then keep the schedule.")
-@click.option("--wait", type=float, default=300.0, show_default=True, metavar="SECONDS",
+@click.option("--wait", type=float, default=None, metavar="SECONDS",
               help="How long a job waits for another littrack (e.g. a cron run) before it "
-                   "skips to its next slot.")
+                   "skips to its next slot (SQLite; default 300); with PostgreSQL, how long "
+                   "it waits for a topic another worker is fetching (default 0: skip it).")
 @click.option("--stop-timeout", type=float, default=60.0, show_default=True, metavar="SECONDS",
               help="On SIGTERM/SIGINT, how long the current topic may take to finish or roll "
                    "back before littrack exits anyway (its uncommitted work is discarded).")
@@ -339,7 +354,8 @@ def serve(ctx: click.Context, once_now: bool, wait: float, stop_timeout: float) 
     check_writable(settings.data_dir)
     with _StopOnSignal() as stop:
         try:
-            clean = scheduler.serve(settings, stop=stop, once_now=once_now, lock_wait=wait,
+            clean = scheduler.serve(settings, stop=stop, once_now=once_now,
+                                    lock_wait=_wait(settings, wait, 300.0),
                                     stop_timeout=stop_timeout)
         except KeyboardInterrupt:  # a second signal: do not wait for the running topic
             clean = False
@@ -465,7 +481,7 @@ def report(ctx: click.Context, since: datetime | None, last: str | None,
         if prev:  # runs after those the previous report covered (one may have been running)
             start, query_from = str(prev["until"]), str(prev["since"])
     _require_store(settings)
-    with Store.for_reading(settings.db_path) as store, store.snapshot():
+    with Store.for_reading(settings.store_location) as store, store.snapshot():
         run_ids = [r for r in store.run_ids_since(query_from) if r not in covered]
         if not run_ids:
             click.echo(f"nothing in range: no run since {start}")
@@ -501,10 +517,47 @@ def export_tables(ctx: click.Context, fmt: str, out: Path | None) -> None:
         require_pyarrow()
     _require_store(settings)
     out = out or _default_out(settings, Path("export"))
-    with Store.for_reading(settings.db_path) as store:
+    with Store.for_reading(settings.store_location) as store:
         files = export(store, out, fmt)
     click.echo(f"exported {len(files) - 1} tables to {out} (data dictionary: "
                f"{out / 'schema.md'})")
+
+
+@cli.command("copy-store")
+@click.option("--to", "to", metavar="URL", envvar="LITTRACK_COPY_TO",
+              help="The empty PostgreSQL database to fill: postgresql://user@host:port/dbname "
+                   "(or $LITTRACK_COPY_TO, which keeps a password off the command line).")
+@click.option("--wait", type=float, default=60.0, show_default=True, metavar="SECONDS",
+              help="How long to wait for a running littrack to release the data directory.")
+@click.pass_context
+@handle_errors
+def copy_store_command(ctx: click.Context, to: str | None, wait: float) -> None:
+    """Copy the data directory's SQLite store into an empty PostgreSQL database.
+
+    Every table is copied, raw records included, in one transaction; row counts are checked
+    table by table; a target that holds any row is refused. Then set database_url (or
+    LITTRACK_DATABASE_URL) to the new database.
+    """
+    from littrack.database import POSTGRESQL, parse
+    from littrack.lock import DataDirLock
+    from littrack.store import Store, copy_store
+
+    settings = _settings(ctx)
+    if not to:
+        raise ConfigError("copy-store: give the target with --to postgresql://… "
+                          "(or LITTRACK_COPY_TO)")
+    target = parse(to, key="--to")
+    if target.dialect != POSTGRESQL:
+        raise ConfigError(f"copy-store: --to must be a postgresql:// URL, not {target}")
+    if not settings.db_path.exists():
+        raise ConfigError(f"{settings.db_path}: no littrack database here to copy")
+    with DataDirLock(settings.data_dir, wait), Store(settings.db_path) as source, \
+            Store(target) as dest:
+        counts = copy_store(source, dest)
+    for table, n in counts.items():
+        click.echo(f"{table:<30} {n:>9}")
+    click.echo(f"copied {sum(counts.values())} rows in {len(counts)} tables to {target}; "
+               "row counts match")
 
 
 def main() -> None:

@@ -215,6 +215,7 @@ class Settings:
     schedules: tuple[Schedule, ...] = ()
     log_level: str = "INFO"
     log_file: Path | None = None
+    database_url: str | None = None  # None: the SQLite file in the data directory
     notify: tuple[NotifyEntry, ...] = ()
 
     def notify_entry(self, name: str) -> NotifyEntry:
@@ -227,6 +228,17 @@ class Settings:
     @property
     def db_path(self) -> Path:
         return self.data_dir / DATABASE_FILE
+
+    @property
+    def store_location(self) -> str:
+        """What ``Store`` opens: the database URL, or the data directory's SQLite file."""
+        return self.database_url or str(self.db_path)
+
+    @property
+    def shared_store(self) -> bool:
+        """A PostgreSQL store: workers coordinate per topic in the database, not by the
+        data-directory lock."""
+        return bool(self.database_url and not self.database_url.startswith("sqlite:"))
 
     @property
     def reports_dir(self) -> Path:
@@ -243,7 +255,8 @@ class Settings:
 # ---- schema: section -> key -> (type(s), required) ---------------------------------------
 _STR, _INT, _NUM, _LIST = (str,), (int,), (int, float), (list,)
 _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
-    "littrack": {"data_dir": (_STR, False), "log_level": (_STR, False), "log_file": (_STR, False)},
+    "littrack": {"data_dir": (_STR, False), "log_level": (_STR, False), "log_file": (_STR, False),
+                 "database_url": (_STR, False)},
     "ncbi": {
         "base_url": (_STR, False), "email": (_STR, False), "tool": (_STR, False),
         "api_key": (_STR, False), "requests_per_second": (_NUM, False),
@@ -422,7 +435,28 @@ def parse_settings(data: dict[str, Any], path: Path, env: Mapping[str, str]) -> 
         config_path=path, data_dir=data_dir, topics=topics, ncbi=ncbi, ctgov=ctgov,
         retry=retry, reports=reports, schedules=schedules, log_level=log_level,
         log_file=_beside(path, log_file) if log_file else None, notify=notify,
+        database_url=_database_url(check, env.get("LITTRACK_DATABASE_URL"),
+                                   lt.get("database_url")),
     )
+
+
+_DB_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
+
+
+def _database_url(check: _Checker, from_env: str | None, from_file: str | None) -> str | None:
+    """The store's URL. A password belongs in the environment or a libpq password file
+    (``passfile=``, ``~/.pgpass``), never in a config file others may read."""
+    for key, url in (("LITTRACK_DATABASE_URL", from_env), ("littrack.database_url", from_file)):
+        if url is None:
+            continue
+        if not url.startswith(_DB_SCHEMES):
+            scheme = url.split("://", 1)[0] if "://" in url else url[:20]
+            raise check.fail(key, f"unknown database URL scheme {scheme!r} (use sqlite:///path "
+                                  f"or postgresql://user@host:port/dbname)")
+        if key.startswith("littrack.") and re.search(r"://[^/@]*:[^/@]*@|[?&]password=", url):
+            raise check.fail(key, "holds a password; give it through LITTRACK_DATABASE_URL or "
+                                  "a password file (~/.pgpass, or passfile= in the URL)")
+    return from_env or from_file or None
 
 
 def _parse_topics(check: _Checker, raw: list[Any]) -> tuple[Topic, ...]:

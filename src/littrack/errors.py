@@ -4,6 +4,7 @@ Every failure a user can cause or meet is a ``LittrackError``; anything else is 
 
     LittrackError
     ├── ConfigError            bad config file, env var or CLI choice (names file, topic, key)
+    │   └── DatabaseUnreachable  bad database URL, or its server refused (names host, database)
     ├── SourceError            an upstream service failed for a topic (names source, topic, url)
     │   ├── QueryRejected      the service refused our query (4xx, ESearch ErrorList): not retried
     │   ├── MalformedResponse  the reply was not what the API promises (non-XML, cut off,
@@ -30,12 +31,14 @@ from __future__ import annotations
 
 import re
 
-_SECRET_PARAM = re.compile(r"(api_key=)[^&\s'\"]+", re.IGNORECASE)
+_SECRET_PARAM = re.compile(r"((?:api_key|password)=)[^&\s'\"]+", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(\w+://[^:/@\s]*:)[^@\s]*@")
 
 
 def redact(text: str) -> str:
-    """Remove API keys from URLs and messages before they reach logs, tables or reports."""
-    return _SECRET_PARAM.sub(r"\1***", text)
+    """Remove API keys and database passwords from URLs and messages before they reach logs,
+    tables or reports."""
+    return _URL_PASSWORD.sub(r"\1***@", _SECRET_PARAM.sub(r"\1***", text))
 
 
 class LittrackError(Exception):
@@ -95,6 +98,10 @@ class DeliveryError(LittrackError):
 
 class LockTimeout(LittrackError):
     """Another littrack process holds the data directory lock."""
+
+
+class DatabaseUnreachable(ConfigError):
+    """The configured database URL is malformed, or its server refused the connection."""
 
 
 class DataDirError(LittrackError):

@@ -20,11 +20,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 
+from littrack.claims import SOURCE_CLAIM, VERSION_CLAIM, Claims, LocalClaims, open_claims
 from littrack.config import Settings, Topic
 from littrack.errors import Incomplete, LittrackError, StopRequested, Unreachable, redact
 from littrack.http import HttpClient, Stats
@@ -109,10 +111,15 @@ class Runner:
     """State of one run shared across topics: the sources, what each already fetched."""
 
     def __init__(self, settings: Settings, store: Store, run_id: str, *, full: bool,
-                 stop: threading.Event, clock: Clock, progress: Progress | None = None
-                 ) -> None:
+                 stop: threading.Event, clock: Clock, progress: Progress | None = None,
+                 claims: Claims | None = None, claim_wait: float = 0.0) -> None:
         self.settings = settings
         self.store = store
+        self.claims: Claims = claims or LocalClaims()
+        self.claim_wait = claim_wait
+        self.versions: set[str] = set()  # sources whose round version this run adopted
+        self.since = iso(clock())  # when this run (with others sharing the store: its round)
+        # started
         self.run_id = run_id
         self.full = full
         self.stop = stop
@@ -175,11 +182,36 @@ class Runner:
                 self._drop_ahead(name, topic.name)
                 raise Unreachable(f"skipped: {self.unreachable[name]}", source=name,
                                   topic=topic.name)
+            self._round_version(source)
             self._topic(source, topic, window, now, result)
 
         first = TopicResult(topic.name, name,
                             note="query changed: searched from the beginning" if changed else None)
         return self._accounted(first, now, window, work)
+
+    def _round_version(self, source: Source) -> None:
+        """A source with a data version (ClinicalTrials.gov's /version) is asked once per
+        round and the answer kept in ``source_versions``; workers sharing a store take it
+        from there when another worker asked since this run started."""
+        adopt = getattr(source, "adopt_version", None)
+        ask = getattr(source, "data_timestamp", None)
+        if adopt is None or ask is None or source.name in self.versions:
+            return
+        shared = not isinstance(self.claims, LocalClaims)
+        if shared:
+            self.claims.claim(VERSION_CLAIM, source.name, 600.0)
+        try:
+            version = self.store.round_version(source.name, self.since) if shared else None
+            if version is None:
+                version = ask()
+                if version is not None:
+                    self.store.record_version(source.name, version, self.run_id,
+                                              iso(self.clock()))
+        finally:
+            if shared:
+                self.claims.release(VERSION_CLAIM, source.name)
+        adopt(version)
+        self.versions.add(source.name)
 
     def _accounted(self, result: TopicResult, now: datetime, window: Window,
                    work: Callable[[TopicResult], None]) -> TopicResult:
@@ -403,6 +435,11 @@ class Runner:
         trial an article reports). Saved without topic matches; each attempt, found or not,
         is remembered in ``linked_fetches`` and counted in ``runs`` under ``LINKED_TOPIC``.
         """
+        # Workers sharing a store: the last of the round to finish resolves them, once every
+        # topic is stored, so a linked record is never fetched before a topic matches it.
+        if not self.claims.last_worker():
+            log.info("%s: left to the workers still running", LINKED_TOPIC)
+            return []
         out = []
         for name in sources:
             if name in self.unreachable:
@@ -512,42 +549,100 @@ def run(settings: Settings, *, topics: Iterable[str] | None = None,
         log.warning("no NCBI email configured (ncbi.email or $NCBI_EMAIL): NCBI asks every "
                     "E-utilities user to send one")
     tasks = [(s, t) for s in chosen_sources for t in chosen if t.has(s)]
-    with DataDirLock(settings.data_dir, lock_timeout), Store(settings.db_path) as store:
+    # SQLite: the data-directory lock makes this run the only writer. PostgreSQL: workers on
+    # any machine share the store; each topic×source is claimed in the database instead.
+    shared = settings.shared_store
+    lock = nullcontext() if shared else DataDirLock(settings.data_dir, lock_timeout)
+    with lock, Store(settings.store_location) as store:
         now = clock()
         started = time.monotonic()
         run = RunResult(new_run_id(now))
-        interrupted = store.fail_interrupted_runs(iso(now))
-        if interrupted:
-            log.warning("closed %d run(s) left 'running' by a process that was killed",
-                        interrupted)
+        if not shared:
+            interrupted = store.fail_interrupted_runs(iso(now))
+            if interrupted:
+                log.warning("closed %d run(s) left 'running' by a process that was killed",
+                            interrupted)
+        claims = open_claims(store.target, run.run_id)
         runner = Runner(settings, store, run.run_id, full=full, stop=stop, clock=clock,
-                        progress=Progress(terminal=progress, every=progress_every))
+                        progress=Progress(terminal=progress, every=progress_every),
+                        claims=claims, claim_wait=lock_timeout if shared else 0.0)
+        runner.since = claims.round_start(iso(now))
         try:
-            runner.search_ahead(tasks)
+            if not shared:  # searching ahead would search topics other workers then take
+                runner.search_ahead(tasks)
             with routed_logging(progress):
-                for source, topic in tasks:
-                    try:
-                        run.results.append(runner.run_topic(topic, source))
-                    except StopRequested as exc:
-                        run.results.append(getattr(exc, "result", None) or TopicResult(
-                            topic.name, source, "stopped", error="stopped by signal"))
-                        run.stopped = True
-                        log.warning("stop requested: %s %s rolled back; no further topics",
-                                    source, topic.name)
-                        break
+                pending = tasks
+                while pending and not run.stopped:
+                    later = []
+                    for source, topic in pending:
+                        try:
+                            result = _claimed(runner, topic, source) if shared \
+                                else runner.run_topic(topic, source)
+                            if result is _LATER:
+                                later.append((source, topic))
+                            elif result is not None:
+                                run.results.append(result)
+                        except StopRequested as exc:
+                            run.results.append(getattr(exc, "result", None) or TopicResult(
+                                topic.name, source, "stopped", error="stopped by signal"))
+                            run.stopped = True
+                            log.warning("stop requested: %s %s rolled back; no further "
+                                        "topics", source, topic.name)
+                            break
+                    if later and len(later) == len(pending):  # all wait on one source
+                        runner.claims.claim(SOURCE_CLAIM, later[0][0], 3600.0)
+                        runner.claims.release(SOURCE_CLAIM, later[0][0])
+                    pending = later
+            if not run.stopped:
+                run.results += runner.resolve_links(chosen_sources)
+                run.stopped = stop.is_set()
         finally:
             runner.close()
-        if not run.stopped:
-            run.results += runner.resolve_links(chosen_sources)
-            run.stopped = stop.is_set()
-        give_back_memory()
+            claims.close()
+        give_back_memory()  # what the fetches left, before the report
         run.totals = runner.totals(run.results)
         if write_report and not run.stopped:
             # A stopped run exits at once; the next run's report takes in what it committed.
             from littrack.reports import pending_run_ids, write_run_report
 
-            # A killed earlier run never wrote its report: this one takes its rows in.
-            run_ids = pending_run_ids(store, settings, run.run_id)
+            # A killed earlier run never wrote its report: this one takes its rows in. With
+            # workers sharing a store, each reports its own run (`report --since` joins them).
+            run_ids = [run.run_id] if shared else pending_run_ids(store, settings, run.run_id)
             run.report_dir = write_run_report(store, settings, run_ids, run.run_id)
     _log_run(run, time.monotonic() - started)
     return run
+
+
+_LATER = TopicResult("", "")  # _claimed: this source is busy in another worker; try again
+
+
+def _claimed(runner: Runner, topic: Topic, source: str) -> TopicResult | None:
+    """Run a topic×source this worker claims; None when another worker has it or finished it
+    in this round (so no topic×source is fetched twice in one round); ``_LATER`` when another
+    worker is on a topic of the same source.
+
+    One worker per source at a time: the service's rate limit is per client address or API
+    key, shared by every worker, so each worker may pace at the full rate while it holds the
+    source; and a record two topics share is fetched once, not by two workers at once.
+    Workers gain by fetching different sources in parallel.
+    """
+    claims, store = runner.claims, runner.store
+    if not claims.claim(topic.name, source, runner.claim_wait):
+        log.info("%s %s: another worker is fetching it; skipped", source, topic.name)
+        return None
+    if not claims.claim(SOURCE_CLAIM, source):
+        claims.release(topic.name, source)
+        return _LATER
+    try:
+        if store.finished_ok_since(topic.name, source, runner.since, runner.run_id):
+            log.info("%s %s: another worker fetched it in this round; skipped",
+                     source, topic.name)
+            return None
+        # Holding the claim, any 'running' row of it belongs to a worker that was killed.
+        if store.fail_interrupted_runs(iso(runner.clock()), topic.name, source):
+            log.warning("%s %s: closed a run left 'running' by a killed worker", source,
+                        topic.name)
+        return runner.run_topic(topic, source)
+    finally:
+        claims.release(SOURCE_CLAIM, source)
+        claims.release(topic.name, source)

@@ -107,10 +107,10 @@ class Service:
 
     def due_now(self) -> list[Job]:
         """Jobs whose last success predates their latest slot (all, on a fresh data dir)."""
-        if not self.settings.db_path.exists():
+        if not self.settings.shared_store and not self.settings.db_path.exists():
             return list(self.jobs)
         now = self.clock()
-        with Store(self.settings.db_path) as store:
+        with Store(self.settings.store_location) as store:
             return [j for j in self.jobs
                     if is_due(self.triggers[j.id], last_success(store, j), now)]
 

@@ -34,9 +34,11 @@ def status(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
     counts: dict[str, int] = {}
     deliveries: dict[tuple[str, str], dict[str, Any]] = {}
     db = settings.db_path
-    if db.exists():
-        held = is_held(settings.data_dir)
-        with Store.for_reading(db) as store:
+    exists = settings.shared_store or db.exists()
+    # With PostgreSQL, a 'running' row may be another worker's: never relabelled here.
+    held = settings.shared_store or (db.exists() and is_held(settings.data_dir))
+    if exists:
+        with Store.for_reading(settings.store_location) as store:
             last = {(r["topic"], r["source"]): r for r in store.last_runs()}
             marks = {(r["topic"], r["source"]): r for r in store.watermarks()}
             counts = store.counts()
@@ -73,8 +75,10 @@ def status(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
             "overdue": bool(trigger and is_due(trigger, parse_stamp(last_ok), now)),
             "last_run": run, "last_ok_at": last_ok, "watermark": mark,
         })
-    return {"config": str(settings.config_path), "database": str(db),
-            "database_exists": db.exists(), "now": utc_stamp(now),
+    from littrack.database import parse  # names the database, never its credentials
+
+    return {"config": str(settings.config_path), "database": str(parse(settings.store_location)),
+            "database_exists": exists, "now": utc_stamp(now),
             "topics": rows, "counts": counts, "notify": _notify_status(settings, deliveries)}
 
 

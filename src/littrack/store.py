@@ -28,7 +28,8 @@ from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from littrack import changes, migrations
+from littrack import changes, database, migrations
+from littrack.database import POSTGRESQL, SQLITE, PgConnection, Target
 from littrack.errors import ConfigError, StopRequested, StoreError
 from littrack.normalize import Normalized
 from littrack.tables import (
@@ -36,6 +37,7 @@ from littrack.tables import (
     BY_NAME,
     MAIN_TABLE,
     RECORD_TABLES,
+    RELATIONS,
     STATUS_NOT_UPDATED_SQL,
     UNREPORTED_SQL,
     Table,
@@ -68,9 +70,24 @@ class Watermark:
 class Store:
     """All reads and writes of the littrack database."""
 
-    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
-        self.path = Path(path)
+    def __init__(self, where: str | Path | Target, *, readonly: bool = False) -> None:
+        """Open (and migrate) the store at a SQLite path, a database URL, or a ``Target``;
+        ``readonly``: a SQLite file opened read-only (PostgreSQL: a user's grants decide)."""
+        target = where if isinstance(where, Target) else database.parse(str(where)) \
+            if isinstance(where, str) else Target(SQLITE, path=Path(where))
+        self.target, self.dialect = target, target.dialect
         self.readonly = readonly
+        self.db: Any
+        if target.dialect == POSTGRESQL:
+            self.db = PgConnection(target)
+            try:
+                migrations.migrate(self.db, str(target), utc_now(), POSTGRESQL)
+            except BaseException:
+                self.db.close()
+                raise
+            return
+        assert target.path is not None
+        self.path = target.path
         if readonly:
             self.db = self._connect_readonly()
             return
@@ -103,6 +120,8 @@ class Store:
         Opened read-only, so a user who may only read the data directory can use them; a
         store older than this littrack is migrated first when the user may write it.
         """
+        if database.parse(str(path)).dialect == POSTGRESQL:
+            return cls(path)  # read access is the database user's grants
         store = cls(path, readonly=True)
         if not migrations.pending(store.db, str(path)):
             return store
@@ -147,7 +166,7 @@ class Store:
         if self.db.in_transaction:
             yield  # nested: the outer transaction decides
             return
-        self.db.execute("BEGIN IMMEDIATE")
+        self.db.execute("BEGIN IMMEDIATE" if self.dialect == SQLITE else "BEGIN")
         try:
             yield
         except BaseException:
@@ -162,7 +181,8 @@ class Store:
         if self.db.in_transaction:
             yield
             return
-        self.db.execute("BEGIN DEFERRED")
+        self.db.execute("BEGIN DEFERRED" if self.dialect == SQLITE else
+                        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         try:
             yield
         finally:
@@ -173,8 +193,13 @@ class Store:
                   window: tuple[str | None, str]) -> None:
         with self.transaction():
             self.db.execute(
-                "INSERT OR REPLACE INTO runs (run_id, topic, source, started_at, status, "
-                "window_start, window_end) VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                "INSERT INTO runs (run_id, topic, source, started_at, status, window_start, "
+                "window_end) VALUES (?, ?, ?, ?, 'running', ?, ?) "
+                "ON CONFLICT (run_id, topic, source) DO UPDATE SET "
+                "started_at=excluded.started_at, status='running', "
+                "window_start=excluded.window_start, window_end=excluded.window_end, "
+                "finished_at=NULL, n_found=NULL, n_new=NULL, n_updated=NULL, n_requests=NULL, "
+                "n_retries=NULL, error=NULL",
                 (run_id, topic, source, now, window[0], window[1]))
 
     def finish_run(self, run_id: str, topic: str, source: str, now: str, status: str, *,
@@ -187,14 +212,20 @@ class Store:
                 (now, status, n_found, n_new, n_updated, n_requests, n_retries, error,
                  run_id, topic, source))
 
-    def fail_interrupted_runs(self, now: str) -> int:
-        """Close runs a killed process left 'running' (call only while holding the lock)."""
+    def fail_interrupted_runs(self, now: str, topic: str | None = None,
+                              source: str | None = None) -> int:
+        """Close runs a killed process left 'running': all of them (SQLite, while holding the
+        data-directory lock), or one topic and source's (while holding its claim)."""
+        sql = ("UPDATE runs SET status='failed', finished_at=?, "
+               "error='interrupted: the process ended before the topic finished' "
+               "WHERE status='running'")
+        args: list[str] = [now]
+        if topic is not None and source is not None:
+            sql += " AND topic=? AND source=?"
+            args += [topic, source]
         with self.transaction():
-            cur = self.db.execute(
-                "UPDATE runs SET status='failed', finished_at=?, "
-                "error='interrupted: the process ended before the topic finished' "
-                "WHERE status='running'", (now,))
-        return cur.rowcount
+            cur = self.db.execute(sql, args)
+        return int(cur.rowcount)
 
     def last_runs(self) -> list[dict[str, Any]]:
         """The latest run row and the latest successful one of every topic and source."""
@@ -215,6 +246,28 @@ class Store:
             args.append(topic)
         value = self.db.execute(sql, args).fetchone()[0]
         return str(value) if value else None
+
+    def finished_ok_since(self, topic: str, source: str, since: str, other_than: str) -> bool:
+        """Whether a run other than ``other_than`` completed this topic×source at or after
+        ``since`` (another worker sharing the store got to it first)."""
+        row = self.db.execute(
+            "SELECT 1 FROM runs WHERE topic=? AND source=? AND status='ok' AND run_id<>? "
+            "AND finished_at>=? LIMIT 1", (topic, source, other_than, since)).fetchone()
+        return row is not None
+
+    def round_version(self, source: str, since: str) -> str | None:
+        """The data version a worker asked ``source`` for at or after ``since``."""
+        row = self.db.execute("SELECT data_timestamp FROM source_versions WHERE source=? AND "
+                              "fetched_at>=?", (source, since)).fetchone()
+        return str(row[0]) if row else None
+
+    def record_version(self, source: str, version: str, run_id: str, now: str) -> None:
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO source_versions (source, data_timestamp, run_id, fetched_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (source) DO UPDATE SET "
+                "data_timestamp=excluded.data_timestamp, run_id=excluded.run_id, "
+                "fetched_at=excluded.fetched_at", (source, version, run_id, now))
 
     def runs(self, run_id: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT * FROM runs" + (" WHERE run_id=?" if run_id else "")
@@ -349,8 +402,8 @@ class Store:
                     [(source, rec.record_id, digest, now, run_id, rec.packed_raw())
                      for rec, digest in written])
                 self.db.executemany(
-                    "INSERT OR IGNORE INTO trial_publication_links (nct_id, pmid, evidence, "
-                    "first_seen_run) VALUES (?, ?, ?, ?)",
+                    "INSERT INTO trial_publication_links (nct_id, pmid, evidence, "
+                    "first_seen_run) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     [(*link, run_id) for rec, _ in written for link in changes.links(rec)])
             result.new += [rec.record_id for rec, _ in new]
             result.updated += [rec.record_id for rec, _ in changed]
@@ -375,13 +428,14 @@ class Store:
             rows = [row for rec in records for row in rec.tables.get(t.name, ())]
             if rows:
                 self.db.executemany(
-                    f"INSERT OR REPLACE INTO {t.name} ({', '.join(t.columns)}) VALUES "
-                    f"({', '.join('?' * len(t.columns))})", _values(t.columns, rows))
+                    f"INSERT INTO {t.name} ({', '.join(t.columns)}) VALUES "
+                    f"({', '.join('?' * len(t.columns))}) {_replacing(t)}",
+                    _values(t.columns, rows))
 
     def _add_links(self, rec: Normalized, run_id: str) -> None:
         self.db.executemany(
-            "INSERT OR IGNORE INTO trial_publication_links (nct_id, pmid, evidence, "
-            "first_seen_run) VALUES (?, ?, ?, ?)",
+            "INSERT INTO trial_publication_links (nct_id, pmid, evidence, first_seen_run) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
             [(*link, run_id) for link in changes.links(rec)])
 
     def _log_update(self, rec: Normalized, old: dict[str, Any], new: dict[str, Any],
@@ -428,7 +482,7 @@ class Store:
         # Unary + keeps the planner off the primary key (topic, source, …), which would walk
         # every match the topic ever had; the run's own rows come from topic_matches_first.
         return int(self.db.execute(
-            "SELECT COUNT(*) FROM topic_matches WHERE +topic=? AND +source=? AND "
+            "SELECT COUNT(*) FROM topic_matches WHERE topic || ''=? AND source || ''=? AND "
             "first_seen_run=?", (topic, source, run_id)).fetchone()[0])
 
     def new_matches(self, run_id: str) -> int:
@@ -453,8 +507,9 @@ class Store:
     def record_missing(self, source: str, ids: Iterable[str], topic: str, run_id: str,
                        now: str) -> None:
         self.db.executemany(
-            "INSERT OR REPLACE INTO missing_records (source, record_id, topic, run_id, "
-            "observed_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO missing_records (source, record_id, topic, run_id, observed_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, record_id, topic) DO UPDATE SET "
+            "run_id=excluded.run_id, observed_at=excluded.observed_at",
             [(source, rid, topic, run_id, now) for rid in ids])
 
     def missing_ids(self, source: str, topic: str) -> list[str]:
@@ -500,8 +555,10 @@ class Store:
                             run_id: str, now: str) -> None:
         """Remember (record id, outcome) of linked fetches, so each is attempted once."""
         self.db.executemany(
-            "INSERT OR REPLACE INTO linked_fetches (source, record_id, run_id, attempted_at, "
-            "outcome) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO linked_fetches (source, record_id, run_id, attempted_at, outcome) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, record_id) DO UPDATE SET "
+            "run_id=excluded.run_id, attempted_at=excluded.attempted_at, "
+            "outcome=excluded.outcome",
             [(source, rid, run_id, now, outcome) for rid, outcome in outcomes])
 
     def iter_raw(self, source: str) -> Iterator[tuple[str, bytes]]:
@@ -585,7 +642,7 @@ class Store:
             self.db.execute(
                 "INSERT INTO notify_cursors (entry, channel, through_run, checked_at) VALUES "
                 "(?, ?, ?, ?) ON CONFLICT (entry, channel) DO UPDATE SET "
-                "through_run=COALESCE(excluded.through_run, through_run), "
+                "through_run=COALESCE(excluded.through_run, notify_cursors.through_run), "
                 "checked_at=excluded.checked_at", (entry, channel, through_run, now))
 
     def pending_deliveries(self, entry: str, channel: str) -> list[dict[str, Any]]:
@@ -644,19 +701,27 @@ class Store:
 
     def frame(self, table: str) -> pd.DataFrame:
         """A whole table (raw blobs excluded) as a DataFrame."""
-        import pandas as pd
 
         self._check_table(table)
         cols = "source, record_id, content_hash, fetched_at, run_id" \
             if table == "raw_records" else "*"
-        return pd.read_sql_query(f"SELECT {cols} FROM {table}", self.db)
+        return self._frame(f"SELECT {cols} FROM {table}", ())
 
     def query(self, name: str, **params: Any) -> pd.DataFrame:
         """One of the named report queries in ``QUERIES`` as a DataFrame."""
-        import pandas as pd
 
         sql, args = _expand(QUERIES[name], params)
-        return pd.read_sql_query(sql, self.db, params=args)
+        return self._frame(sql, args)
+
+    def _frame(self, sql: str, params: Any) -> pd.DataFrame:
+        import pandas as pd
+
+        if self.dialect == SQLITE:
+            return pd.read_sql_query(sql, self.db, params=params)
+        # What read_sql_query does with a DBAPI cursor, without its warning about psycopg.
+        cur = self.db.execute(sql, params)
+        names = [d.name for d in cur.description or ()]
+        return pd.DataFrame.from_records(cur.fetchall(), columns=names, coerce_float=True)
 
     def rows(self, name: str, **params: Any) -> tuple[list[str], Iterator[Sequence[Any]]]:
         """One of the named report queries as its column names and a cursor over its rows.
@@ -666,12 +731,13 @@ class Store:
         """
         sql, args = _expand(QUERIES[name], params)
         cur = self.db.execute(sql, args)
-        return [d[0] for d in cur.description], iter(cur)
+        return [d[0] for d in cur.description or ()], iter(cur)
 
     def has_rows(self, name: str, **params: Any) -> bool:
         """Whether one of the named report queries returns anything (without reading it)."""
         sql, args = _expand(QUERIES[name], params)
-        return bool(self.db.execute(f"SELECT EXISTS (SELECT 1 FROM ({sql}))", args).fetchone()[0])
+        return bool(self.db.execute(f"SELECT EXISTS (SELECT 1 FROM ({sql}) AS q)",
+                                    args).fetchone()[0])
 
 
 def _expand(sql: str, params: dict[str, Any]) -> tuple[str, Any]:
@@ -695,6 +761,15 @@ def _values(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> list[Sequ
         except KeyError:  # a normalizer may leave a column out
             pass
     return [[row.get(c) for c in columns] for row in rows]
+
+
+def _replacing(table: Table) -> str:
+    """The ON CONFLICT clause that makes an INSERT replace the row with the same key."""
+    rest = [c for c in table.columns if c not in table.key]
+    if not rest:
+        return "ON CONFLICT DO NOTHING"
+    return (f"ON CONFLICT ({', '.join(table.key)}) DO UPDATE SET "
+            + ", ".join(f"{c}=excluded.{c}" for c in rest))
 
 
 def _content_hash(rec: Normalized) -> str:
@@ -809,10 +884,10 @@ QUERIES: dict[str, str] = {
     # fast at a million records.
     "topic_counts": """
         SELECT m.topic, m.source, COUNT(*) AS tracked,
-          (SELECT COUNT(*) FROM topic_matches n WHERE +n.topic = m.topic
-             AND +n.source = m.source AND n.first_seen_run IN (:run_ids)) AS new,
+          (SELECT COUNT(*) FROM topic_matches n WHERE n.topic || '' = m.topic
+             AND n.source || '' = m.source AND n.first_seen_run IN (:run_ids)) AS new,
           (SELECT COUNT(*) FROM (SELECT r.record_id FROM raw_records r
-               WHERE +r.source = m.source AND r.run_id IN (:run_ids)
+               WHERE r.source || '' = m.source AND r.run_id IN (:run_ids)
              UNION SELECT c.pmid FROM article_changes c
                WHERE m.source = 'pubmed' AND c.run_id IN (:run_ids)) x
              JOIN topic_matches u ON u.topic = m.topic AND u.source = m.source
@@ -832,17 +907,52 @@ QUERIES: dict[str, str] = {
 }
 
 
+def copy_store(source: Store, target: Store, batch: int = 2000) -> dict[str, int]:
+    """Copy every table (raw records included) of ``source`` into the empty ``target``, in
+    one transaction; return the rows per table, checked equal on both sides.
+
+    Tables are copied in declaration order, so a record's row is there before its child rows
+    (foreign keys). A target holding any row is refused: merging two stores is not a copy.
+    """
+    tables = [r for r in RELATIONS if isinstance(r, Table) and r.name != "schema_migrations"]
+    filled = [t.name for t in tables
+              if target.db.execute(f"SELECT 1 FROM {t.name} LIMIT 1").fetchone()]
+    if filled:
+        raise ConfigError(f"{target.target}: refusing to copy into a store that is not empty "
+                          f"({', '.join(filled[:5])} hold rows); use an empty database")
+    counts: dict[str, int] = {}
+    with source.snapshot(), target.transaction():
+        for t in tables:
+            names = [c.name for c in t.fields]
+            insert = (f"INSERT INTO {t.name} ({', '.join(names)}) VALUES "
+                      f"({', '.join('?' * len(names))})")
+            cur = source.db.execute(f"SELECT {', '.join(names)} FROM {t.name}")
+            while rows := cur.fetchmany(batch):
+                target.db.executemany(insert, [tuple(r) for r in rows])
+            counts[t.name] = _count(source, t.name)
+            copied = _count(target, t.name)
+            if copied != counts[t.name]:
+                raise StoreError(f"{target.target}: {t.name} has {copied} rows after the copy, "
+                                 f"the source {counts[t.name]}; nothing was committed")
+    return counts
+
+
+def _count(store: Store, table: str) -> int:
+    return int(store.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
 # What notifications are made of, per kind of item. ``:lo`` (exclusive) and ``:hi``
 # (inclusive) bound the run ids a channel has not looked at yet; run ids sort by time.
 _TOPICS_OF = """(SELECT GROUP_CONCAT(topic, '; ') FROM (SELECT DISTINCT topic FROM topic_matches m
-     WHERE m.source = '{source}' AND m.record_id = {record} ORDER BY topic))"""
+     WHERE m.source = '{source}' AND m.record_id = {record} ORDER BY topic) d)"""
 NOTIFY_QUERIES: dict[str, str] = {
     "new_articles": """
         SELECT m.topic, m.first_seen_run AS run_id, a.pmid, a.title, a.journal,
           a.pub_year AS year, a.doi, a.pmcid, a.abstract, a.entrez_date, a.is_retracted,
           (SELECT GROUP_CONCAT(name, '; ') FROM (SELECT COALESCE(au.collective_name,
              TRIM(COALESCE(au.last_name, '') || ' ' || COALESCE(au.initials, ''))) AS name
-             FROM article_authors au WHERE au.pmid = a.pmid ORDER BY au.position)) AS authors
+             FROM article_authors au WHERE au.pmid = a.pmid ORDER BY au.position) o)
+             AS authors
         FROM topic_matches m JOIN articles a ON a.pmid = m.record_id
         WHERE m.source = 'pubmed' AND m.first_seen_run > :lo AND m.first_seen_run <= :hi
         ORDER BY m.topic, a.entrez_date DESC, CAST(a.pmid AS INTEGER) DESC""",
@@ -871,15 +981,20 @@ NOTIFY_QUERIES: dict[str, str] = {
 }
 
 
-def load_table(table: str, data_dir: str | Path | None = None,
-               config: str | None = None) -> pd.DataFrame:
-    """``littrack.load``: one table as a DataFrame, from a data dir or the config's."""
-    if data_dir is None:
+def load_table(table: str, data_dir: str | Path | None = None, config: str | None = None,
+               database_url: str | None = None) -> pd.DataFrame:
+    """``littrack.load``: one table as a DataFrame, from a database URL, a data directory's
+    SQLite file, or the store the config (and ``LITTRACK_DATABASE_URL``) names."""
+    if database_url is not None:
+        location = database_url
+    elif data_dir is not None:
+        location = str(Path(data_dir) / DATABASE_FILE)
+    else:
         from littrack.config import load_settings
 
-        data_dir = load_settings(config).data_dir
-    path = Path(data_dir) / DATABASE_FILE
-    if not path.exists():
+        location = load_settings(config).store_location
+    path = database.parse(location).path
+    if path is not None and not path.exists():
         raise ConfigError(f"{path}: no littrack database here (run `littrack run` first)")
-    with Store.for_reading(path) as store:
+    with Store.for_reading(location) as store:
         return store.frame(table)

@@ -20,8 +20,13 @@ from dataclasses import dataclass
 from littrack import vocab
 
 TYPES = ("text", "integer", "real", "blob", "timestamp")
-_SQLITE_TYPES = {"text": "TEXT", "integer": "INTEGER", "real": "REAL", "blob": "BLOB",
-                 "timestamp": "TEXT"}
+# Text compares and sorts byte-wise on PostgreSQL too (COLLATE "C"), as it does in SQLite.
+_SQL_TYPES = {
+    "sqlite": {"text": "TEXT", "integer": "INTEGER", "real": "REAL", "blob": "BLOB",
+               "timestamp": "TEXT"},
+    "postgresql": {"text": 'TEXT COLLATE "C"', "integer": "INTEGER",
+                   "real": "DOUBLE PRECISION", "blob": "BYTEA", "timestamp": 'TEXT COLLATE "C"'},
+}
 BOOKKEEPING = ("first_seen_at", "last_seen_at", "updated_at")  # the store fills these
 # The one separator of several values in one cell: in the store, every CSV and the docs.
 LIST_SEP = "|"
@@ -82,14 +87,18 @@ class Table:
 
 @dataclass(frozen=True)
 class View:
-    """A view: derived from the tables, never written. ``sql`` is its SQLite definition."""
+    """A view: derived from the tables, never written; its SELECT for each database."""
 
     name: str
     group: str
     description: str
     fields: tuple[Column, ...]
     sql: str = ""
+    postgresql_sql: str = ""
     exported: bool = True
+
+    def select(self, dialect: str = "sqlite") -> str:
+        return (self.postgresql_sql or self.sql) if dialect == "postgresql" else self.sql
 
 
 Relation = Table | View
@@ -97,9 +106,9 @@ Relation = Table | View
 
 def sql_type(column: Column, dialect: str = "sqlite") -> str:
     """The column's type in a database's own DDL."""
-    if dialect != "sqlite":
+    if dialect not in _SQL_TYPES:
         raise ValueError(f"unknown SQL dialect {dialect!r}")
-    return _SQLITE_TYPES[column.type]
+    return _SQL_TYPES[dialect][column.type]
 
 
 def create_table_sql(table: Table, dialect: str = "sqlite") -> str:
@@ -118,10 +127,83 @@ def create_table_sql(table: Table, dialect: str = "sqlite") -> str:
     return f"CREATE TABLE {table.name} (\n  " + ",\n  ".join(lines) + "\n)"
 
 
+# What a database needs besides tables for the store's SQL to read the same on both: SQLite
+# has group_concat, date() and julianday() built in; PostgreSQL gets them as functions.
+SUPPORT_SQL: dict[str, tuple[str, ...]] = {
+    "sqlite": (),
+    "postgresql": (
+        """CREATE FUNCTION littrack_concat(acc TEXT, value TEXT, sep TEXT) RETURNS TEXT
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN value IS NULL THEN acc WHEN acc IS NULL THEN value
+              ELSE acc || sep || value END
+$$""",
+        "CREATE AGGREGATE group_concat(TEXT, TEXT) (SFUNC = littrack_concat, STYPE = TEXT)",
+        # SQLite's date(value, modifier…) for 'now' and YYYY-MM-DD values with '±N day(s)',
+        # 'month(s)', 'year(s)' (a day past the month's end rolls over, as in SQLite), and
+        # julianday(), json_each() of a JSON array: the views' and reports' SQL reads the same
+        # on both.
+        """CREATE FUNCTION date(value TEXT, VARIADIC modifiers TEXT[] DEFAULT '{}')
+RETURNS TEXT LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  d DATE;
+  m TEXT;
+  parts TEXT[];
+  n INTEGER;
+  months INTEGER;
+BEGIN
+  IF value IS NULL THEN
+    RETURN NULL;
+  ELSIF value = 'now' THEN
+    d := CAST(now() AT TIME ZONE 'UTC' AS DATE);
+  ELSIF value ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}' THEN
+    BEGIN
+      d := make_date(CAST(substr(value, 1, 4) AS INTEGER), CAST(substr(value, 6, 2) AS INTEGER),
+                     CAST(substr(value, 9, 2) AS INTEGER));
+    EXCEPTION WHEN OTHERS THEN
+      RETURN NULL;
+    END;
+  ELSE
+    RETURN NULL;
+  END IF;
+  FOREACH m IN ARRAY modifiers LOOP
+    parts := regexp_match(m, '^ *([+-]{0,1}[0-9]+) +(day|month|year)s{0,1} *$');
+    IF parts IS NULL THEN
+      RETURN NULL;
+    END IF;
+    n := CAST(parts[1] AS INTEGER);
+    IF parts[2] = 'day' THEN
+      d := d + n;
+    ELSE
+      months := EXTRACT(YEAR FROM d) * 12 + EXTRACT(MONTH FROM d) - 1
+                + n * CASE WHEN parts[2] = 'year' THEN 12 ELSE 1 END;
+      d := make_date(months / 12, months % 12 + 1, 1) + CAST(EXTRACT(DAY FROM d) AS INTEGER) - 1;
+    END IF;
+  END LOOP;
+  RETURN to_char(d, 'YYYY-MM-DD');
+END
+$$""",
+        """CREATE FUNCTION julianday(value TEXT) RETURNS DOUBLE PRECISION LANGUAGE sql STABLE AS $$
+  SELECT CAST(CAST(date(value) AS DATE) - DATE '2000-01-01' + 2451544.5 AS DOUBLE PRECISION)
+$$""",
+        """CREATE FUNCTION json_each(list TEXT) RETURNS TABLE (value TEXT) LANGUAGE sql
+IMMUTABLE AS $$
+  SELECT json_array_elements_text(CAST(list AS JSON))
+$$""",
+    ),
+}
+
+
+def create_all_sql(dialect: str = "sqlite") -> list[str]:
+    """The whole declared schema in one go (the reference the migration history must reach)."""
+    ordered = [r for r in RELATIONS if isinstance(r, Table)] + [
+        r for r in RELATIONS if isinstance(r, View)]  # a view needs its tables first
+    return [*SUPPORT_SQL[dialect], *(s for r in ordered for s in create_sql(r, dialect))]
+
+
 def create_sql(relation: Relation, dialect: str = "sqlite") -> list[str]:
     """Every statement that creates ``relation`` with its indexes, as declared."""
     if isinstance(relation, View):
-        return [f"CREATE VIEW {relation.name} AS {relation.sql}"]
+        return [f"CREATE VIEW {relation.name} AS {relation.select(dialect)}"]
     return [create_table_sql(relation, dialect)] + [
         f"CREATE INDEX {ix.name} ON {relation.name} ({', '.join(ix.columns)})"
         for ix in relation.indexes]
@@ -188,8 +270,8 @@ SELECT t.nct_id, t.brief_title AS title, t.overall_status AS status, t.phase,
     || CASE WHEN t.fdaaa IS NOT NULL AND t.delay_certificate_submitted IS NOT NULL
          THEN ' (certificate of delay)' ELSE '' END AS rule,
   t.due_date, CAST(julianday({{today}}) - julianday(t.due_date) AS INTEGER) AS days_overdue,
-  (SELECT GROUP_CONCAT(pmid, '|') FROM (SELECT DISTINCT l.pmid FROM trial_publication_links l
-     WHERE l.nct_id = t.nct_id ORDER BY CAST(l.pmid AS INTEGER))) AS linked_pmids,
+  (SELECT GROUP_CONCAT(pmid, '|') FROM (SELECT l.pmid FROM trial_publication_links l
+     WHERE l.nct_id = t.nct_id GROUP BY l.pmid ORDER BY CAST(l.pmid AS INTEGER))) AS linked_pmids,
   CASE WHEN EXISTS (SELECT 1 FROM trial_publication_links l WHERE l.nct_id = t.nct_id
                     AND NOT EXISTS (SELECT 1 FROM articles a WHERE a.pmid = l.pmid))
     THEN 'unverified' ELSE 'checked' END AS verification,
@@ -228,6 +310,7 @@ ORDER BY COALESCE(t.completion_end, t.primary_end), t.nct_id"""
 # A child row belongs to a stored record: the record's row is written first and never deleted.
 _OF_ARTICLE = (ForeignKey(("pmid",), "articles", ("pmid",)),)
 _OF_TRIAL = (ForeignKey(("nct_id",), "trials", ("nct_id",)),)
+
 
 PUBMED = "PubMed"
 CTGOV = "ClinicalTrials.gov"
@@ -830,6 +913,18 @@ RAW_RECORDS = Table(
     indexes=(Index('raw_records_run', ('run_id',)),),
     exported=False,
 )
+SOURCE_VERSIONS = Table(
+    'source_versions', BOOKKEEPING_GROUP,
+    "The data version a source last reported (ClinicalTrials.gov's `/version` "
+    'dataTimestamp), so workers sharing a store ask for it once per round.',
+    key=('source',),
+    fields=(
+        Column('source', 'text', '`ctgov`.', required=True),
+        Column('data_timestamp', 'text', 'The version the service reported.', required=True),
+        Column('run_id', 'text', 'The `runs.run_id` of the run that asked.', required=True),
+        Column('fetched_at', 'timestamp', 'When it was asked (UTC).', required=True),
+    ),
+)
 SCHEMA_MIGRATIONS = Table(
     'schema_migrations', BOOKKEEPING_GROUP,
     'One row per migration step applied to this store (`littrack/migrations.py`), in order. '
@@ -921,6 +1016,6 @@ RELATIONS: tuple[Relation, ...] = (
     *PUBMED_TABLES, *CTGOV_TABLES, TRIAL_CHANGES, ARTICLE_CHANGES, TRIAL_PUBLICATION_LINKS,
     TRIALS_DUE_UNREPORTED, TRIALS_STATUS_NOT_UPDATED, RECORD_UPDATES, TOPIC_MATCHES, RUNS,
     WATERMARKS, MISSING_RECORDS, LINKED_FETCHES, DELIVERIES, DELIVERY_ITEMS, NOTIFY_CURSORS,
-    RAW_RECORDS, SCHEMA_MIGRATIONS,
+    RAW_RECORDS, SOURCE_VERSIONS, SCHEMA_MIGRATIONS,
 )
 BY_NAME: dict[str, Relation] = {r.name: r for r in RELATIONS}

@@ -26,7 +26,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from littrack.claims import exclusive
 from littrack.config import NotifyEntry, Settings
+from littrack.database import parse
 from littrack.errors import DeliveryError, LittrackError, StopRequested
 from littrack.lock import DataDirLock
 from littrack.notify import atom, email, webhook
@@ -203,14 +205,17 @@ def deliver(settings: Settings, *, names: Iterable[str] | None = None,
               else list(settings.notify))
     if not chosen:
         return []
-    if not settings.db_path.exists():
+    if not settings.shared_store and not settings.db_path.exists():
         log.info("notify: no database yet, nothing to deliver")
         return []
     now = now or datetime.now(UTC).replace(microsecond=0)
     if dry_run:  # reads only: no lock, nothing recorded
-        with Store(settings.db_path) as store, store.snapshot():
+        with Store(settings.store_location) as store, store.snapshot():
             return Deliverer(settings, store, now).deliver(chosen, dry_run=True)
-    with DataDirLock(settings.data_dir, lock_timeout), Store(settings.db_path) as store:
+    # SQLite: the data-directory lock; PostgreSQL: one delivering worker at a time.
+    lock = exclusive(parse(settings.store_location), "(notify)", lock_timeout) \
+        if settings.shared_store else DataDirLock(settings.data_dir, lock_timeout)
+    with lock, Store(settings.store_location) as store:
         if after_run:
             chosen = [e for e in chosen if is_due(store, e, now)]
         return Deliverer(settings, store, now).deliver(chosen)

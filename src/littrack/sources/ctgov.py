@@ -236,6 +236,12 @@ class ClinicalTrials:
                 self._version.append(self.data_timestamp())
         return Hits(None, version=self._version[0], handle=(topic, window))
 
+    def adopt_version(self, version: str | None) -> None:
+        """Use the data version another worker asked for this round (a shared store), so
+        the round asks ``/version`` once whatever the number of workers."""
+        with self._version_lock:
+            self._version[:] = [version]
+
     def fetch(self, hits: Hits, ids: Sequence[str] | None = None) -> Iterator[Batch]:
         """Every study of the search, in batches of ``STUDIES_PER_BATCH`` as each page is
         read; a walk's first page announces ``totalCount`` (again after a restart, which

@@ -1,0 +1,199 @@
+"""Which database holds the store, and a connection to it that speaks the store's SQL.
+
+Why a small hand-written layer and not SQLAlchemy: the store's SQL is plain text in the
+common subset of SQLite and PostgreSQL (``INSERT … ON CONFLICT``, ``COALESCE``, ``CAST``;
+``group_concat`` is created on PostgreSQL by its first migration), so the only translation
+needed is the parameter marker (``?`` and ``:name`` → ``%s`` and ``%(name)s``) and the rows'
+shape. SQLAlchemy Core would not translate text SQL either; using it would mean rewriting
+every statement as expressions, for no gain here. SQLite stays the standard library's
+``sqlite3`` exactly as before; PostgreSQL goes through psycopg 3, whose libpq takes the
+``postgresql://`` URL and its options (``sslmode``, ``passfile``, …) as they are.
+
+Credentials: a password may come from ``LITTRACK_DATABASE_URL`` or a libpq password file,
+never from the config file, and every message goes through ``errors.redact``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from littrack.errors import ConfigError, DatabaseUnreachable, StoreError, redact
+
+if TYPE_CHECKING:
+    import psycopg
+
+SQLITE, POSTGRESQL = "sqlite", "postgresql"
+INSTALL_HINT = "pip install 'littrack[postgresql]'"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A parsed database setting: the SQLite file, or a PostgreSQL URL and what to call it."""
+
+    dialect: str
+    path: Path | None = None  # SQLite
+    url: str = ""  # PostgreSQL: the libpq URL, options included (never logged as is)
+    host: str = ""
+    dbname: str = ""
+
+    def __str__(self) -> str:
+        if self.dialect == SQLITE:
+            return str(self.path)
+        return f"PostgreSQL database {self.dbname!r} on {self.host}"
+
+
+def parse(url: str, *, key: str = "LITTRACK_DATABASE_URL") -> Target:
+    """``sqlite:///path`` (or a plain path) or ``postgresql://[user[:pw]@]host[:port]/db``."""
+    if url.startswith("sqlite:///"):  # sqlite:///relative/path, sqlite:////absolute/path
+        return Target(SQLITE, path=Path(url[len("sqlite:///"):]))
+    if "://" not in url:
+        return Target(SQLITE, path=Path(url))
+    scheme = url.split("://", 1)[0]
+    if scheme not in ("postgresql", "postgres"):
+        raise ConfigError(f"{key}: unknown database URL scheme {scheme!r} in {redact(url)!r} "
+                          f"(use sqlite:///path or postgresql://user@host:port/dbname)")
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:
+        raise ConfigError(f"{key}: a PostgreSQL store needs psycopg; install it with: "
+                          f"{INSTALL_HINT}") from None
+    try:
+        info = conninfo_to_dict(url)
+    except Exception as exc:  # psycopg.ProgrammingError: libpq could not parse it
+        raise DatabaseUnreachable(f"{key}: malformed database URL {redact(url)!r}: "
+                                  f"{redact(str(exc).strip())}") from None
+    host = str(info.get("host") or "localhost")
+    dbname = str(info.get("dbname") or info.get("user") or "")
+    if not dbname:
+        raise DatabaseUnreachable(f"{key}: database URL {redact(url)!r} names no database")
+    return Target(POSTGRESQL, url=url, host=f"{host}:{info.get('port') or 5432}",
+                  dbname=dbname)
+
+
+# ---- PostgreSQL ---------------------------------------------------------------------------
+
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_DERIVED = re.compile(r"\b(?:FROM|JOIN)\s*\(\s*SELECT\b", re.IGNORECASE)
+_AFTER_TABLE = {"where", "order", "group", "union", "join", "left", "right", "inner", "cross",
+                "full", "on", "limit", "having", "except", "intersect", "window", "natural"}
+
+
+def add_aliases(sql: str) -> str:
+    """Name every unnamed subquery in FROM (``FROM (SELECT …) AS _q1``): SQLite allows them
+    unnamed, PostgreSQL before 16 does not, and the store's SQL is written once for both."""
+    spans = []
+    for match in _DERIVED.finditer(sql):
+        start = sql.index("(", match.start())
+        depth, i, quoted = 0, start, False
+        while i < len(sql):
+            ch = sql[i]
+            if ch == "'":
+                quoted = not quoted
+            elif not quoted and ch == "(":
+                depth += 1
+            elif not quoted and ch == ")":
+                depth -= 1
+                if depth == 0:
+                    break
+            i += 1
+        rest = sql[i + 1:].lstrip()
+        word = re.match(r"[A-Za-z_]\w*", rest)
+        if word is None or word[0].lower() in _AFTER_TABLE:
+            spans.append(i + 1)
+    for n, at in enumerate(sorted(spans, reverse=True), 1):
+        sql = f"{sql[:at]} AS _q{n}{sql[at:]}"
+    return sql
+
+
+# date('now'): a bare literal would pick PostgreSQL's own date(timestamp); typed as text it
+# reaches littrack's date(text, …), which behaves as SQLite's (tables.SUPPORT_SQL).
+_DATE_LITERAL = re.compile(r"\bdate\(\s*'", re.IGNORECASE)
+
+
+def to_pyformat(sql: str) -> str:
+    """The store's SQL as PostgreSQL takes it through psycopg: ``?`` / ``:name`` markers as
+    ``%s`` / ``%(name)s``, every subquery in FROM named, date literals typed as text."""
+    sql = _DATE_LITERAL.sub("date(TEXT '", add_aliases(sql))
+    return _NAMED.sub(r"%(\1)s", sql.replace("%", "%%").replace("?", "%s"))
+
+
+class Row(tuple[Any, ...]):
+    """A result row read by position or by column name, like ``sqlite3.Row``."""
+
+    _names: tuple[str, ...]
+
+    def __new__(cls, names: tuple[str, ...], values: Sequence[Any]) -> Row:
+        row = super().__new__(cls, values)
+        row._names = names
+        return row
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return super().__getitem__(self._names.index(key))
+        return super().__getitem__(key)
+
+    def keys(self) -> tuple[str, ...]:
+        return self._names
+
+
+def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], Row]:
+    names = tuple(d.name for d in cursor.description or ())
+    return lambda values: Row(names, values)
+
+
+class PgConnection:
+    """A psycopg connection in autocommit mode, used like the store's ``sqlite3`` one:
+    ``execute`` returns a cursor, ``BEGIN`` / ``COMMIT`` are the store's own statements."""
+
+    def __init__(self, target: Target, name: str = "littrack") -> None:
+        import psycopg
+
+        self.target = target
+        try:
+            self.raw: psycopg.Connection[Row] = psycopg.connect(
+                target.url, autocommit=True, row_factory=_row_factory,
+                application_name=name, connect_timeout=10)
+        except psycopg.Error as exc:
+            reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else
+                            type(exc).__name__)
+            raise DatabaseUnreachable(f"cannot connect to {target}: {reason}") from None
+
+    @property
+    def in_transaction(self) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        return bool(self.raw.info.transaction_status != TransactionStatus.IDLE)
+
+    def execute(self, sql: str, params: Any = ()) -> psycopg.Cursor[Row]:
+        with self._lost():
+            return self.raw.execute(to_pyformat(sql), params)
+
+    def executemany(self, sql: str, rows: Any) -> None:
+        with self._lost(), self.raw.cursor() as cur:
+            cur.executemany(to_pyformat(sql), list(rows))
+
+    @contextmanager
+    def _lost(self) -> Iterator[None]:
+        """A connection lost mid-run (server restarted, network gone) is a StoreError naming
+        the database, not a traceback; the open transaction is rolled back by the server."""
+        import psycopg
+
+        try:
+            yield
+        except psycopg.errors.LockNotAvailable:
+            raise  # a lock_timeout: the caller's to handle
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            text = str(exc).strip().splitlines()
+            raise StoreError(f"{self.target}: {redact(text[0] if text else repr(exc))}"
+                             ) from None
+
+    def query(self, sql: str, params: Any = ()) -> Iterator[Row]:
+        yield from self.execute(sql, params)
+
+    def close(self) -> None:
+        self.raw.close()
