@@ -256,6 +256,7 @@ class CliRun:
     maxrss_mb: float
     stderr: str
     stdout: str = ""
+    child_maxrss_mb: float = 0.0  # the largest peak among the processes the run started
 
     def json(self) -> dict[str, Any]:
         """The JSON line a ``bench/timed_run.py`` child printed last."""
@@ -297,10 +298,11 @@ def run_cli(config: Path, env: dict[str, str], *args: str, timeout: float = 1800
         out.seek(0)
         stdout = out.read().decode("utf-8", "replace")
     try:
-        peak = float(rss_path.read_text())
-    except (OSError, ValueError):
-        peak = float("nan")
-    return CliRun(proc.returncode, seconds, peak, stderr, stdout)
+        figures = rss_path.read_text().split()
+        peak, child = float(figures[0]), float(figures[1]) if len(figures) > 1 else 0.0
+    except (OSError, ValueError, IndexError):
+        peak, child = float("nan"), float("nan")
+    return CliRun(proc.returncode, seconds, peak, stderr, stdout, child)
 
 
 def max_in_window(times: list[float], window: float = 1.0) -> int:

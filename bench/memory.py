@@ -52,7 +52,8 @@ def first_run(releases: list[Release], articles: int, trials: int) -> dict[str, 
             res = run_cli(config, env, python=rel.python)
             if res.returncode != 0:
                 raise SystemExit(f"{rel.label()}: run failed:\n{res.stderr[-3000:]}")
-            out[rel.tag] = {"rss": res.maxrss_mb, "seconds": res.seconds}
+            out[rel.tag] = {"rss": res.maxrss_mb, "seconds": res.seconds,
+                            "child": res.child_maxrss_mb}
     return out
 
 
@@ -73,7 +74,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         figures[rel.tag] = {"small": small[rel.tag]["rss"], "big": big[rel.tag]["rss"],
                             "growth": big[rel.tag]["rss"] / small[rel.tag]["rss"],
                             "small_s": small[rel.tag]["seconds"],
-                            "big_s": big[rel.tag]["seconds"]}
+                            "big_s": big[rel.tag]["seconds"],
+                            "small_child": small[rel.tag]["child"],
+                            "big_child": big[rel.tag]["child"]}
     now, prev = figures[releases[0].tag], figures.get(PREVIOUS_TAG)
 
     def row(label: str, key: str, fmt: str, target: str, ok: bool | None) -> list[object]:
@@ -89,12 +92,16 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
             now["big"] <= PEAK_TARGET_MB),
         row("big / small", "growth", ".2f", f"<= {GROWTH_TARGET}",
             now["growth"] <= GROWTH_TARGET),
+        row(f"parser process peak MB, {label_s}", "small_child", ".0f", "", None),
+        row(f"parser process peak MB, {label_b}", "big_child", ".0f", "", None),
         row(f"wall s, {label_s}", "small_s", ".1f", "", None),
         row(f"wall s, {label_b}", "big_s", ".1f", "", None),
     ]
     print(table(rows, ["figure", "this tree", "target", PREVIOUS_TAG, ""]))
     print(f"\nWhole `littrack run` (3 topics, both sources, report), API key, fakes without "
-          f"rate limits; {load()} at end")
+          f"rate limits. Peak RSS is the main process's VmHWM; the parser process (this "
+          f"tree: PubMed batches parsed beside the store) is shown apart, as the largest "
+          f"peak of the processes the run started; {load()} at end")
     return figures
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 Row = dict[str, Any]
@@ -28,26 +28,15 @@ class Normalized:
     record_id: str  # PMID or NCT number
     tables: dict[str, list[Row]] = field(default_factory=dict)
     raw: bytes = b""  # UTF-8 XML of one <PubmedArticle>/<PubmedBookArticle>, or study JSON
-    # What the store computes of a record, when already computed elsewhere (``prepared``).
-    digest: str | None = field(default=None, compare=False, repr=False)
-    packed: bytes | None = field(default=None, compare=False, repr=False)
 
     def content_hash(self) -> str:
         """What the store compares to tell a changed record: a hash of its tidy rows."""
-        if self.digest is not None:
-            return self.digest
         payload = json.dumps(self.tables, sort_keys=True, default=str, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()
 
     def packed_raw(self) -> bytes:
         """The raw record as the store keeps it (zlib)."""
-        return self.packed if self.packed is not None else zlib.compress(self.raw,
-                                                                         RAW_COMPRESSION)
-
-    def prepared(self) -> Normalized:
-        """This record with its hash and packed raw computed: work a parser process can do
-        for the one that stores (a first run spends as long on these as on parsing)."""
-        return replace(self, digest=self.content_hash(), packed=self.packed_raw())
+        return zlib.compress(self.raw, RAW_COMPRESSION)
 
     @property
     def main(self) -> Row:

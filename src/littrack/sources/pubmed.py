@@ -21,12 +21,11 @@ import math
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from copy import copy
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from multiprocessing import get_context
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from urllib.request import Request
@@ -47,7 +46,9 @@ log = logging.getLogger(__name__)
 
 ESEARCH_CAP = 9999  # PubMed hands out at most this many ids per query (retstart < 9999)
 RECHECK_MISSING = 1  # re-requests of PMIDs an EFetch silently left out
-EFETCH_IN_FLIGHT = 8  # at most this many EFetch downloads side by side (see fetch)
+# At most this many EFetch downloads side by side (see fetch): with a key, 4 replies of
+# 500 arrive faster than a batch is parsed and stored, and each waiting reply is ~6 MB.
+EFETCH_IN_FLIGHT = 4
 # Splitting an over-cap window (``PubMed._walk_back``): before any slice has been counted, a
 # backfill's hits are assumed spread over this many years, densest now (see ``_Spread``).
 FIRST_GUESS_YEARS = 15
@@ -368,11 +369,7 @@ class PubMed:
         # busy when a reply takes about a second (starts stay paced; memory stays bounded).
         depth = max(2, min(EFETCH_IN_FLIGHT, math.ceil(1.0 / self.client.pacer.interval)))
         pool = ThreadPoolExecutor(max_workers=depth, thread_name_prefix="efetch")
-        # Parsing takes as long as storing: with more than one batch, a second process
-        # parses the next batch while this one stores the last (the second core).
-        parser = _parser_process() if len(chunks) > 1 else None
         pending: deque[Future[bytes]] = deque()
-        parsing: deque[tuple[list[str], Future[Batch | str], Callable[[], bytes]]] = deque()
         try:
             for i, chunk in enumerate(chunks):
                 while len(pending) < depth and i + len(pending) < len(chunks):
@@ -380,39 +377,13 @@ class PubMed:
                 body = pending.popleft().result()
                 if i + depth < len(chunks):
                     pending.append(pool.submit(download, i + depth))
-                if parser is None:
-                    yield self._reconcile(chunk, body, partial(download, i))
-                    continue
-                parsing.append((chunk, parser.submit(_parse_elsewhere, body),
-                                partial(download, i)))
-                del body
-                if len(parsing) > 1:
-                    yield self._reconcile_parsed(*parsing.popleft())
-            while parsing:
-                yield self._reconcile_parsed(*parsing.popleft())
+                yield self._reconcile(chunk, body, partial(download, i))
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-            if parser is not None:
-                parser.shutdown(wait=True, cancel_futures=True)
 
-    def _reconcile_parsed(self, asked: list[str], parsed: Future[Batch | str],
-                          again: Callable[[], bytes]) -> Batch:
-        """``_reconcile`` for a batch the parser process parsed; one it found malformed is
-        downloaded again and parsed here, under the retry policy."""
-        batch = parsed.result()
-        if isinstance(batch, str):
-            self.client.retry_later(0, f"malformed reply ({batch})", "efetch.fcgi")
-            return self._reconcile(asked, again(), again, attempts_used=1)
-        return self._reconcile(asked, None, again, batch)
-
-    def _reconcile(self, asked: list[str], body: bytes | None, again: Callable[[], bytes],
-                   parsed: Batch | None = None, attempts_used: int = 0) -> Batch:
+    def _reconcile(self, asked: list[str], body: bytes, again: Callable[[], bytes]) -> Batch:
         """Parse a batch and account for every PMID asked for: returned, deleted or missing."""
-        if parsed is not None:
-            batch = parsed
-        else:
-            assert body is not None
-            batch = self._parse_batch(body, again, attempts_used)
+        batch = self._parse_batch(body, again)
         wanted = set(asked)
         got = {r.record_id for r in batch.records} | set(batch.deleted)
         missing = [p for p in asked if p not in got]
@@ -439,8 +410,7 @@ class PubMed:
                         "%s", len(missing), ", ".join(missing[:10]))
         return batch
 
-    def _parse_batch(self, body: bytes, again: Callable[[], bytes], attempts_used: int = 0
-                     ) -> Batch:
+    def _parse_batch(self, body: bytes, again: Callable[[], bytes]) -> Batch:
         """Parse one EFetch reply; a garbled one is downloaded ``again`` under the retry policy.
 
         The envelope check in the transport catches cut-off and in-band-error replies; this
@@ -448,7 +418,7 @@ class PubMed:
         unparseable record), so such a batch is re-requested instead of failing the topic.
         """
         tries = self.client.retry.max_tries
-        for attempt in range(attempts_used, tries):
+        for attempt in range(tries):
             batch = Batch([])
             try:
                 parse_into(body, batch, self.client.stop)
@@ -466,29 +436,6 @@ class PubMed:
 # Records parsed between two looks at the stop request: a batch of 500 takes a second or
 # more to parse, longer than a stop may wait.
 STOP_CHECK_EVERY = 25
-
-
-def _parser_process() -> ProcessPoolExecutor | None:
-    """One worker process for parsing (spawned: no fork of a threaded process), or None
-    where processes cannot be started (then batches are parsed in this one)."""
-    try:
-        pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
-        pool.submit(int)  # start it now, while the first batch downloads
-    except (OSError, NotImplementedError, RuntimeError):
-        return None
-    return pool
-
-
-def _parse_elsewhere(body: bytes) -> Batch | str:
-    """``parse_into`` in the parser process: the batch, or why the reply is malformed
-    (an exception with littrack's keyword arguments does not cross processes)."""
-    batch = Batch([])
-    try:
-        parse_into(body, batch)
-    except MalformedResponse as exc:
-        return str(exc).removeprefix("[pubmed] ")
-    batch.records = [r.prepared() for r in batch.records]
-    return batch
 
 
 def parse_into(body: bytes, batch: Batch, stop: threading.Event | None = None) -> None:
