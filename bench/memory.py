@@ -92,16 +92,16 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
             now["big"] <= PEAK_TARGET_MB),
         row("big / small", "growth", ".2f", f"<= {GROWTH_TARGET}",
             now["growth"] <= GROWTH_TARGET),
-        row(f"parser process peak MB, {label_s}", "small_child", ".0f", "", None),
-        row(f"parser process peak MB, {label_b}", "big_child", ".0f", "", None),
+        row(f"child processes' peak MB, {label_s}", "small_child", ".0f", "", None),
+        row(f"child processes' peak MB, {label_b}", "big_child", ".0f", "", None),
         row(f"wall s, {label_s}", "small_s", ".1f", "", None),
         row(f"wall s, {label_b}", "big_s", ".1f", "", None),
     ]
     print(table(rows, ["figure", "this tree", "target", PREVIOUS_TAG, ""]))
     print(f"\nWhole `littrack run` (3 topics, both sources, report), API key, fakes without "
-          f"rate limits. Peak RSS is the main process's VmHWM; the parser process (this "
-          f"tree: PubMed batches parsed beside the store) is shown apart, as the largest "
-          f"peak of the processes the run started; {load()} at end")
+          f"rate limits. Peak RSS is the main process's VmHWM; any process the run starts is "
+          f"shown apart (the largest peak among them: 0 when none), so no memory hides "
+          f"in one; {load()} at end")
     return figures
 
 

@@ -13,7 +13,6 @@ This is the one place the stages meet. The rules it keeps:
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import secrets
 import threading
@@ -496,10 +495,9 @@ def give_back_memory() -> None:
 
 @cache
 def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim: Callable[[int], int] = libc.malloc_trim
-    except (OSError, AttributeError):  # not glibc
+    try:  # the symbols already loaded (no library search, which would start a process)
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError, TypeError):  # not glibc
         return None
     return trim
 
