@@ -11,8 +11,6 @@ same once more, with nothing new. Prints seconds per phase and the items found.
 
 from __future__ import annotations
 
-import argparse
-import random
 import sys
 import tempfile
 import time
@@ -23,12 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import load, table  # noqa: E402
 from bench.store_scale import (  # noqa: E402
-    NCT_BASE,
     TOPICS,
+    big_store_args,
     build_big,
+    incremental_records,
     incremental_run,
-    seed_articles,
-    seed_trials,
 )
 from littrack.config import AtomChannel, EmailChannel, NotifyEntry, Settings  # noqa: E402
 from littrack.notify import Deliverer  # noqa: E402
@@ -69,18 +66,10 @@ def deliveries(path: Path) -> list[list[object]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="100,000 articles, 10,000 trials")
-    ap.add_argument("--articles", type=int)
-    ap.add_argument("--trials", type=int)
-    args = ap.parse_args(argv)
-    articles = args.articles or (100_000 if args.quick else 1_000_000)
-    trials = args.trials or (10_000 if args.quick else 100_000)
+    articles, trials = big_store_args(__doc__ or "", argv)
     print("## Notify at scale\n")
     print(f"{load()} at start\n")
-    rng = random.Random(99)
-    new = seed_articles(1000, 39_000_000, rng)
-    changed = seed_trials(100, NCT_BASE + 100, rng, status="COMPLETED")
+    new, changed = incremental_records()
     with tempfile.TemporaryDirectory(prefix="littrack-bench-") as d:
         big = Path(d) / "big.sqlite"
         built = build_big(big, articles, trials)

@@ -266,19 +266,31 @@ def query_times(path: Path) -> list[list[object]]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> dict[str, float]:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def big_store_args(description: str, argv: list[str] | None) -> tuple[int, int]:
+    """How big a store to build (``--quick``, ``--articles``, ``--trials``): the same
+    options for every bench that measures on a big store."""
+    ap = argparse.ArgumentParser(description=description.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="100,000 articles, 10,000 trials")
     ap.add_argument("--articles", type=int)
     ap.add_argument("--trials", type=int)
     args = ap.parse_args(argv)
-    articles = args.articles or (100_000 if args.quick else 1_000_000)
-    trials = args.trials or (10_000 if args.quick else 100_000)
-    print("## Store scale\n")
-    print(f"{load()} at start\n")
+    return (args.articles or (100_000 if args.quick else 1_000_000),
+            args.trials or (10_000 if args.quick else 100_000))
+
+
+def incremental_records() -> tuple[list[Normalized], list[Normalized]]:
+    """The incremental run measured on the big store: 1,000 new articles, 100 of the
+    store's trials changed (seeded, so every bench measures the same records)."""
     rng = random.Random(99)
     new = seed_articles(1000, 39_000_000, rng)
-    changed = seed_trials(100, NCT_BASE + 100, rng, status="COMPLETED")  # in the big store
+    return new, seed_trials(100, NCT_BASE + 100, rng, status="COMPLETED")
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    articles, trials = big_store_args(__doc__ or "", argv)
+    print("## Store scale\n")
+    print(f"{load()} at start\n")
+    new, changed = incremental_records()
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="littrack-bench-") as d:
         empty, big = Path(d) / "empty.sqlite", Path(d) / "big.sqlite"

@@ -112,3 +112,30 @@ def test_one_status_as_a_string_is_a_one_element_list(tmp_path: Path) -> None:
     bad = write(tmp_path, MINIMAL + '[topics.ctgov]\ncond = "PTSD"\noverall_status = "OPEN"\n')
     with pytest.raises(ConfigError, match="unknown status 'OPEN'"):
         load_settings(bad, env={})
+
+
+def test_the_database_url_comes_from_the_environment_or_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, '[littrack]\ndatabase_url = "postgresql://ann@db.example/lit"\n'
+                           + MINIMAL)
+    assert load_settings(path, env={}).store_location == "postgresql://ann@db.example/lit"
+    assert load_settings(path, env={}).shared_store
+    url = "postgresql://ann:hunter2@db.example:5433/lit?sslmode=require"
+    settings = load_settings(path, env={"LITTRACK_DATABASE_URL": url})
+    assert settings.store_location == url  # the environment wins; options pass through
+    plain = load_settings(write(tmp_path, MINIMAL), env={})
+    assert plain.store_location == str(plain.data_dir / "littrack.sqlite")
+    assert not plain.shared_store
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("postgresql://ann:hunter2@db.example/lit", "holds a password"),
+    ("postgresql://ann@db.example/lit?password=hunter2", "holds a password"),
+    ("mysql://ann@db.example/lit", "unknown database URL scheme 'mysql'"),
+])
+def test_a_password_in_the_config_file_or_an_unknown_database_is_refused(
+        tmp_path: Path, url: str, expected: str) -> None:
+    path = write(tmp_path, f'[littrack]\ndatabase_url = "{url}"\n' + MINIMAL)
+    with pytest.raises(ConfigError) as exc:
+        load_settings(path, env={})
+    assert expected in str(exc.value) and "littrack.database_url" in str(exc.value)
+    assert "hunter2" not in str(exc.value)

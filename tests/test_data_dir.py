@@ -127,9 +127,12 @@ def test_writers_on_a_read_only_data_dir_exit_2_with_one_line(readonly_tree: Pat
     assert len(lines) == 1 and str(readonly_tree / "data") in lines[0], proc.stderr
 
 
-@pytest.mark.parametrize("command", [["run"], ["rebuild"], ["serve"]])
-def test_writers_on_a_data_dir_that_is_a_file_exit_2(tmp_path: Path,
-                                                     command: list[str]) -> None:
+@pytest.mark.parametrize("command", [["run"], ["rebuild"], ["serve"], ["status"],
+                                     ["report"], ["export"]])
+def test_a_data_dir_that_is_a_file_exits_2_naming_it(tmp_path: Path,
+                                                      command: list[str]) -> None:
+    """Readers too: status said "not created yet" (exit 0), report and export "no
+    database here"."""
     (tmp_path / "littrack.toml").write_text(MINIMAL, encoding="utf-8")
     (tmp_path / "data").write_text("not a folder", encoding="utf-8")
     env = {"LITTRACK_CONFIG": str(tmp_path / "littrack.toml"),
@@ -140,14 +143,75 @@ def test_writers_on_a_data_dir_that_is_a_file_exit_2(tmp_path: Path,
     assert f"littrack: {tmp_path / 'data'}: data directory is a file" in proc.stderr
 
 
-def test_relative_data_dir_in_a_config_file_is_relative_to_that_file(tmp_path: Path) -> None:
+def test_relative_data_dir_in_a_config_file_is_relative_to_that_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "project" / "config"
     folder.mkdir(parents=True)
     path = folder / "littrack.toml"
     path.write_text('[littrack]\ndata_dir = "../store"\nlog_file = "logs/x.log"\n' + MINIMAL,
                     encoding="utf-8")
     settings = load_settings(path, env={})
-    assert settings.data_dir == folder / "../store"
-    assert settings.log_file == folder / "logs/x.log"
+    # shown as the folder it is, not as config/../store
+    assert settings.data_dir == (tmp_path / "project" / "store").resolve()
+    assert settings.log_file == (folder / "logs" / "x.log").resolve()
     # the environment's path is the shell's: relative to the current directory
     assert load_settings(path, env={"LITTRACK_DATA_DIR": "d"}).data_dir == Path("d")
+    # a config given by a relative path (as the Quickstart's ./config/littrack.toml)
+    monkeypatch.chdir(tmp_path / "project")
+    shown = load_settings(Path("config/littrack.toml"), env={}).data_dir
+    assert str(shown) == str((tmp_path / "project" / "store").resolve())
+
+
+@pytest.mark.parametrize("command", [["run"], ["status"], ["report"]])
+def test_a_file_above_the_data_dir_is_named(tmp_path: Path, command: list[str]) -> None:
+    (tmp_path / "littrack.toml").write_text(MINIMAL, encoding="utf-8")
+    (tmp_path / "file").write_text("not a folder", encoding="utf-8")
+    env = {"LITTRACK_CONFIG": str(tmp_path / "littrack.toml"),
+           "LITTRACK_DATA_DIR": str(tmp_path / "file" / "data")}
+    proc = littrack(command, env, tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert (f"littrack: {tmp_path / 'file' / 'data'}: data directory cannot be used: "
+            f"{tmp_path / 'file'} is a file") in proc.stderr
+
+
+def test_load_names_a_data_dir_that_is_a_file(tmp_path: Path) -> None:
+    from littrack import load
+    from littrack.errors import DataDirError
+
+    (tmp_path / "data").write_text("not a folder", encoding="utf-8")
+    with pytest.raises(DataDirError, match="data directory is a file"):
+        load("trials", data_dir=tmp_path / "data")
+
+
+@pytest.mark.parametrize("command", [["export", "--out", "x"], ["report", "--since", "2025-01-01"],
+                                     ["status"]])
+def test_readers_find_a_sqlite_store_named_by_its_url(tmp_path: Path,
+                                                      command: list[str]) -> None:
+    """``database_url = sqlite:///…`` elsewhere than the data directory: the readers looked
+    for ``<data_dir>/littrack.sqlite`` and said "no littrack database here"."""
+    (tmp_path / "littrack.toml").write_text(MINIMAL, encoding="utf-8")
+    Store(tmp_path / "elsewhere" / "store.sqlite").close()
+    env = {"LITTRACK_CONFIG": str(tmp_path / "littrack.toml"),
+           "LITTRACK_DATA_DIR": str(tmp_path / "data"),
+           "LITTRACK_DATABASE_URL": f"sqlite:///{tmp_path / 'elsewhere' / 'store.sqlite'}"}
+    proc = littrack(command, env, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "no littrack database" not in proc.stderr + proc.stdout
+    assert "not created yet" not in proc.stdout
+
+
+@pytest.mark.parametrize("command", [["run"], ["rebuild"], ["status"], ["export"]])
+def test_a_sqlite_url_under_a_file_exits_2_naming_it(tmp_path: Path,
+                                                     command: list[str]) -> None:
+    """``run`` said "littrack: …: File exists" with exit 1."""
+    (tmp_path / "littrack.toml").write_text(MINIMAL, encoding="utf-8")
+    (tmp_path / "file").write_text("not a folder", encoding="utf-8")
+    env = {"LITTRACK_CONFIG": str(tmp_path / "littrack.toml"),
+           "LITTRACK_DATA_DIR": str(tmp_path / "data"),
+           "LITTRACK_EUTILS_URL": "http://127.0.0.1:9/e", "LITTRACK_CTGOV_URL": "http://127.0.0.1:9/c",
+           "LITTRACK_DATABASE_URL": f"sqlite:///{tmp_path / 'file' / 'store.sqlite'}"}
+    proc = littrack(command, env, tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"littrack: {tmp_path / 'file'}: data directory is a file" in proc.stderr

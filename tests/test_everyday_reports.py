@@ -187,6 +187,17 @@ def test_publications_grid_fills_empty_years_and_keeps_equal_topics_apart() -> N
     assert grid == {"a": [2, 0, 0, 1], "b": [2, 0, 0, 1]}
 
 
+def test_publication_panels_share_one_count_axis() -> None:
+    """Stacked panels with their own scales drew 3 articles as tall as 4 (seen in a
+    screenshot of summary.html): every panel now has the same y range."""
+    from littrack.reports.charts import publications_figure
+
+    fig = publications_figure([2001, 2002], {"a": [1, 3], "b": [40, 0], "c": [0, 0]})
+    limits = {ax.get_ylim() for ax in fig.axes}
+    assert len(fig.axes) == 3 and len(limits) == 1
+    assert limits.pop()[1] >= 40
+
+
 def test_chart_draws_one_year_and_forty(tmp_path: Path) -> None:
     from littrack.reports.charts import chart_publications
 
@@ -197,3 +208,32 @@ def test_chart_draws_one_year_and_forty(tmp_path: Path) -> None:
             save(store, RUN1, WHEN1, "t", "pubmed", articles(*specs))
             image = chart_publications(store, tmp_path / f"{name}.png")
         assert image is not None and (tmp_path / f"{name}.png").stat().st_size > 1000
+
+
+def test_runs_table_goes_run_by_run_and_says_which_run(tmp_path: Path) -> None:
+    """Seen in a screenshot of a week's report: rows of three runs interleaved by start
+    second and topic name, with no run column, and every error repeating its row's topic
+    and source."""
+    with Store(tmp_path / "s.sqlite") as store:
+        # the first run's topics start in different seconds, ctgov's between pubmed's
+        for topic, source, when in (("zeta", "pubmed", "2026-01-01T06:00:00Z"),
+                                    ("alpha", "ctgov", "2026-01-01T06:00:01Z"),
+                                    ("alpha", "pubmed", "2026-01-01T06:00:02Z")):
+            save(store, RUN1, when, topic, source, [])
+        store.start_run(RUN2, "zeta", "pubmed", WHEN2, (None, WHEN2[:10]))
+        store.finish_run(RUN2, "zeta", "pubmed", WHEN2, "failed",
+                         error="[pubmed topic 'zeta'] pubmed unreachable at http://127.0.0.1:9")
+        out = write_report(store, tmp_path / "r", [RUN1, RUN2], "t", TODAY)
+    md = (out / "summary.md").read_text(encoding="utf-8")
+    runs = md.split("## Runs", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split(" | ")[:3] for line in runs.splitlines() if line.startswith("| 2026")]
+    assert rows == [["| 2026-01-01 06:00", "alpha", "ctgov"],
+                    ["| 2026-01-01 06:00", "zeta", "pubmed"],
+                    ["| 2026-01-01 06:00", "alpha", "pubmed"],
+                    ["| 2026-02-01 06:00", "zeta", "pubmed"]]
+    assert "| pubmed unreachable at http://127.0.0.1:9 |" in runs
+    assert "[pubmed topic" not in runs
+    # in the HTML, only the error column wraps (topic names wrapped at every hyphen)
+    html = (out / "summary.html").read_text(encoding="utf-8")
+    assert '<table class="runs">' in html
+    assert "table.runs td:not(:last-child) { white-space: nowrap; }" in html

@@ -394,6 +394,11 @@ def test_a_daily_digest_is_due_once_its_slot_passed(
     ('[[notify]]\nname = "x"\nwhen = "hourly"\n[notify.atom]\npath = "f.xml"\n',
      "notify 'x'.when: must be after-run, daily, weekly"),
     ('[[notify]]\nname = "x"\n', "notify 'x': needs at least one channel"),
+    ('[[notify]]\nname = "Team A"\n[notify.atom]\npath = "f.xml"\n',
+     "notify 'Team A'.name: must be lower-case letters, digits and '-' (it names feeds"),
+    ('[[notify]]\nname = "x"\n[notify.atom]\npath = "f.xml"\n'
+     '[[notify]]\nname = "x"\n[notify.atom]\npath = "g.xml"\n',
+     "notify 'x'.name: duplicate notify name"),
     ('[[notify]]\nname = "x"\n[notify.webhook]\nurl = "https://h.example/x"\n'
      'secret_env = "LITTRACK_NOT_SET_ANYWHERE"\n',
      "notify 'x'.webhook.secret_env: environment variable LITTRACK_NOT_SET_ANYWHERE is not "

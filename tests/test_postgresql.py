@@ -350,3 +350,52 @@ def test_date_arithmetic_reads_the_same_on_both(pg_url: str, args: tuple[str, ..
         pg = store.db.execute(f"SELECT date({marks}), julianday({marks.split(', ')[0]})",
                               (*args, args[0])).fetchone()
     assert tuple(pg) == lite
+
+
+def test_the_database_password_is_never_printed_logged_or_stored(
+        tmp_path: Path, pg_url: str, world: tuple[CountingEutils, CtgovFake, Path]) -> None:
+    eutils, ctgov, config = world
+    secret = "pw-5f3a9c"  # trust auth ignores it; littrack must still never show it
+    url = pg_url.replace("postgres@", f"postgres:{secret}@")
+    seen = []
+    for args in (["-v", "run"], ["status", "--json"], ["check"]):
+        code, out, err = finished(worker(config, tmp_path / "d", eutils, ctgov, url, *args))
+        assert code == 0, err
+        seen.append(out + err)
+    assert all(secret not in text for text in seen)
+    files = [p for p in (tmp_path / "d").rglob("*") if p.is_file()]
+    assert files and all(secret.encode() not in p.read_bytes() for p in files)
+    with Store(pg_url) as store:
+        for t in RELATIONS:
+            if isinstance(t, Table) and t.name != "raw_records":
+                rows = store.db.execute(f"SELECT * FROM {t.name}").fetchall()
+                assert secret not in repr(rows), t.name
+
+
+def test_two_serve_workers_share_one_schedule(
+        tmp_path: Path, pg_url: str, world: tuple[CountingEutils, CtgovFake, Path]) -> None:
+    """`littrack serve` on two hosts: each schedule's catch-up run starts in both; every
+    topic×source is fetched once, and SIGTERM stops both cleanly."""
+    from tests.test_service import wait_until
+
+    solo, requests = single_sqlite_run(tmp_path, world)
+    eutils, ctgov, config = world
+    before = eutils.count() + ctgov.count()
+    expected = {(t.name, s) for t in load_settings(config).topics for s in SOURCES if t.has(s)}
+
+    def done() -> bool:
+        return {d for d in ok_runs(pg_url) if d[0] != LINKED_TOPIC} == expected
+
+    servers = [worker(config, tmp_path / f"s{i}", eutils, ctgov, pg_url, "serve",
+                      "--once-now") for i in (1, 2)]
+    try:
+        wait_until(done, 120, "every topic×source committed", servers[0])
+        assert servers[1].poll() is None
+    finally:
+        for proc in servers:
+            proc.send_signal(signal.SIGTERM)
+    assert [finished(p)[0] for p in servers] == [0, 0]
+    runs = ok_runs(pg_url)
+    assert len(runs) == len(set(runs))
+    assert snapshot_of(pg_url) == snapshot_of(solo)
+    assert eutils.count() + ctgov.count() - before == requests

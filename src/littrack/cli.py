@@ -71,11 +71,23 @@ def _wait(settings: Settings, given: float | None, default: float) -> float:
     return 0.0 if settings.shared_store else default
 
 
+def _sqlite_file(settings: Settings) -> Path | None:
+    """The SQLite store's file (None for PostgreSQL), after checking that its folder is one:
+    a file there would read as "no database" or "not created yet"."""
+    from littrack.database import parse
+    from littrack.lock import require_folder
+
+    path = parse(settings.store_location).path
+    if path is not None:
+        require_folder(path.parent)
+    return path
+
+
 def _require_store(settings: Settings) -> None:
     """Offline commands read an existing store; opening one would create an empty one."""
-    if not settings.shared_store and not settings.db_path.exists():
-        raise ConfigError(f"{settings.db_path}: no littrack database here (run `littrack run` "
-                          "first)")
+    path = _sqlite_file(settings)
+    if path is not None and not path.exists():
+        raise ConfigError(f"{path}: no littrack database here (run `littrack run` first)")
 
 
 def _default_out(settings: Settings, name: Path) -> Path:
@@ -176,8 +188,9 @@ def run(ctx: click.Context, topics: tuple[str, ...], source: str | None, full: b
     """Fetch what is new for each topic, store it, and write the run's report.
 
     Exit code 0 when every topic succeeded, 1 when some failed (the others are committed),
-    2 for a config or usage error, 3 when another littrack holds the data directory, 130
-    or 143 when SIGINT or SIGTERM stopped it (the current topic rolls back).
+    2 for a config or usage error or a data directory it cannot write, 3 when another
+    littrack holds the data directory, 130 or 143 when SIGINT or SIGTERM stopped it (the
+    current topic rolls back).
     """
     settings = _settings(ctx)
     for name in topics:
@@ -424,7 +437,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
     from littrack.status import format_status, status
 
-    report = status(_settings(ctx))
+    settings = _settings(ctx)
+    _sqlite_file(settings)
+    report = status(settings)
     click.echo(json.dumps(report, indent=2) if as_json else format_status(report))
 
 
@@ -500,7 +515,8 @@ def report(ctx: click.Context, since: datetime | None, last: str | None,
                                       "`pip install 'littrack[parquet]'`.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Folder to write; replaced if it holds an earlier export. "
-                   "Default: <data_dir>/export.")
+                   "Default: <data_dir>/export (./littrack-export when the data "
+                   "directory is read-only).")
 @click.pass_context
 @handle_errors
 def export_tables(ctx: click.Context, fmt: str, out: Path | None) -> None:

@@ -459,23 +459,34 @@ def _database_url(check: _Checker, from_env: str | None, from_file: str | None) 
     return from_env or from_file or None
 
 
+def _named_entry(check: _Checker, item: Any, keys: Mapping[str, Any], index: str, kind: str,
+                 seen: set[str], use: str) -> tuple[dict[str, Any], str]:
+    """One ``[[topics]]`` or ``[[notify]]`` entry, checked, and how messages name it (by its
+    name once it has one): the name goes into file names and ids, so it is restricted, and
+    two entries of a kind may not share it."""
+    where = index
+    if isinstance(item, dict) and isinstance(item.get("name"), str):
+        where = f"{kind} {item['name']!r}"
+    entry = check.table(item, keys, where)
+    name = entry["name"]
+    if not TOPIC_NAME.match(name):
+        raise check.fail(f"{where}.name", "must be lower-case letters, digits and '-' "
+                         f"({use}), up to 63 characters")
+    if name in seen:
+        raise check.fail(f"{where}.name", f"duplicate {kind} name")
+    seen.add(name)
+    return entry, where
+
+
 def _parse_topics(check: _Checker, raw: list[Any]) -> tuple[Topic, ...]:
     if not raw:
         raise check.fail("topics", "at least one [[topics]] entry is required")
     topics: list[Topic] = []
     seen: set[str] = set()
     for i, item in enumerate(raw):
-        where = f"topics[{i}]"
-        if isinstance(item, dict) and isinstance(item.get("name"), str):
-            where = f"topic {item['name']!r}"
-        t = check.table(item, _TOPIC_KEYS, where)
+        t, where = _named_entry(check, item, _TOPIC_KEYS, f"topics[{i}]", "topic", seen,
+                                "it names report files")
         name = t["name"]
-        if not TOPIC_NAME.match(name):
-            raise check.fail(f"{where}.name", "must be lower-case letters, digits and '-' "
-                             "(it names report files), up to 63 characters")
-        if name in seen:
-            raise check.fail(f"{where}.name", "duplicate topic name")
-        seen.add(name)
         pubmed_query = None
         if "pubmed" in t:
             pubmed_query = check.table(t["pubmed"], _PUBMED_KEYS, f"{where}.pubmed")["query"]
@@ -525,9 +536,15 @@ def _parse_schedules(check: _Checker, raw: dict[str, Any],
 
 
 def _beside(config_path: Path, value: str) -> Path:
-    """A path from the config file, resolved against the file's folder when relative."""
+    """A path from the config file, resolved against the file's folder when relative.
+
+    Made absolute and without ``..`` (the folder's symlinks resolved first, so ``..``
+    keeps the meaning it had), so messages show ``/srv/x/data``, not ``config/../data``.
+    """
     p = Path(value).expanduser()
-    return p if p.is_absolute() else config_path.parent / p
+    if p.is_absolute():
+        return p
+    return Path(os.path.normpath(config_path.parent.resolve() / p))
 
 
 def _parse_notify(check: _Checker, raw: list[Any], topics: tuple[Topic, ...], data_dir: Path,
@@ -535,17 +552,11 @@ def _parse_notify(check: _Checker, raw: list[Any], topics: tuple[Topic, ...], da
     """``[[notify]]`` entries; secrets are read from the variables they name, never the file."""
     known = [t.name for t in topics]
     out: list[NotifyEntry] = []
+    seen: set[str] = set()
     for i, item in enumerate(raw):
-        where = f"notify[{i}]"
-        if isinstance(item, dict) and isinstance(item.get("name"), str):
-            where = f"notify {item['name']!r}"
-        n = check.table(item, _NOTIFY_KEYS, where)
+        n, where = _named_entry(check, item, _NOTIFY_KEYS, f"notify[{i}]", "notify", seen,
+                                "it names feeds and message ids")
         name = n["name"]
-        if not TOPIC_NAME.match(name):
-            raise check.fail(f"{where}.name", "must be lower-case letters, digits and '-' "
-                             "(it names feeds and message ids), up to 63 characters")
-        if any(e.name == name for e in out):
-            raise check.fail(f"{where}.name", "duplicate notify entry name")
         chosen = tuple(_strings(check, n, "topics", where)) or tuple(known)
         for t in chosen:
             if t not in known:

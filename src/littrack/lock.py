@@ -19,15 +19,26 @@ from littrack.vocab import utc_now
 POLL_SECONDS = 0.2
 
 
+def require_folder(data_dir: Path) -> None:
+    """A file where the data directory (or a folder above it) should be, named as such: a
+    reader would otherwise say "no database here", a writer fail on a lower-level error."""
+    for p in (data_dir, *data_dir.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise DataDirError(f"{data_dir}: data directory is a file, not a folder"
+                                   if p == data_dir else
+                                   f"{data_dir}: data directory cannot be used: {p} is a file")
+            return
+
+
 def open_lock_file(data_dir: Path) -> int:
     """The lock file's descriptor, or one clear ``DataDirError`` for a data directory that
     cannot be written (a file in its place, no permission, a read-only file system)."""
     data_dir = Path(data_dir)
+    require_folder(data_dir)
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(data_dir / ".littrack.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    except FileExistsError:
-        raise DataDirError(f"{data_dir}: data directory is a file, not a folder") from None
     except OSError as exc:
         raise DataDirError(f"{data_dir}: data directory cannot be written: "
                            f"{exc.strerror or exc}") from None

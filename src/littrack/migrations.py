@@ -7,6 +7,11 @@ column there cannot rewrite history: it needs a new step at the end of ``STEPS``
 steps are never edited, reordered or removed; a changed view is dropped and re-created by a
 new step (``recreate_view``).
 
+Each step carries its SQL for SQLite and for PostgreSQL (the steps written before PostgreSQL
+support got their PostgreSQL SQL when it came; a step whose SQL runs on both gives it once),
+so both databases have the same history and reach the same declared schema
+(``tests/test_postgresql.py`` checks it there).
+
 Each applied step is a row of ``schema_migrations`` (the sqlite-utils / Alembic idea). A store
 written by release 0.1.0 has no such table: its ``PRAGMA user_version`` (1..3) says how many of
 the first steps it already holds, and they are adopted as applied. ``user_version`` keeps

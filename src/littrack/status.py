@@ -11,6 +11,7 @@ from typing import Any
 
 from littrack.config import Settings
 from littrack.crontab import cron_trigger, is_due, next_fire
+from littrack.database import parse  # names the database, never its credentials
 from littrack.jobs import plan_jobs
 from littrack.lock import is_held
 from littrack.store import Store
@@ -33,7 +34,7 @@ def status(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
     marks: dict[tuple[str, str], dict[str, Any]] = {}
     counts: dict[str, int] = {}
     deliveries: dict[tuple[str, str], dict[str, Any]] = {}
-    db = settings.db_path
+    db = parse(settings.store_location).path or settings.db_path  # sqlite:///elsewhere too
     exists = settings.shared_store or db.exists()
     # With PostgreSQL, a 'running' row may be another worker's: never relabelled here.
     held = settings.shared_store or (db.exists() and is_held(settings.data_dir))
@@ -75,7 +76,6 @@ def status(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
             "overdue": bool(trigger and is_due(trigger, parse_stamp(last_ok), now)),
             "last_run": run, "last_ok_at": last_ok, "watermark": mark,
         })
-    from littrack.database import parse  # names the database, never its credentials
 
     return {"config": str(settings.config_path), "database": str(parse(settings.store_location)),
             "database_exists": exists, "now": utc_stamp(now),

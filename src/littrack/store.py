@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from littrack import changes, database, migrations
 from littrack.database import POSTGRESQL, SQLITE, PgConnection, Target
 from littrack.errors import ConfigError, StopRequested, StoreError
+from littrack.lock import require_folder
 from littrack.normalize import Normalized
 from littrack.tables import (
     BOOKKEEPING,
@@ -91,6 +92,7 @@ class Store:
         if readonly:
             self.db = self._connect_readonly()
             return
+        require_folder(self.path.parent)  # sqlite:///… may name a folder the lock never saw
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, so nothing commits
@@ -874,7 +876,7 @@ QUERIES: dict[str, str] = {
     "report_runs": """
         SELECT run_id, topic, source, status, started_at, finished_at, window_start,
           window_end, n_found, n_new, n_updated, n_requests, n_retries, error
-        FROM runs WHERE run_id IN (:run_ids) ORDER BY started_at, run_id, source, topic""",
+        FROM runs WHERE run_id IN (:run_ids) ORDER BY run_id, source, started_at, topic""",
     # Per topic and source: records tracked, new to the topic in the window, and updated in
     # it (already matched before; content changed by one of the window's runs, or withdrawn
     # by PubMed, which changes no content).
@@ -994,7 +996,9 @@ def load_table(table: str, data_dir: str | Path | None = None, config: str | Non
 
         location = load_settings(config).store_location
     path = database.parse(location).path
-    if path is not None and not path.exists():
-        raise ConfigError(f"{path}: no littrack database here (run `littrack run` first)")
+    if path is not None:
+        require_folder(path.parent)
+        if not path.exists():
+            raise ConfigError(f"{path}: no littrack database here (run `littrack run` first)")
     with Store.for_reading(location) as store:
         return store.frame(table)

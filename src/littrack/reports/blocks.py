@@ -33,6 +33,7 @@ class Para:
 class DataTable:
     headers: Sequence[str]
     rows: list[list[Cell]] = field(default_factory=list)
+    css_class: str = ""  # HTML only: a table the stylesheet lays out in its own way
 
 
 @dataclass

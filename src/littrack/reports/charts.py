@@ -53,21 +53,20 @@ def publications_grid(data: pd.DataFrame) -> tuple[list[int], dict[str, list[int
     return years, grid
 
 
-def chart_publications(store: Store, path: Path) -> Image | None:
-    """Publications per year: one panel of bars per topic, on one shared year axis."""
+def publications_figure(years: list[int], grid: dict[str, list[int]]) -> Any:
+    """One panel of bars per topic, on one shared year axis *and one shared count axis*:
+    panels stacked for comparison must not draw 3 articles as tall as 40."""
     from matplotlib.ticker import MaxNLocator
 
-    years, grid = publications_grid(store.query("publications_per_year"))
-    if not years:
-        return None
     fig = _figure(8.5, 1.0 + 1.6 * len(grid))
-    axes = fig.subplots(len(grid), 1, squeeze=False, sharex=True)[:, 0]
+    axes = fig.subplots(len(grid), 1, squeeze=False, sharex=True, sharey=True)[:, 0]
+    top = max(1, max(max(counts) for counts in grid.values())) * 1.1
     for ax, (topic, counts) in zip(axes, grid.items(), strict=True):
         ax.bar(years, counts, width=0.8, color="#3288bd")
         ax.set_title(topic, loc="left", fontsize=10)
         ax.set_ylabel("articles", fontsize=9)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=4))
-        ax.set_ylim(bottom=0, top=max(1, max(counts)) * 1.1)
+        ax.set_ylim(bottom=0, top=top)
         ax.grid(axis="y", color="#e5e5e5")
         ax.set_axisbelow(True)
         ax.spines[["top", "right"]].set_visible(False)
@@ -75,7 +74,15 @@ def chart_publications(store: Store, path: Path) -> Image | None:
     axes[-1].set_xlim(years[0] - 0.6, years[-1] + 0.6)
     axes[-1].set_xlabel("publication year")
     fig.suptitle("Publications per year, by topic")
-    _save(fig, path)
+    return fig
+
+
+def chart_publications(store: Store, path: Path) -> Image | None:
+    """Publications per year: one panel of bars per topic (``publications_figure``)."""
+    years, grid = publications_grid(store.query("publications_per_year"))
+    if not years:
+        return None
+    _save(publications_figure(years, grid), path)
     return Image(f"{CHARTS_DIR}/{path.name}",
                  "Bar charts: publications per year, one panel per topic, empty years as zero")
 

@@ -108,14 +108,21 @@ def _runs_section(runs: pd.DataFrame) -> list[Block]:
     out: list[Block] = [Heading(2, "Runs")]
     if runs.empty:
         return out + [Para("No runs in this window.")]
-    table = DataTable(["topic", "source", "status", "window", "found", "new", "updated",
-                   "requests", "error"])
+    # Run by run, each source's topics in the order they ran; with several runs, a column
+    # says which run a row belongs to. The error's "[source topic 'x']" prefix repeats the
+    # row's own cells, so it is left out here (the log and `littrack status` keep it).
+    several = runs["run_id"].nunique() > 1
+    table = DataTable((["run started (UTC)"] if several else [])
+                      + ["topic", "source", "status", "window", "found", "new", "updated",
+                         "requests", "error"], css_class="runs")
     for r in _records(runs):
         window = f"{r['window_start'] or 'everything'} … {r['window_end'] or ''}"
         status = "ok" if r["status"] == "ok" else str(r["status"]).upper()
-        table.rows.append([r["topic"], r["source"], status, window, _num(r["n_found"]),
-                           _num(r["n_new"]), _num(r["n_updated"]), _num(r["n_requests"]),
-                           r["error"]])
+        error = re.sub(r"^\[[^\]]*\] ", "", str(r["error"])) if r["error"] else r["error"]
+        started: list[Cell] = [str(r["started_at"])[:16].replace("T", " ")] if several else []
+        table.rows.append(started + [r["topic"], r["source"], status, window,
+                                     _num(r["n_found"]), _num(r["n_new"]),
+                                     _num(r["n_updated"]), _num(r["n_requests"]), error])
     failed = int((runs["status"] != "ok").sum())
     out.append(table)
     if failed:
@@ -329,13 +336,16 @@ def _html_cell(cell: Cell) -> str:
 
 _CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222;
-       max-width: 72rem; margin: 2rem auto; padding: 0 1rem; }
+       max-width: 80rem; margin: 2rem auto; padding: 0 1rem; }
 h1 { font-size: 1.6rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; }
 h3 { font-size: 1.05rem; margin-top: 1.4rem; }
 table { border-collapse: collapse; margin: .5rem 0 1rem; font-size: 14px; }
 th, td { border: 1px solid #ddd; padding: .25rem .5rem; text-align: left;
          vertical-align: top; }
 th { background: #f3f3f3; } tr:nth-child(even) td { background: #fafafa; }
+td:first-child { white-space: nowrap; }  /* topic names, PMIDs, NCT ids: never split */
+table.runs td:not(:last-child) { white-space: nowrap; }  /* the error column wraps */
+table.runs td:last-child { min-width: 12rem; }
 img { max-width: 100%; display: block; margin: 1rem 0; }
 a { color: #1f5fa8; }
 """
@@ -353,7 +363,9 @@ def render_html(blocks: list[Block], title: str) -> str:
         elif isinstance(b, Para):
             out.append(f"<p>{_h(b.text)}</p>")
         elif isinstance(b, DataTable):
-            out.append("<table><thead><tr>" + "".join(f"<th>{_h(h)}</th>" for h in b.headers)
+            css = f' class="{_h(b.css_class)}"' if b.css_class else ""
+            out.append(f"<table{css}><thead><tr>"
+                       + "".join(f"<th>{_h(h)}</th>" for h in b.headers)
                        + "</tr></thead><tbody>")
             out += ["<tr>" + "".join(f"<td>{_html_cell(c)}</td>" for c in row) + "</tr>"
                     for row in b.rows]
