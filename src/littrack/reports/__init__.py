@@ -46,21 +46,17 @@ EVENT_TABLES = ("new_articles", "new_trials", "updated_articles", "trial_changes
 
 def report_frames(store: Store, run_ids: Sequence[str],
                   today: date | None = None) -> dict[str, pd.DataFrame]:
-    """The tables of a report over the given runs, in file order.
+    """The tables of a report over the given runs, in file order, as DataFrames (for
+    reading them in Python; report folders are written row by row, ``write_tables``).
 
     ``unreported_trials`` is a state, not an event: every trial overdue as of ``today``.
     """
     today = today or datetime.now(UTC).date()
-    return {
-        "new_articles": store.query("new_articles", run_ids=list(run_ids))[NEW_ARTICLES_COLUMNS],
-        "new_trials": store.query("new_trials", run_ids=list(run_ids))[NEW_TRIALS_COLUMNS],
-        "updated_articles": store.query("updated_articles", run_ids=list(run_ids)),
-        "trial_changes": store.query("trial_changes", run_ids=list(run_ids)),
-        "article_changes": store.query("article_changes", run_ids=list(run_ids)),
-        "links": store.query("links", run_ids=list(run_ids)),
-        "unreported_trials": store.query("unreported_trials", today=today.isoformat()),
-        "status_not_updated": store.query("status_not_updated", today=today.isoformat()),
-    }
+    frames = {}
+    for name, (params, keep) in _queries(run_ids, today).items():
+        frame = store.query(name, **params)
+        frames[name] = frame[keep] if keep is not None else frame
+    return frames
 
 
 def _queries(run_ids: Sequence[str], today: date) -> dict[str, tuple[dict[str, Any],
