@@ -196,3 +196,36 @@ def test_a_store_from_a_newer_littrack_is_refused(tmp_path: Path) -> None:
     sqlite3.connect(legacy).execute("PRAGMA user_version = 4").connection.close()
     with pytest.raises(StoreError, match="newer than this littrack"):
         Store(legacy)
+
+
+def test_notify_considered_is_seeded_from_the_old_cursor(tmp_path: Path) -> None:
+    """A channel's run-id cursor becomes the units it considered: the finished ones at or
+    below it that had finished when it last looked. A unit below the cursor that finished
+    after that (the old cursor lost it), a running one and a later one stay new."""
+    path = tmp_path / "littrack.sqlite"
+    with Store(path):
+        pass
+    names = [s.name for s in migrations.STEPS]
+    step = next(n for n in names if n.endswith("_notify_considered"))
+    with sqlite3.connect(path) as db:  # the store as the step before left it
+        db.execute("DROP TABLE notify_considered")
+        db.execute("DELETE FROM schema_migrations WHERE name >= ?", (step,))
+        db.execute(f"PRAGMA user_version = {names.index(step)}")
+        runs = [("20261130T100000Z-aaaaaa", "a", "pubmed", "ok", "2026-11-30T10:10:00Z"),
+                ("20261130T110000Z-bbbbbb", "a", "ctgov", "ok", "2026-11-30T11:02:00Z"),
+                ("20261130T110000Z-000001", "b", "pubmed", "ok", "2026-11-30T11:20:00Z"),
+                ("20261130T090000Z-cccccc", "b", "ctgov", "running", None),
+                ("20261130T120000Z-dddddd", "a", "pubmed", "ok", "2026-11-30T12:10:00Z")]
+        db.executemany("INSERT INTO runs (run_id, topic, source, started_at, status, "
+                       "finished_at) VALUES (?, ?, ?, '2026-11-30T09:00:00Z', ?, ?)", runs)
+        db.execute("INSERT INTO notify_cursors (entry, channel, through_run, checked_at) "
+                   "VALUES ('team', 'atom', '20261130T110000Z-bbbbbb', '2026-11-30T11:05:00Z')")
+    with Store(path) as store:
+        assert migrations.applied(store.db) == names
+        assert sorted(tuple(r) for r in store.db.execute(
+            "SELECT entry, channel, run_id, topic, source FROM notify_considered")) == [
+            ("team", "atom", "20261130T100000Z-aaaaaa", "a", "pubmed"),
+            ("team", "atom", "20261130T110000Z-bbbbbb", "a", "ctgov")]
+        assert [tuple(u) for u in store.unconsidered_units("team", "atom")] == [
+            ("20261130T110000Z-000001", "b", "pubmed"),
+            ("20261130T120000Z-dddddd", "a", "pubmed")]

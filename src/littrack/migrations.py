@@ -1471,6 +1471,37 @@ ORDER BY t.due_date, t.nct_id""",
 )""",
 )
 
+# Notifications remember which units of work (run × topic × source) each channel considered,
+# instead of a run-id cursor that skipped runs committing after a later-sorting run was
+# delivered. A channel's units are seeded from its old cursor: every finished unit at or below
+# it that had finished when the channel last looked (later ones were never seen: delivered now).
+_NOTIFY_CONSIDERED_SEED = r"""INSERT INTO notify_considered (entry, channel, run_id, topic, source)
+SELECT c.entry, c.channel, r.run_id, r.topic, r.source
+FROM notify_cursors c JOIN runs r ON r.run_id <= c.through_run
+WHERE r.status <> 'running' AND (r.finished_at IS NULL OR r.finished_at <= c.checked_at)"""
+_STEP_8 = (
+    r"""CREATE TABLE notify_considered (
+  entry TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  topic TEXT NOT NULL,
+  source TEXT NOT NULL,
+  PRIMARY KEY (entry, channel, run_id, topic, source)
+)""",
+    _NOTIFY_CONSIDERED_SEED,
+)
+_PG_STEP_8 = (
+    r"""CREATE TABLE notify_considered (
+  entry TEXT COLLATE "C" NOT NULL,
+  channel TEXT COLLATE "C" NOT NULL,
+  run_id TEXT COLLATE "C" NOT NULL,
+  topic TEXT COLLATE "C" NOT NULL,
+  source TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (entry, channel, run_id, topic, source)
+)""",
+    _NOTIFY_CONSIDERED_SEED,
+)
+
 STEPS: tuple[Step, ...] = (
     Step("0001_initial", _STEP_1, _PG_STEP_1),
     Step("0002_linked_fetches_unreported_view", _STEP_2, _PG_STEP_2),
@@ -1479,6 +1510,7 @@ STEPS: tuple[Step, ...] = (
     Step("0005_notify_deliveries", _STEP_5, _PG_STEP_5),
     Step("0006_everyday_fdaaa_fingerprint_stopped", _STEP_6, _PG_STEP_6),
     Step("0007_source_versions", _STEP_7, _PG_STEP_7),
+    Step("0008_notify_considered", _STEP_8, _PG_STEP_8),
 )
 RELEASE_0_1_0_STEPS = 3  # a 0.1.0 store's user_version counts these
 

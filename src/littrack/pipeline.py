@@ -54,9 +54,25 @@ def iso(dt: datetime) -> str:
     return dt.strftime(TIMESTAMP_FORMAT)
 
 
+_last_run_id = ""  # this process's latest run id: the next one in its second sorts after it
+_run_id_lock = threading.Lock()
+
+
 def new_run_id(now: datetime) -> str:
-    """Sortable and unique: start time plus a short random suffix."""
-    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+    """Unique, and sortable by start: start time plus a short random suffix; a run this
+    process starts in the same second as its previous one steps past that one's suffix.
+
+    (Nothing depends on the order any more: notifications track which runs they considered;
+    but a report or a reader listing runs by id sees this process's runs in start order.)"""
+    global _last_run_id
+    stamp = now.strftime('%Y%m%dT%H%M%SZ')
+    with _run_id_lock:
+        run_id = f"{stamp}-{secrets.token_hex(3)}"
+        last = _last_run_id
+        if last.startswith(stamp + "-") and run_id <= last and last[-6:] != "ffffff":
+            run_id = f"{stamp}-{int(last[-6:], 16) + 1:06x}"
+        _last_run_id = run_id
+    return run_id
 
 
 @dataclass

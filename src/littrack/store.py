@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from littrack import changes, database, migrations
 from littrack.database import POSTGRESQL, SQLITE, PgConnection, Target
@@ -58,6 +58,14 @@ class SaveResult:
     new: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+
+
+class Unit(NamedTuple):
+    """One unit of work: a run of one topic on one source (a ``runs`` row)."""
+
+    run_id: str
+    topic: str
+    source: str
 
 
 @dataclass(frozen=True)
@@ -594,15 +602,26 @@ class Store:
         self._add_links(rec, "rebuild")
 
     # ---- notifications ---------------------------------------------------------------
-    def latest_run_id(self) -> str | None:
-        value = self.db.execute("SELECT MAX(run_id) FROM runs").fetchone()[0]
-        return str(value) if value else None
+    def unconsidered_units(self, entry: str, channel: str) -> list[Unit]:
+        """The finished units of work (run, topic, source) this channel has not considered.
 
-    def notify_rows(self, kind: str, after_run: str | None, through_run: str,
+        A unit's rows commit in one transaction with its run row's final status, so a
+        finished unit's rows are all visible and a running one's are none; whatever order
+        runs start or commit in, each finished unit is new to a channel exactly once."""
+        rows = self.db.execute(
+            f"SELECT r.run_id, r.topic, r.source FROM runs r WHERE {_NEW_UNIT} "
+            "ORDER BY r.run_id, r.topic, r.source", {"entry": entry, "channel": channel})
+        return [Unit(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    def notify_rows(self, kind: str, entry: str, channel: str,
                     today: str | None = None) -> list[dict[str, Any]]:
-        """The rows of one kind of notification item (``NOTIFY_QUERIES``) that runs after
-        ``after_run`` up to ``through_run`` produced (unreported trials: as of ``today``)."""
-        params: dict[str, Any] = {"lo": after_run or "", "hi": through_run, "today": today}
+        """The rows of one kind of notification item (``NOTIFY_QUERIES``) that finished units
+        the channel has not considered produced (unreported trials: as of ``today``).
+
+        Read after ``unconsidered_units``: the rows cover at least those units' (a unit
+        finishing in between adds its rows now, and is deduplicated by key when it is
+        considered later)."""
+        params: dict[str, Any] = {"entry": entry, "channel": channel, "today": today}
         return [dict(r) for r in self.db.execute(NOTIFY_QUERIES[kind], params)]
 
     def delivered_keys(self, entry: str, channel: str, keys: Iterable[str]) -> set[str]:
@@ -618,18 +637,18 @@ class Store:
         return found
 
     def notify_cursor(self, entry: str, channel: str) -> tuple[str | None, str | None]:
-        """(last run the channel considered, when it last looked), or (None, None)."""
+        """(latest run the channel considered, when it last looked), or (None, None)."""
         row = self.db.execute("SELECT through_run, checked_at FROM notify_cursors WHERE "
                               "entry=? AND channel=?", (entry, channel)).fetchone()
         return (row[0], row[1]) if row else (None, None)
 
     def record_delivery(self, delivery_id: str, entry: str, channel: str, now: str,
                         item_keys: Sequence[str], summary: str, payload: bytes,
-                        through_run: str | None) -> None:
+                        units: Sequence[Unit]) -> None:
         """Record a delivery as pending with its items, before anything is sent.
 
-        One transaction with the cursor: either the channel has this delivery to send (and
-        resends it until confirmed), or it never planned it."""
+        One transaction with the units it considered: either the channel has this delivery
+        to send (and resends it until confirmed), or it never planned it."""
         with self.transaction():
             if item_keys:
                 self.db.execute(
@@ -641,10 +660,17 @@ class Store:
                 self.db.executemany(
                     "INSERT INTO delivery_items (entry, channel, item_key, delivery_id) "
                     "VALUES (?, ?, ?, ?)", [(entry, channel, k, delivery_id) for k in item_keys])
+            self.db.executemany(
+                "INSERT INTO notify_considered (entry, channel, run_id, topic, source) VALUES "
+                "(?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [(entry, channel, *u) for u in units])
+            through_run = max((u.run_id for u in units), default=None)
             self.db.execute(
                 "INSERT INTO notify_cursors (entry, channel, through_run, checked_at) VALUES "
                 "(?, ?, ?, ?) ON CONFLICT (entry, channel) DO UPDATE SET "
-                "through_run=COALESCE(excluded.through_run, notify_cursors.through_run), "
+                "through_run=CASE WHEN notify_cursors.through_run IS NULL OR "
+                "excluded.through_run > notify_cursors.through_run THEN excluded.through_run "
+                "ELSE notify_cursors.through_run END, "
                 "checked_at=excluded.checked_at", (entry, channel, through_run, now))
 
     def pending_deliveries(self, entry: str, channel: str) -> list[dict[str, Any]]:
@@ -947,8 +973,21 @@ def _count(store: Store, table: str) -> int:
 # (inclusive) bound the run ids a channel has not looked at yet; run ids sort by time.
 _TOPICS_OF = """(SELECT GROUP_CONCAT(topic, '; ') FROM (SELECT DISTINCT topic FROM topic_matches m
      WHERE m.source = '{source}' AND m.record_id = {record} ORDER BY topic) d)"""
+# A finished unit of work (``runs`` row ``r``) the channel (:entry, :channel) has not
+# considered; a new match is one such unit made, a change row one such unit's run made (the
+# change tables name no topic: other units of the run may have made it too, and a key
+# delivered already is dropped).
+_NEW_UNIT = """r.status <> 'running' AND NOT EXISTS (SELECT 1 FROM notify_considered n
+          WHERE n.entry = :entry AND n.channel = :channel AND n.run_id = r.run_id
+          AND n.topic = r.topic AND n.source = r.source)"""
+_NEW_RUNS = f"SELECT r.run_id FROM runs r WHERE {_NEW_UNIT}"  # driven by the run_id indexes
+_NEW_MATCH = """m.first_seen_run IN ({runs}) AND EXISTS (SELECT 1 FROM runs r
+          WHERE r.run_id = m.first_seen_run AND r.topic = m.topic AND r.source = m.source
+          AND r.source = '{source}' AND {unit})"""
+_NEW_CHANGE = f"c.run_id IN ({_NEW_RUNS})"
+
 NOTIFY_QUERIES: dict[str, str] = {
-    "new_articles": """
+    "new_articles": f"""
         SELECT m.topic, m.first_seen_run AS run_id, a.pmid, a.title, a.journal,
           a.pub_year AS year, a.doi, a.pmcid, a.abstract, a.entrez_date, a.is_retracted,
           (SELECT GROUP_CONCAT(name, '; ') FROM (SELECT COALESCE(au.collective_name,
@@ -956,28 +995,28 @@ NOTIFY_QUERIES: dict[str, str] = {
              FROM article_authors au WHERE au.pmid = a.pmid ORDER BY au.position) o)
              AS authors
         FROM topic_matches m JOIN articles a ON a.pmid = m.record_id
-        WHERE m.source = 'pubmed' AND m.first_seen_run > :lo AND m.first_seen_run <= :hi
+        WHERE {_NEW_MATCH.format(runs=_NEW_RUNS, source='pubmed', unit=_NEW_UNIT)}
         ORDER BY m.topic, a.entrez_date DESC, CAST(a.pmid AS INTEGER) DESC""",
-    "new_trials": """
+    "new_trials": f"""
         SELECT m.topic, m.first_seen_run AS run_id, t.nct_id, t.brief_title AS title,
           t.overall_status AS status, t.phase, t.enrollment, t.lead_sponsor AS sponsor,
           t.primary_completion_date, t.last_update_posted
         FROM topic_matches m JOIN trials t ON t.nct_id = m.record_id
-        WHERE m.source = 'ctgov' AND m.first_seen_run > :lo AND m.first_seen_run <= :hi
+        WHERE {_NEW_MATCH.format(runs=_NEW_RUNS, source='ctgov', unit=_NEW_UNIT)}
         ORDER BY m.topic, t.nct_id""",
     "trial_changes": f"""
         SELECT c.nct_id, c.run_id, c.observed_at, c.field, c.old_value, c.new_value,
           t.brief_title AS title, t.overall_status AS status, t.phase,
           {_TOPICS_OF.format(source="ctgov", record="c.nct_id")} AS topics
         FROM trial_changes c LEFT JOIN trials t ON t.nct_id = c.nct_id
-        WHERE c.run_id > :lo AND c.run_id <= :hi
+        WHERE {_NEW_CHANGE}
         ORDER BY c.nct_id, c.run_id, c.field""",
     "corrections": f"""
         SELECT c.pmid, c.run_id, c.observed_at, c.field, c.old_value, c.new_value,
           a.title, a.journal, a.pub_year AS year, a.doi,
           {_TOPICS_OF.format(source="pubmed", record="c.pmid")} AS topics
         FROM article_changes c LEFT JOIN articles a ON a.pmid = c.pmid
-        WHERE c.run_id > :lo AND c.run_id <= :hi
+        WHERE {_NEW_CHANGE}
         ORDER BY c.pmid, c.run_id, c.field""",
     "unreported": UNREPORTED_SQL.format(today=":today"),
 }

@@ -992,10 +992,26 @@ NOTIFY_CURSORS = Table(
     fields=(
         Column('entry', 'text', 'Name of the `[[notify]]` entry.', required=True),
         Column('channel', 'text', '`email`, `webhook` or `atom`.', required=True),
-        Column('through_run', 'text', 'The last `runs.run_id` its deliveries considered.'),
+        Column('through_run', 'text',
+               'The latest `runs.run_id` its deliveries considered (for reading; which runs '
+               'it considered is `notify_considered`).'),
         Column('checked_at', 'timestamp',
                'When it last looked for something to deliver (UTC): the catch-up test of daily '
                'and weekly digests.', required=True),
+    ),
+)
+
+NOTIFY_CONSIDERED = Table(
+    'notify_considered', BOOKKEEPING_GROUP,
+    'Which finished units of work (run × topic × source) each notify channel has considered: '
+    'a unit committing after a later one was delivered is still new to it.',
+    key=('entry', 'channel', 'run_id', 'topic', 'source'),
+    fields=(
+        Column('entry', 'text', 'Name of the `[[notify]]` entry.', required=True),
+        Column('channel', 'text', '`email`, `webhook` or `atom`.', required=True),
+        Column('run_id', 'text', 'The `runs.run_id` of the unit.', required=True),
+        Column('topic', 'text', 'The `runs.topic` of the unit.', required=True),
+        Column('source', 'text', 'The `runs.source` of the unit.', required=True),
     ),
 )
 
@@ -1016,6 +1032,6 @@ RELATIONS: tuple[Relation, ...] = (
     *PUBMED_TABLES, *CTGOV_TABLES, TRIAL_CHANGES, ARTICLE_CHANGES, TRIAL_PUBLICATION_LINKS,
     TRIALS_DUE_UNREPORTED, TRIALS_STATUS_NOT_UPDATED, RECORD_UPDATES, TOPIC_MATCHES, RUNS,
     WATERMARKS, MISSING_RECORDS, LINKED_FETCHES, DELIVERIES, DELIVERY_ITEMS, NOTIFY_CURSORS,
-    RAW_RECORDS, SOURCE_VERSIONS, SCHEMA_MIGRATIONS,
+    NOTIFY_CONSIDERED, RAW_RECORDS, SOURCE_VERSIONS, SCHEMA_MIGRATIONS,
 )
 BY_NAME: dict[str, Relation] = {r.name: r for r in RELATIONS}

@@ -7,11 +7,13 @@ For each entry and channel, in this order:
    bytes and the same Message-ID / idempotency key. A channel whose pending delivery still
    fails stops here: its error is recorded (``littrack status`` shows it) and it is retried
    at the next delivery; the other channels go on.
-2. **Plan what is new.** The items the channel has not carried (``digest.collect``) become
-   one delivery, recorded as pending with its key, payload and item keys, in one
-   transaction with the channel's cursor, *before* anything is sent.
+2. **Plan what is new.** The items the channel has not carried (``digest.collect``: rows of
+   the finished units of work it has not considered) become one delivery, recorded as
+   pending with its key, payload and item keys, in one transaction with the units it
+   considered, *before* anything is sent.
 3. **Send, then confirm.** Only a confirmed delivery is done; its items are never planned
-   again. An empty digest is not sent (the cursor still moves).
+   again. An empty digest is not sent (its units are still recorded as
+   considered).
 
 Nothing secret is ever stored or logged: passwords and webhook secrets stay in the
 environment; payloads hold what the recipients will read anyway.
@@ -93,7 +95,7 @@ class Deliverer:
         result = ChannelResult(entry.name, channel)
         stamp = _iso(self.now)
         pending = self.store.pending_deliveries(entry.name, channel)
-        items, through = collect(self.store, entry, channel, stamp)
+        items, units = collect(self.store, entry, channel, stamp)
         result.n_items = len(items)
         result.summary = count_phrase(items)
         if dry_run:
@@ -111,12 +113,12 @@ class Deliverer:
                          row["delivery_id"], row["summary"])
             current = None
             if not items:
-                self.store.record_delivery("", entry.name, channel, stamp, [], "", b"", through)
+                self.store.record_delivery("", entry.name, channel, stamp, [], "", b"", units)
                 return result
             delivery_id = new_delivery_id(entry.name, channel, self.now)
             payload = self._payload(entry, channel, items, delivery_id)
             self.store.record_delivery(delivery_id, entry.name, channel, stamp,
-                                       [i.key for i in items], result.summary, payload, through)
+                                       [i.key for i in items], result.summary, payload, units)
             current = delivery_id
             self._send(entry, channel, delivery_id, payload)
             self.store.confirm_delivery(delivery_id, _iso(self._clock()))

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from littrack.config import NotifyEntry
-from littrack.store import Store
+from littrack.store import Store, Unit
 
 KIND_TITLES = {
     "new_articles": ("new article", "new articles"),
@@ -228,23 +228,22 @@ def items_from_rows(kind: str, rows: list[dict[str, Any]], entry: NotifyEntry,
 
 
 def collect(store: Store, entry: NotifyEntry, channel: str, now: str
-            ) -> tuple[list[Item], str | None]:
-    """Items this channel has not carried yet, and the last run they come from.
+            ) -> tuple[list[Item], list[Unit]]:
+    """Items this channel has not carried yet, and the units of work they come from.
 
-    Runs after the channel's cursor are read; keys already in a delivery of the channel are
-    dropped (an item is never planned twice, whatever order runs came in)."""
-    after, _ = store.notify_cursor(entry.name, channel)
-    through = store.latest_run_id()
-    if through is None:
-        return [], None
+    The units are every finished (run, topic, source) the channel has not considered, in
+    whatever order they started or committed; a unit still running waits for the next
+    delivery. Keys already in a delivery of the channel are dropped (an item is never
+    planned twice, also when two units of one run made it)."""
+    units = store.unconsidered_units(entry.name, channel)
     items: list[Item] = []
     for kind in entry.include:
         if kind == "unreported":
-            rows = store.notify_rows(kind, None, through, today=now[:10])
-        elif after is not None and through <= after:
+            rows = store.notify_rows(kind, entry.name, channel, today=now[:10])
+        elif not units:
             continue
         else:
-            rows = store.notify_rows(kind, after, through)
+            rows = store.notify_rows(kind, entry.name, channel)
         items += items_from_rows(kind, rows, entry, now)
     done = store.delivered_keys(entry.name, channel, (i.key for i in items))
     seen: set[str] = set()
@@ -253,7 +252,7 @@ def collect(store: Store, entry: NotifyEntry, channel: str, now: str
         if item.key not in done and item.key not in seen:
             seen.add(item.key)
             fresh.append(item)
-    return fresh, through
+    return fresh, units
 
 
 def counts(items: Iterable[Item]) -> dict[str, int]:
