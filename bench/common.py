@@ -8,6 +8,7 @@ abstracts, MeSH with qualifiers, reference lists), not like the builders' tiny d
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import random
@@ -18,6 +19,7 @@ import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # tests.* (builders, fakes, corpus) when run as a script
@@ -136,6 +138,96 @@ def realistic_efetch_file(path: Path, n: int, seed: int = 1, first_pmid: int = 3
     return path
 
 
+def realistic_study(nct_id: str, rng: random.Random, *, title: str, status: str,
+                    last_update: str, references: list[tuple[str | None, str | None,
+                                                         str | None]] | None = None
+                    ) -> dict[str, object]:
+    """A v2 ``Study`` about the size of a real one (~25 KB of JSON, 5-70 KB).
+
+    Sized after the full records in ``shared/fixtures/ctgov`` (11-98 KB): a detailed
+    description, eligibility criteria, 1-3 primary and 2-10 secondary outcomes, arm groups,
+    2-40 locations, MeSH terms, and for a third of the studies a results section of group
+    measurements: the deep nesting of many small objects that makes a parsed page of 1,000
+    studies weigh hundreds of MB.
+    """
+    from tests.builders.ctgov import study
+
+    locations = [(f"Example Clinical Research Site {k}", f"City {rng.randrange(500)}",
+                  None, rng.choice(_COUNTRIES), rng.choice(["RECRUITING", "COMPLETED", None]))
+                 for k in range(rng.randint(2, 40))]
+    s = study(nct_id, title=title, status=status, last_update=last_update,
+              official_title=_sentence(rng, rng.randint(15, 30)),
+              summary=" ".join(_sentence(rng, rng.randint(12, 25)) for _ in range(4)),
+              conditions=tuple(rng.sample(_MESH, rng.randint(1, 4))),
+              keywords=tuple(rng.sample(_WORDS, 5)), locations=locations,
+              references=references if references is not None else [
+                  (str(10000000 + rng.randrange(20000000)), rng.choice(["BACKGROUND",
+                                                                         "RESULT"]),
+                   _sentence(rng, 14)) for _ in range(rng.randint(0, 8))])
+    proto = s["protocolSection"]
+    proto["descriptionModule"]["detailedDescription"] = "\n\n".join(
+        " ".join(_sentence(rng, rng.randint(12, 25)) for _ in range(6))
+        for _ in range(rng.randint(1, 12)))
+    proto["eligibilityModule"] = {
+        "eligibilityCriteria": "Inclusion Criteria:\n\n" + "\n".join(
+            f"* {_sentence(rng, rng.randint(6, 18))}" for _ in range(rng.randint(4, 20))),
+        "healthyVolunteers": False, "sex": "ALL", "minimumAge": "18 Years",
+        "stdAges": ["ADULT", "OLDER_ADULT"]}
+
+    def outcome() -> dict[str, str]:
+        return {"measure": _sentence(rng, rng.randint(4, 12)),
+                "description": _sentence(rng, rng.randint(10, 40)),
+                "timeFrame": f"{rng.randint(1, 52)} weeks"}
+
+    proto["outcomesModule"] = {
+        "primaryOutcomes": [outcome() for _ in range(rng.randint(1, 3))],
+        "secondaryOutcomes": [outcome() for _ in range(rng.randint(2, 10))]}
+    arms = proto.setdefault("armsInterventionsModule", {})
+    arms["armGroups"] = [{"label": f"Arm {k}", "type": rng.choice(["EXPERIMENTAL",
+                                                                     "PLACEBO_COMPARATOR"]),
+                          "description": _sentence(rng, rng.randint(10, 30)),
+                          "interventionNames": ["Drug: MDMA"]} for k in range(2)]
+    if rng.random() < 1 / 3:
+        groups = [{"id": f"OG00{g}", "title": f"Arm {g}",
+                   "description": _sentence(rng, 20)} for g in range(2)]
+
+        def measure() -> dict[str, object]:
+            return {"type": "PRIMARY", "title": _sentence(rng, 5), "paramType": "MEAN",
+                    "unitOfMeasure": "score on a scale", "timeFrame": "12 weeks",
+                    "groups": groups,
+                    "denoms": [{"units": "Participants", "counts": [
+                        {"groupId": g["id"], "value": str(rng.randint(10, 90))}
+                        for g in groups]}],
+                    "classes": [{"title": _sentence(rng, 3), "categories": [{"measurements": [
+                        {"groupId": g["id"], "value": f"{rng.random() * 80:.2f}",
+                         "lowerLimit": f"{rng.random() * 10:.1f}",
+                         "upperLimit": f"{80 + rng.random() * 10:.1f}"}
+                        for g in groups]}]} for _ in range(rng.randint(1, 6))]}
+
+        s["resultsSection"] = {
+            "baselineCharacteristicsModule": {"groups": groups,
+                                              "measures": [measure() for _ in range(6)]},
+            "outcomeMeasuresModule": {"outcomeMeasures": [measure()
+                                                          for _ in range(rng.randint(3, 14))]}}
+    return s
+
+
+def make_realistic_trials(ctgov, seed: int = 13) -> None:  # noqa: ANN001 - a CtgovFake
+    """Swap every study the fake serves for a real-size one (same id, dates and status)."""
+    rng = random.Random(seed)
+    with ctgov.lock:
+        items = list(ctgov.studies.items())
+    for nct, s in items:
+        proto = s["protocolSection"]
+        refs = [(r.get("pmid"), r.get("type"), r.get("citation"))
+                for r in proto.get("referencesModule", {}).get("references", [])]
+        ctgov.update_study(realistic_study(
+            nct, rng, title=proto["identificationModule"]["briefTitle"],
+            status=proto["statusModule"]["overallStatus"],
+            last_update=proto["statusModule"]["lastUpdatePostDateStruct"]["date"],
+            references=refs))
+
+
 def make_realistic(eutils, seed: int = 11) -> None:  # noqa: ANN001 - an EutilsFake
     """Swap every article the fake serves for a realistic-size one (same PMID and dates)."""
     rng = random.Random(seed)
@@ -163,26 +255,34 @@ class CliRun:
     seconds: float
     maxrss_mb: float
     stderr: str
+    stdout: str = ""
+    child_maxrss_mb: float = 0.0  # the largest peak among the processes the run started
+
+    def json(self) -> dict[str, Any]:
+        """The JSON line a ``bench/timed_run.py`` child printed last."""
+        return json.loads(self.stdout.strip().splitlines()[-1])
 
 
 def run_cli(config: Path, env: dict[str, str], *args: str, timeout: float = 1800,
-            module: str = "littrack") -> CliRun:
+            module: str = "littrack", python: str | Path = PYTHON) -> CliRun:
     """``python -m littrack --config CONFIG run ARGS`` as a user runs it: wall time, peak RSS.
 
     The process runs under ``bench/peak_rss.py``, which adds nothing to the run but a read of
-    ``/proc/self/status`` at exit.
+    ``/proc/self/status`` at exit. ``module`` may instead be a script of bench/ taking the
+    config first; ``python`` another release's interpreter (``bench/previous.py``).
     """
     rss_path = config.with_suffix(".rss")
-    cmd = [PYTHON, str(ROOT / "bench" / "peak_rss.py"), str(rss_path), module,
+    cmd = [str(python), str(ROOT / "bench" / "peak_rss.py"), str(rss_path), module,
            "--config", str(config), "run", *args]
     if module != "littrack":  # a script of bench/ taking the config first
-        cmd = [PYTHON, str(ROOT / "bench" / "peak_rss.py"), str(rss_path), module,
+        cmd = [str(python), str(ROOT / "bench" / "peak_rss.py"), str(rss_path), module,
                str(config), *args]
     full_env = {k: v for k, v in os.environ.items()
                 if not k.startswith(("NCBI_", "LITTRACK_"))}  # the bench decides these
     full_env.update(env)
     err_path = config.with_suffix(".stderr")
-    with open(err_path, "w+b") as err, open(os.devnull, "wb") as out:
+    out_path = config.with_suffix(".stdout")
+    with open(err_path, "w+b") as err, open(out_path, "w+b") as out:
         started = time.monotonic()
         proc = subprocess.Popen(cmd, env=full_env, stdout=out, stderr=err,
                                 stdin=subprocess.DEVNULL)
@@ -195,11 +295,14 @@ def run_cli(config: Path, env: dict[str, str], *args: str, timeout: float = 1800
         seconds = time.monotonic() - started
         err.seek(0)
         stderr = err.read().decode("utf-8", "replace")
+        out.seek(0)
+        stdout = out.read().decode("utf-8", "replace")
     try:
-        peak = float(rss_path.read_text())
-    except (OSError, ValueError):
-        peak = float("nan")
-    return CliRun(proc.returncode, seconds, peak, stderr)
+        figures = rss_path.read_text().split()
+        peak, child = float(figures[0]), float(figures[1]) if len(figures) > 1 else 0.0
+    except (OSError, ValueError, IndexError):
+        peak, child = float("nan"), float("nan")
+    return CliRun(proc.returncode, seconds, peak, stderr, stdout, child)
 
 
 def max_in_window(times: list[float], window: float = 1.0) -> int:

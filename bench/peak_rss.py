@@ -2,7 +2,9 @@
 
 ``ru_maxrss`` of a child also counts what its parent had when it forked (the benchmark
 parent holds whole corpora in its fakes), so the peak is read from the child's own
-``/proc/self/status`` (``VmHWM``, reset by exec) instead.
+``/proc/self/status`` (``VmHWM``, reset by exec) instead. A second figure is the largest
+peak among the processes littrack itself started and ended (its parser process), so a
+run's memory is not understated by work moved out of the main process.
 
     python bench/peak_rss.py OUT_FILE MODULE|SCRIPT.py ARGS...
 """
@@ -39,9 +41,16 @@ def vm_rss_mb() -> float:
     return 0.0
 
 
+def children_mb() -> float:
+    """The largest peak RSS (MB) among this process's ended children (0 if none)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
 if __name__ == "__main__":
     out, module, *rest = sys.argv[1:]
-    atexit.register(lambda: Path(out).write_text(f"{vm_hwm_mb():.1f}\n"))
+    atexit.register(lambda: Path(out).write_text(f"{vm_hwm_mb():.1f} {children_mb():.1f}\n"))
     sys.argv = [module, *rest]
     if module.endswith(".py"):
         runpy.run_path(module, run_name="__main__")

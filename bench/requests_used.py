@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sqlite3
 import sys
 import tempfile
 from collections import Counter
@@ -25,9 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import load, max_in_window, run_cli, set_config, table  # noqa: E402
+from bench.common import load, max_in_window, run_cli, table  # noqa: E402
+from bench.previous import PREVIOUS_TAG, Release, current, install, write_config  # noqa: E402
 from littrack.config import Settings, load_settings  # noqa: E402
-from littrack.store import Store  # noqa: E402
 from tests.builders.ctgov import study  # noqa: E402
 from tests.builders.pubmed import article_xml  # noqa: E402
 from tests.corpus import (  # noqa: E402
@@ -35,7 +36,6 @@ from tests.corpus import (  # noqa: E402
     ctgov_matches,
     fake_env,
     populate,
-    write_test_config,
 )
 from tests.fakes import CtgovFake, EutilsFake  # noqa: E402
 
@@ -50,25 +50,28 @@ class Bench:
     """One data directory, both fakes, a config tuned for counting (fast, key-rate PubMed)."""
 
     def __init__(self, tmp: Path, eutils: EutilsFake, ctgov: CtgovFake, *, batch: int,
-                 page_size: int) -> None:
+                 page_size: int, release: Release | None = None) -> None:
         self.tmp, self.eutils, self.ctgov = tmp, eutils, ctgov
         self.batch, self.page_size = batch, page_size
-        self.config = write_test_config(tmp, ctgov_per_minute=600)
-        set_config(self.config, batch_size=batch, page_size=page_size)
+        self.release = release or current()
+        self.config = write_config(self.release, tmp, batch_size=batch, page_size=page_size)
         self.env = {**fake_env(tmp, eutils, ctgov), "NCBI_API_KEY": "bench-key"}
         self.settings: Settings = load_settings(self.config, env=self.env)
 
     def run(self, *args: str) -> tuple[str, float]:
         before = {src: len(fake.log) for src, fake in (("pubmed", self.eutils),
                                                         ("ctgov", self.ctgov))}
-        res = run_cli(self.config, self.env, *args)
+        res = run_cli(self.config, self.env, *args, python=self.release.python)
         if res.returncode != 0:
             raise SystemExit(f"littrack run failed ({res.returncode}):\n{res.stderr[-3000:]}")
         self.new_requests = {"pubmed": self.eutils.log[before["pubmed"]:],
                              "ctgov": self.ctgov.log[before["ctgov"]:]}
-        with Store(self.settings.db_path) as store:
-            run_id = max(r["run_id"] for r in store.runs())
-            self.rows = {(r["topic"], r["source"]): r for r in store.runs(run_id)}
+        # Read with sqlite3 itself: the previous release's store may be an older schema.
+        with sqlite3.connect(self.settings.db_path) as con:
+            con.row_factory = sqlite3.Row
+            run_id = con.execute("SELECT MAX(run_id) FROM runs").fetchone()[0]
+            self.rows = {(r["topic"], r["source"]): dict(r) for r in
+                         con.execute("SELECT * FROM runs WHERE run_id=?", (run_id,))}
         return run_id, res.seconds
 
     def esearches(self, topic: str) -> int:
@@ -206,11 +209,12 @@ def scenario_mission(articles: int, trials: int, batch: int, page_size: int,
     return out
 
 
-def scenario_big_topic(n: int, batch: int) -> list[tuple[str, int, int]]:
+def scenario_big_topic(n: int, batch: int, release: Release | None = None
+                       ) -> list[tuple[str, int, int]]:
     """One topic with more than 9,999 hits: the ESearch must be split into date windows."""
     with tempfile.TemporaryDirectory(prefix="littrack-bench-") as d, \
             EutilsFake() as eutils, CtgovFake(rate_limit_per_minute=None) as ctgov:
-        b = Bench(Path(d), eutils, ctgov, batch=batch, page_size=1000)
+        b = Bench(Path(d), eutils, ctgov, batch=batch, page_size=1000, release=release)
         topic = b.settings.topics[0]
         q = topic.pubmed_query or ""
         eutils.register_query(q)
@@ -222,12 +226,42 @@ def scenario_big_topic(n: int, batch: int) -> list[tuple[str, int, int]]:
             edat = start + timedelta(days=int(span * ((i + 0.5) / n) ** 0.5))
             eutils.add_article(pmid, article_xml(pmid, entrez_date=edat), edat=edat,
                                queries=[q])
-        print(f"\n### One topic with {n} hits (ESearch hands out at most {CAP} ids per query)")
+        print(f"\n### One topic with {n} hits (ESearch hands out at most {CAP} ids per query), "
+              f"{b.release.label()}")
         _, secs = b.run("--topic", topic.name, "--source", "pubmed")
         used, minimum = print_pubmed(f"First run ({secs:.1f} s)", b, {topic.name: n},
                                      {topic.name: n})
         print("\n" + b.rate_line())
     return [(f"first run, one topic of {n}, PubMed", used, minimum)]
+
+
+def esearch_targets(sizes: list[int], batch: int, previous: Release | None
+                    ) -> list[list[object]]:
+    """Issue 15, point 4: ESearches of a topic of N > 9,999 hits, at most 1 + ceil(N/9,999)."""
+    rows: list[list[object]] = []
+    for n in sizes:
+        counts = {}
+        for rel in [current()] + ([previous] if previous else []):
+            with tempfile.TemporaryDirectory(prefix="littrack-bench-") as d, \
+                    EutilsFake() as eutils, CtgovFake(rate_limit_per_minute=None) as ctgov:
+                b = Bench(Path(d), eutils, ctgov, batch=batch, page_size=1000, release=rel)
+                topic = b.settings.topics[0]
+                q = topic.pubmed_query or ""
+                eutils.register_query(q)
+                start = date(2016, 1, 1)
+                span = (date(2026, 10, 1) - start).days
+                for i in range(n):
+                    pmid = str(30000000 + i)
+                    edat = start + timedelta(days=int(span * ((i + 0.5) / n) ** 0.5))
+                    eutils.add_article(pmid, article_xml(pmid, entrez_date=edat), edat=edat,
+                                       queries=[q])
+                b.run("--topic", topic.name, "--source", "pubmed")
+                counts[rel.tag] = b.esearches(topic.name)
+        target = esearch_minimum(n)
+        now = counts[current().tag]
+        rows.append([f"ESearch requests, one topic of {n:,} hits", now, f"<= {target}",
+                     counts.get(PREVIOUS_TAG, "-"), "met" if now <= target else "NOT met"])
+    return rows
 
 
 def scenario_ctgov_full_pages(page_size: int, pages: int) -> list[tuple[str, int, int]]:
@@ -249,6 +283,8 @@ def scenario_ctgov_full_pages(page_size: int, pages: int) -> list[tuple[str, int
 def main(argv: list[str] | None = None) -> list[tuple[str, int, int]]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller corpora")
+    ap.add_argument("--no-previous", action="store_true",
+                    help=f"skip the previous release ({PREVIOUS_TAG})")
     args = ap.parse_args(argv)
     print("## Requests used vs the minimum\n")
     print(f"Machine state at start: {load()}")
@@ -262,10 +298,13 @@ def main(argv: list[str] | None = None) -> list[tuple[str, int, int]]:
                                    new_articles=300, changed_trials=100)
         summary += scenario_big_topic(25000, batch=500)
         summary += scenario_ctgov_full_pages(1000, 3)
+    previous = None if args.no_previous else install()
+    target_rows = esearch_targets([12000] if args.quick else [12000, 25000], 500, previous)
     print("\n### Summary\n")
     print(table([[name, used, minimum, f"{used / minimum:.2f}" if minimum else "-"]
                  for name, used, minimum in summary],
                 ["scenario", "requests used", "minimum", "used / minimum"]))
+    print("\n" + table(target_rows, ["figure", "this tree", "target", PREVIOUS_TAG, ""]))
     return summary
 
 

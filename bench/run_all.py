@@ -9,7 +9,13 @@ The parts, each also runnable alone with the same ``--quick``:
 * ``requests_used.py``: requests a run uses against the minimum the APIs allow;
 * ``wall_time.py``: run wall time against the rate-limit floor, fakes enforcing the limits;
 * ``parse_speed.py``: PubMed XML to tidy rows against ``Bio.Entrez.read``, speed and memory;
-* ``store_scale.py``: an incremental run on an empty store and on 1,000,000 articles.
+* ``store_scale.py``: an incremental run on an empty store and on 1,000,000 articles;
+* ``throughput.py``: first-run throughput against the parse-only rate, backfill wall time
+  against its floors (issue 15);
+* ``memory.py``: peak RSS of a whole first run at two sizes (issue 15).
+
+``throughput``, ``memory`` and ``requests`` print each figure beside its target and beside
+the previous release's (installed from its git tag by ``previous.py``).
 
 Everything runs against the loopback fakes (``tests/fakes``) on this machine: no network.
 Timings depend on what else the machine does; the load average is printed with them.
@@ -24,11 +30,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import parse_speed, requests_used, store_scale, wall_time  # noqa: E402
+from bench import (  # noqa: E402
+    memory,
+    parse_speed,
+    requests_used,
+    store_scale,
+    throughput,
+    wall_time,
+)
 from bench.common import load, machine  # noqa: E402
 
 PARTS = {"requests": requests_used, "wall": wall_time, "parse": parse_speed,
-         "store": store_scale}
+         "store": store_scale, "throughput": throughput, "memory": memory}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,6 +82,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"* store: an incremental run's store work on the big store takes "
               f"{outcomes['store']['ratio']:.2f}x its time on an empty store; the week's "
               f"report {outcomes['store']['report']:.1f} s")
+    if "throughput" in outcomes:
+        t = outcomes["throughput"]["this tree"]
+        print(f"* throughput: end-to-end {t['e2e']:.0f} records/s = {t['ratio']:.2f} of the "
+              f"parse-only {t['parse']:.0f}/s (target 0.60); backfill wall "
+              f"{t['overlap']:.2f}x max(floors) (target 1.15)")
+    if "memory" in outcomes:
+        m = outcomes["memory"]["this tree"]
+        print(f"* memory: whole first run {m['small']:.0f} MB small, {m['big']:.0f} MB big "
+              f"({m['growth']:.2f}x; targets 1.3x and 300 MB)")
     print(f"\nAll done in {time.monotonic() - started:.0f} s; {load()}")
     return 0
 

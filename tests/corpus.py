@@ -23,13 +23,15 @@ SHIPPED_CONFIG = ROOT / "config" / "littrack.toml"
 
 
 def write_test_config(tmp_path: Path, *, ctgov_per_minute: float = 600, backoff: float = 0.01,
-                timeout: float = 10.0, extra: str = "", europepmc: bool = False) -> Path:
+                timeout: float = 10.0, extra: str = "", shipped: Path = SHIPPED_CONFIG,
+                europepmc: bool = False) -> Path:
     """The shipped config (same topics and queries) tuned for fast loopback runs.
 
     PubMed keeps its real pacing (the fake enforces NCBI's 3/s); ClinicalTrials.gov pacing
-    and backoff are shortened so tests do not wait on the 50/min courtesy limit.
+    and backoff are shortened so tests do not wait on the 50/min courtesy limit. ``shipped``:
+    another release's shipped config (the benchmarks run the previous release too).
     """
-    text = SHIPPED_CONFIG.read_text(encoding="utf-8")
+    text = shipped.read_text(encoding="utf-8")
     text = re.sub(r"(?m)^requests_per_minute = .*$", f"requests_per_minute = {ctgov_per_minute}",
                   text)
     text = re.sub(r"(?m)^backoff_base = .*$", f"backoff_base = {backoff}", text)

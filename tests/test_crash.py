@@ -97,11 +97,11 @@ if mode == "before-commit":  # the second topic wrote its watermark; COMMIT come
     Store.set_watermark = set_watermark
 elif mode == "mid-report":  # one CSV of the report is written, the others are not
     import littrack.reports as reports
-    real_csv = reports.write_csv
-    def write_csv(*args, **kwargs):
-        real_csv(*args, **kwargs)
+    real_rows = reports.write_rows
+    def write_rows(*args, **kwargs):
+        real_rows(*args, **kwargs)
         die()
-    reports.write_csv = write_csv
+    reports.write_rows = write_rows
 from littrack.cli import cli
 cli(["--config", config, "run"], prog_name="littrack")
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -46,10 +47,26 @@ def test_more_than_9999_hits_are_split_by_date_and_found_completely(
     terms = [r.params["term"] for r in eutils_fake.requests("esearch.fcgi")]
     assert terms[0] == "big"  # asked plainly first, then split by Entrez date
     assert all("[edat]" in t for t in terms[1:])
-    # slices walked back from the newest, sized from the density seen so far: the first
-    # backfill slice is one year, so a few more than the ideal 1 + ceil(11199 / 9999) = 3
+    # slices walked back from the newest, sized from the counts seen so far: an even
+    # spread over 24 years is not the growing one the first slice guesses, so a few more
+    # than the ideal 1 + ceil(11199 / 9999) = 3
     assert len(terms) <= 6
     assert all(int(r.params["retmax"]) <= ESEARCH_CAP for r in eutils_fake.requests())
+
+
+def test_a_growing_topic_over_the_cap_costs_one_esearch_per_slice_it_needs(
+        pubmed: PubMed, eutils_fake: EutilsFake) -> None:
+    """Issue 15: 12,000 hits, denser every year as literature is: 1 + ceil(N / 9,999)."""
+    eutils_fake.register_query("grows")
+    n, first = 12000, date(2014, 1, 1)
+    span = (TODAY - first).days
+    for i in range(n):  # density rising linearly: day = span * sqrt(u)
+        edat = first + timedelta(days=int(span * ((i + 0.5) / n) ** 0.5))
+        eutils_fake.add_article(str(200000 + i), "<PubmedArticle/>", edat=edat,
+                                queries=["grows"])
+    result = pubmed.search(Topic("grows", pubmed_query="grows"), Window(None, TODAY))
+    assert sorted(result.ids, key=int) == [str(200000 + i) for i in range(n)]
+    assert len(eutils_fake.requests("esearch.fcgi")) == 3
 
 
 def test_first_fetch_pages_the_history_server(pubmed: PubMed, eutils_fake: EutilsFake) -> None:
@@ -109,7 +126,7 @@ def test_ctgov_walks_every_page_and_stops_once_total_count_is_in(
     topic = Topic("t", ctgov=CtgovQuery(intr="MDMA"))
     pages = list(trials.pages(topic, Window(None, TODAY)))
     # a full last page carries a token, but totalCount says nothing follows: no empty page
-    assert [len(p.studies) for p in pages] == [1000, 1000]
+    assert [len(p.ids) for p in pages] == [1000, 1000]
     assert pages[0].total == 2000 and pages[1].total is None
     reqs = ctgov_fake.requests("/studies")
     assert [r.params.get("pageSize") for r in reqs] == ["1000"] * 2
@@ -126,5 +143,45 @@ def test_ctgov_restarts_a_walk_whose_token_went_stale(
     rest = list(walk)
     assert rest[0].restarted and rest[0].total == 1500
     ids = {s["protocolSection"]["identificationModule"]["nctId"]
-           for p in [first, *rest] for s in p.studies}
+           for p in [first, *rest] for s in p.studies()}
     assert len(ids) == 1500
+
+
+def test_ctgov_page_is_read_study_by_study_in_batches(
+        tmp_path: Path, ctgov_fake: CtgovFake, trials: ClinicalTrials) -> None:
+    """A page is checked and decoded one study at a time (issue 15: memory flat in the run's
+    size), and each study is kept whole."""
+    for i in range(250):
+        ctgov_fake.add_study(study(f"NCT{2000000 + i:08d}", title=f"Trial {i} \u00e9\u4e2d"),
+                             matches=[{"query.intr": "MDMA"}])
+    topic = Topic("t", ctgov=CtgovQuery(intr="MDMA"))
+    batches = list(trials.fetch(trials.search(topic, Window(None, TODAY))))
+    assert [len(b.records) for b in batches] == [100, 100, 50]
+    assert [b.announced for b in batches] == [250, None, None]
+    for rec in (r for b in batches for r in b.records):
+        assert json.loads(rec.raw) == ctgov_fake.studies[rec.record_id]
+        assert rec.main["brief_title"].endswith("\u00e9\u4e2d")
+
+
+@pytest.mark.parametrize("body, why", [
+    (b'{"totalCount": 1, "studies": [{"protocolSection": {}}]}', "without protocolSection"),
+    (b'{"totalCount": 1}', "no 'studies' list"),
+    (b'{"totalCount": 1, "studies": {}}', "no 'studies' list"),
+    (b'{"studies": []}', "page 1 has no totalCount"),
+    (b'{"totalCount": 1, "studies": [] ', "invalid JSON"),
+    (b'{"totalCount": 1, "studies": []} x', "invalid JSON"),
+    (b'{"totalCount": 1, "studies": [{"protocolSection": {"identificationModule": '
+     b'{"nctId": "NCT00000001"}}}, ]}', "invalid JSON"),
+    (b'{"totalCount": 1, "studies": [], }', "invalid JSON"),
+])
+def test_ctgov_page_scan_rejects_what_the_whole_parse_rejected(body: bytes, why: str) -> None:
+    from email.message import Message
+
+    from littrack.errors import MalformedResponse
+    from littrack.http import Response
+    from littrack.sources.ctgov import _scan_page
+
+    headers = Message()
+    headers["Content-Type"] = "application/json"
+    with pytest.raises(MalformedResponse, match=why):
+        _scan_page(Response(200, headers, body, "http://x/studies"), first=True)

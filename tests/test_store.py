@@ -66,6 +66,40 @@ def test_changed_record_updates_in_place_and_logs_history(store: Store) -> None:
         ("has_results", "0", "1", "r2"), ("overall_status", "RECRUITING", "COMPLETED", "r2")]
 
 
+def test_one_batch_mixing_new_unchanged_changed_and_repeated_records(store: Store) -> None:
+    """A batch is stored by one statement per table: each record still gets its own fate,
+    and a record given twice is stored as if saved one copy after the other."""
+    kept = normalize_study(study("NCT00000001", conditions=("PTSD", "Anxiety")))
+    moved = normalize_study(study("NCT00000002", status="RECRUITING", conditions=("Pain",)))
+    store.save_records([kept, moved], "2026-01-01T00:00:00Z", "r1")
+    res = store.save_records(
+        [kept,
+         normalize_study(study("NCT00000002", status="COMPLETED", conditions=("Cancer",))),
+         normalize_study(study("NCT00000003", conditions=("Autism",))),
+         normalize_study(study("NCT00000003", status="COMPLETED", conditions=("Autism",)))],
+        "2026-02-01T00:00:00Z", "r2")
+    assert res.unchanged == ["NCT00000001"]
+    assert res.new == ["NCT00000003"]
+    assert res.updated == ["NCT00000002", "NCT00000003"]
+    assert rows(store, "SELECT nct_id, overall_status, first_seen_at, last_seen_at, updated_at "
+                       "FROM trials ORDER BY nct_id") == [
+        ("NCT00000001", "RECRUITING", "2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z",
+         "2026-01-01T00:00:00Z"),
+        ("NCT00000002", "COMPLETED", "2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z",
+         "2026-02-01T00:00:00Z"),
+        ("NCT00000003", "COMPLETED", "2026-02-01T00:00:00Z", "2026-02-01T00:00:00Z",
+         "2026-02-01T00:00:00Z")]
+    assert rows(store, "SELECT nct_id, condition FROM trial_conditions ORDER BY 1, 2") == [
+        ("NCT00000001", "Anxiety"), ("NCT00000001", "PTSD"), ("NCT00000002", "Cancer"),
+        ("NCT00000003", "Autism")]
+    assert rows(store, "SELECT nct_id, field, old_value, new_value FROM trial_changes "
+                       "ORDER BY 1, 2") == [
+        ("NCT00000002", "overall_status", "RECRUITING", "COMPLETED"),
+        ("NCT00000003", "overall_status", "RECRUITING", "COMPLETED")]
+    assert rows(store, "SELECT record_id, run_id FROM raw_records ORDER BY 1") == [
+        ("NCT00000001", "r1"), ("NCT00000002", "r2"), ("NCT00000003", "r2")]
+
+
 def test_transaction_rolls_back_everything(store: Store) -> None:
     with pytest.raises(RuntimeError), store.transaction():
         store.save_records([normalize_study(study("NCT00000001"))], "t", "r1")

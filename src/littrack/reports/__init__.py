@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from littrack.config import Settings
 from littrack.folders import building, remove_stale_partials
-from littrack.reports.csv import safe_name, write_csv
-from littrack.reports.summary import write_summary
+from littrack.reports.csv import safe_name, write_rows
+from littrack.reports.summary import Excerpt, write_summary
 from littrack.store import Store
 
 __all__ = ["has_news", "pending_run_ids", "previous_report", "prune_reports", "report_frames",
@@ -46,28 +46,57 @@ EVENT_TABLES = ("new_articles", "new_trials", "updated_articles", "trial_changes
 
 def report_frames(store: Store, run_ids: Sequence[str],
                   today: date | None = None) -> dict[str, pd.DataFrame]:
-    """The tables of a report over the given runs, in file order.
+    """The tables of a report over the given runs, in file order, as DataFrames (for
+    reading them in Python; report folders are written row by row, ``write_tables``).
 
     ``unreported_trials`` is a state, not an event: every trial overdue as of ``today``.
     """
     today = today or datetime.now(UTC).date()
+    frames = {}
+    for name, (params, keep) in _queries(run_ids, today).items():
+        frame = store.query(name, **params)
+        frames[name] = frame[keep] if keep is not None else frame
+    return frames
+
+
+def _queries(run_ids: Sequence[str], today: date) -> dict[str, tuple[dict[str, Any],
+                                                                     list[str] | None]]:
+    """Each report table's query parameters and, where the file keeps fewer, its columns."""
+    window: dict[str, Any] = {"run_ids": list(run_ids)}
+    state: dict[str, Any] = {"today": today.isoformat()}
     return {
-        "new_articles": store.query("new_articles", run_ids=list(run_ids))[NEW_ARTICLES_COLUMNS],
-        "new_trials": store.query("new_trials", run_ids=list(run_ids))[NEW_TRIALS_COLUMNS],
-        "updated_articles": store.query("updated_articles", run_ids=list(run_ids)),
-        "trial_changes": store.query("trial_changes", run_ids=list(run_ids)),
-        "article_changes": store.query("article_changes", run_ids=list(run_ids)),
-        "links": store.query("links", run_ids=list(run_ids)),
-        "new_preprints": store.query("new_preprints", run_ids=list(run_ids)),
-        "preprints_published": store.query("preprints_published", run_ids=list(run_ids)),
-        "unreported_trials": store.query("unreported_trials", today=today.isoformat()),
-        "status_not_updated": store.query("status_not_updated", today=today.isoformat()),
+        "new_articles": (window, NEW_ARTICLES_COLUMNS),
+        "new_trials": (window, NEW_TRIALS_COLUMNS),
+        "updated_articles": (window, None),
+        "trial_changes": (window, None),
+        "article_changes": (window, None),
+        "links": (window, None),
+        "new_preprints": (window, None),
+        "preprints_published": (window, None),
+        "unreported_trials": (state, None),
+        "status_not_updated": (state, None),
     }
 
 
-def has_news(frames: dict[str, pd.DataFrame]) -> bool:
-    """Whether a report over these frames tells anything that happened in its window."""
-    return any(not frames[name].empty for name in EVENT_TABLES)
+def has_news(store: Store, run_ids: Sequence[str]) -> bool:
+    """Whether a report over these runs tells anything that happened in its window."""
+    return any(store.has_rows(name, run_ids=list(run_ids)) for name in EVENT_TABLES)
+
+
+def write_tables(store: Store, folder: Path, run_ids: Sequence[str],
+                 today: date) -> dict[str, Excerpt]:
+    """Write each report table's CSV into ``folder`` straight from the store, row by row;
+    return what the summary needs of each (counts and first rows, per topic)."""
+    excerpts: dict[str, Excerpt] = {}
+    for name, (params, keep) in _queries(run_ids, today).items():
+        columns, rows = store.rows(name, **params)
+        if keep is not None:
+            index = [columns.index(c) for c in keep]
+            rows = (tuple(r[i] for i in index) for r in rows)
+            columns = list(keep)
+        excerpt = excerpts[name] = Excerpt(columns)
+        write_rows(columns, rows, folder / f"{name}.csv", excerpt.add)
+    return excerpts
 
 
 REPORT_META = "report.json"
@@ -88,15 +117,16 @@ def previous_report(parent: Path) -> dict[str, Any] | None:
 
 
 def write_report(store: Store, out_dir: Path, run_ids: Sequence[str], title: str,
-                 today: date | None = None, meta: dict[str, Any] | None = None,
-                 frames: dict[str, pd.DataFrame] | None = None) -> Path:
-    """Build a complete report folder under a temporary name, then rename it into place."""
+                 today: date | None = None, meta: dict[str, Any] | None = None) -> Path:
+    """Build a complete report folder under a temporary name, then rename it into place.
+
+    Its CSVs are written from the store row by row and the summary from excerpts of them,
+    so the report of a first run of 100,000 records takes no more memory than a day's.
+    """
     today = today or datetime.now(UTC).date()
-    with building(out_dir) as tmp:
-        frames = frames if frames is not None else report_frames(store, run_ids, today)
-        for name, frame in frames.items():
-            write_csv(frame, tmp / f"{name}.csv")
-        write_summary(store, tmp, run_ids, title, frames, today)
+    with building(out_dir) as tmp, store.snapshot():
+        excerpts = write_tables(store, tmp, run_ids, today)
+        write_summary(store, tmp, run_ids, title, excerpts, today)
         if meta is not None:  # what the window was, so the next `littrack report` follows on
             (tmp / REPORT_META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return Path(out_dir)
@@ -125,13 +155,12 @@ def write_run_report(store: Store, settings: Settings, run_ids: Sequence[str],
     Then the oldest run reports beyond ``[reports] keep`` are removed."""
     remove_stale_partials(settings.reports_dir)
     today = datetime.now(UTC).date()
-    frames = report_frames(store, run_ids, today)
     failed = any(r["status"] != "ok" for rid in run_ids for r in store.runs(rid))
-    if not (settings.reports.write_empty or failed or has_news(frames)):
+    if not (settings.reports.write_empty or failed or has_news(store, run_ids)):
         log.info("nothing new and nothing failed: no report folder for run %s", run_id)
         return None
     out = settings.reports_dir / safe_name(run_id)
-    path = write_report(store, out, run_ids, f"littrack run {run_id}", today, frames=frames)
+    path = write_report(store, out, run_ids, f"littrack run {run_id}", today)
     log.info("report written to %s", path)
     prune_reports(settings.reports_dir, settings.reports.keep)
     return path

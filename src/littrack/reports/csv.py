@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,12 +36,21 @@ def safe_name(name: str) -> str:
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
     """Write a DataFrame as a safe CSV; atomic when ``path``'s folder is already final."""
+    write_rows(list(frame.columns), frame.itertuples(index=False, name=None), path)
+
+
+def write_rows(columns: Sequence[str], rows: Iterable[Sequence[Any]], path: Path,
+               each: Callable[[Sequence[Any]], None] | None = None) -> None:
+    """Write rows as a safe CSV as they come (a store cursor: nothing held whole), handing
+    each to ``each`` too; atomic when ``path``'s folder is already final."""
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8-sig", newline="") as fh:
         writer = csv.writer(fh, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
-        writer.writerow([safe_cell(str(c)) for c in frame.columns])
-        for row in frame.itertuples(index=False, name=None):
+        writer.writerow([safe_cell(str(c)) for c in columns])
+        for row in rows:
             writer.writerow(["" if _isna(v) else safe_cell(_plain(v)) for v in row])
+            if each is not None:
+                each(row)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)

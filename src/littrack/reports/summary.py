@@ -30,8 +30,58 @@ if TYPE_CHECKING:
 MAX_ROWS = 50  # per table in the summary; the CSVs next to it hold everything
 
 
+class Rows:
+    """Some rows of a report table: how many there are, and the first ``MAX_ROWS`` of them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: list[dict[str, Any]] = []
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.count += 1
+        if len(self.first) < MAX_ROWS:
+            self.first.append(row)
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def empty(self) -> bool:
+        return self.count == 0
+
+
+class Excerpt:
+    """What the summary needs of a report table it never holds whole: its row count and
+    first rows, overall and per topic (by its ``topic`` column, or its ``topics`` list).
+
+    Filled row by row while the table's CSV is written from the store, so a report's
+    memory does not grow with the run it reports on.
+    """
+
+    def __init__(self, columns: Sequence[str]) -> None:
+        self.columns = list(columns)
+        self.rows = Rows()
+        self.topics: dict[str, Rows] = {}
+        self._single = "topic" in self.columns
+        self._listed = not self._single and "topics" in self.columns
+
+    def add(self, values: Sequence[Any]) -> None:
+        row = dict(zip(self.columns, values, strict=True))
+        self.rows.add(row)
+        if self._single:
+            names = [row["topic"]] if row["topic"] else []
+        elif self._listed:
+            names = [t for t in str(row["topics"] or "").split(LIST_SEP) if t]
+        else:
+            return
+        for name in dict.fromkeys(names):
+            self.topics.setdefault(name, Rows()).add(row)
+
+    def for_topic(self, topic: str) -> Rows:
+        return self.topics.get(topic, Rows())
+
 # ---- content -----------------------------------------------------------------------------
-def build(store: Store, run_ids: Sequence[str], title: str, frames: dict[str, pd.DataFrame],
+def build(store: Store, run_ids: Sequence[str], title: str, frames: dict[str, Excerpt],
           charts: list[Image], today: date, now: datetime) -> list[Block]:
     """The summary's blocks: runs, counts per topic, then each topic's new items and changes."""
     runs = store.query("report_runs", run_ids=list(run_ids))
@@ -50,7 +100,7 @@ def build(store: Store, run_ids: Sequence[str], title: str, frames: dict[str, pd
         blocks += charts
     for topic in topics:
         blocks += _topic_section(topic, counts, frames)
-    blocks += _links_section(frames["links"])
+    blocks += _links_section(frames["links"].rows)
     return blocks
 
 
@@ -81,12 +131,9 @@ def _runs_section(runs: pd.DataFrame) -> list[Block]:
     return out
 
 
-def _for_topic(frame: pd.DataFrame, topic: str) -> pd.DataFrame:
-    """Rows of a report frame that concern ``topic`` (a ``topic`` or ``topics`` column)."""
-    if "topic" in frame.columns:
-        return frame[frame["topic"] == topic]
-    listed = frame["topics"].fillna("").map(lambda s: topic in s.split(LIST_SEP))
-    return frame[listed.astype(bool)]
+def _for_topic(table: Excerpt, topic: str) -> Rows:
+    """Rows of a report table that concern ``topic``."""
+    return table.for_topic(topic)
 
 
 def _count(counts: pd.DataFrame, topic: str, source: str, column: str) -> int:
@@ -95,7 +142,7 @@ def _count(counts: pd.DataFrame, topic: str, source: str, column: str) -> int:
 
 
 def _glance_section(topics: list[str], counts: pd.DataFrame,
-                    frames: dict[str, pd.DataFrame]) -> list[Block]:
+                    frames: dict[str, Excerpt]) -> list[Block]:
     out: list[Block] = [Heading(2, "At a glance")]
     if not topics:
         return out + [Para("No topic has tracked anything yet.")]
@@ -117,7 +164,7 @@ def _glance_section(topics: list[str], counts: pd.DataFrame,
 
 
 def _topic_section(topic: str, counts: pd.DataFrame,
-                   frames: dict[str, pd.DataFrame]) -> list[Block]:
+                   frames: dict[str, Excerpt]) -> list[Block]:
     out: list[Block] = [Heading(2, f"Topic {topic}")]
     out.append(Para(
         f"Tracked: {_count(counts, topic, 'pubmed', 'tracked')} articles, "
@@ -195,7 +242,7 @@ def _topic_section(topic: str, counts: pd.DataFrame,
     return out
 
 
-def _links_section(links: pd.DataFrame) -> list[Block]:
+def _links_section(links: Rows) -> list[Block]:
     return _table_section(
         "Trial–publication links found in this window", links, "links.csv",
         ["NCT", "PMID", "evidence", "trial", "article"],
@@ -203,12 +250,12 @@ def _links_section(links: pd.DataFrame) -> list[Block]:
                    r["trial_title"], r["article_title"]], level=2)
 
 
-def _table_section(heading: str, frame: pd.DataFrame, csv_name: str, headers: list[str],
+def _table_section(heading: str, frame: Rows, csv_name: str, headers: list[str],
                    row: Any, level: int = 3) -> list[Block]:
     out: list[Block] = [Heading(level, f"{heading}: {len(frame)}")]
     if frame.empty:
         return out + [Para("None.")]
-    table = DataTable(headers, [row(r) for r in _records(frame.head(MAX_ROWS))])
+    table = DataTable(headers, [row(r) for r in frame.first])
     out.append(table)
     if len(frame) > MAX_ROWS:
         out.append(Para(f"… and {len(frame) - MAX_ROWS} more in {csv_name}."))
@@ -353,7 +400,7 @@ def render_html(blocks: list[Block], title: str) -> str:
 
 # ---- entry point -------------------------------------------------------------------------
 def write_summary(store: Store, folder: Path, run_ids: Sequence[str], title: str,
-                  frames: dict[str, pd.DataFrame], today: date,
+                  frames: dict[str, Excerpt], today: date,
                   now: datetime | None = None) -> None:
     """Write summary.md, summary.html and charts/*.png into a report folder being built."""
     now = now or datetime.now(UTC)

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from copy import copy
 from dataclasses import dataclass
 from typing import Any, Self
@@ -24,7 +25,6 @@ from typing import Any, Self
 from littrack.config import CtgovSettings, Settings, Topic
 from littrack.errors import MalformedResponse, QueryRejected, SourceError, StopRequested
 from littrack.http import HttpClient, Response
-from littrack.normalize import Normalized
 from littrack.normalize.ctgov import dig, normalize_study
 from littrack.sources import Batch, Hits
 from littrack.vocab import CTGOV
@@ -34,17 +34,32 @@ log = logging.getLogger(__name__)
 
 MAX_RESTARTS = 3  # stale-token restarts of one walk before giving up
 IDS_PER_REQUEST = 100  # NCT numbers per filter.ids request: ~1,200 characters of URL
+STUDIES_PER_BATCH = 100  # studies reshaped and stored at a time while a page is read
 _STALE = ("start over", "changed while you were paginating")
 ALIASES_PATH = "protocolSection.identificationModule.nctIdAliases"
 
 
 @dataclass
 class StudyPage:
-    """One /studies reply of a walk, as the service sent it."""
+    """One /studies reply of a walk, checked but not yet decoded study by study.
 
-    studies: list[dict[str, Any]]
+    A page of 1,000 full studies is some 25 MB of JSON and several times that as Python
+    objects; holding them all at once made a first run's memory grow with its pages. The
+    reply's text is kept with where each study lies in it (``_scan_page``), and ``studies``
+    decodes one study at a time, each freed once reshaped.
+    """
+
+    text: str
+    spans: list[tuple[int, int]]  # each study's JSON object in ``text``
+    ids: list[str]  # each study's NCT number, in order
     total: int | None  # totalCount, first page of a walk only
+    token: str | None  # nextPageToken
     restarted: bool = False  # first page of a walk restarted after a stale token
+
+    def studies(self) -> Iterator[dict[str, Any]]:
+        """Each study, decoded."""
+        for start, end in self.spans:
+            yield json.loads(self.text[start:end])
 
 
 def open_source(settings: Settings) -> ClinicalTrials:
@@ -87,17 +102,112 @@ def _studies_page(response: Response, *, first: bool) -> dict[str, Any]:
     if not isinstance(body, dict) or not isinstance(body.get("studies"), list):
         raise bad("has no 'studies' list")
     for study in body["studies"]:
-        ident = study.get("protocolSection", {}) if isinstance(study, dict) else None
-        ident = ident.get("identificationModule", {}) if isinstance(ident, dict) else None
-        if not isinstance(ident, dict) or not isinstance(ident.get("nctId"), str):
-            raise bad("has a study without protocolSection.identificationModule.nctId")
+        _nct_of(study, bad)
+    _check_meta(body, first, bad)
+    return body
+
+
+def _nct_of(study: Any, bad: Callable[[str], MalformedResponse]) -> str:
+    ident = study.get("protocolSection", {}) if isinstance(study, dict) else None
+    ident = ident.get("identificationModule", {}) if isinstance(ident, dict) else None
+    if not isinstance(ident, dict) or not isinstance(ident.get("nctId"), str):
+        raise bad("has a study without protocolSection.identificationModule.nctId")
+    return str(ident["nctId"])
+
+
+def _check_meta(body: dict[str, Any], first: bool,
+                bad: Callable[[str], MalformedResponse]) -> None:
     total = body.get("totalCount")
     if first and (not isinstance(total, int) or isinstance(total, bool) or total < 0):
         raise bad(f"page 1 has no totalCount (got {total!r})")
     token = body.get("nextPageToken")
     if token is not None and not isinstance(token, str):
         raise bad(f"has a non-string nextPageToken {token!r}")
-    return body
+
+
+_SPACE = re.compile(r"[ \t\n\r]*")
+_DECODE = json.JSONDecoder().raw_decode
+
+
+def _skip(text: str, i: int) -> int:
+    """The index of the first non-space character at or after ``i``."""
+    m = _SPACE.match(text, i)
+    return m.end() if m else i
+
+
+def _scan_page(response: Response, *, first: bool) -> StudyPage:
+    """``_studies_page``'s checks, made study by study: each study is decoded, checked and
+    dropped, so a page's objects never exist all at once (``StudyPage``)."""
+    ctype = response.headers.get_content_type() if response.headers else ""
+    if ctype != "application/json":
+        raise MalformedResponse(f"expected JSON, got {ctype or 'no content type'}: "
+                                f"{response.body[:80]!r}", source="ctgov", url=response.url)
+
+    def bad(what: str) -> MalformedResponse:
+        return MalformedResponse(f"/studies reply {what}", source="ctgov", url=response.url)
+
+    try:
+        text = response.body.decode("utf-8")
+        meta, spans, ids = _walk_object(text, bad)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedResponse(f"invalid JSON: {exc}", source="ctgov",
+                                url=response.url) from None
+    if spans is None:
+        raise bad("has no 'studies' list")
+    _check_meta(meta, first, bad)
+    total = meta.get("totalCount")
+    return StudyPage(text, spans, ids, total if isinstance(total, int) else None,
+                     meta.get("nextPageToken"))
+
+
+def _walk_object(text: str, bad: Callable[[str], MalformedResponse]
+                 ) -> tuple[dict[str, Any], list[tuple[int, int]] | None, list[str]]:
+    """The top-level object of a /studies reply: its other members decoded, the studies
+    located (and checked) one by one. Raises ValueError on anything that is not JSON."""
+    meta: dict[str, Any] = {}
+    spans: list[tuple[int, int]] | None = None
+    ids: list[str] = []
+    i = _skip(text, 0)
+    if text[i:i + 1] != "{":
+        raise bad("has no 'studies' list")
+    i = _skip(text, i + 1)
+    while text[i:i + 1] != "}":
+        key, i = _DECODE(text, i)
+        i = _skip(text, i)
+        if not isinstance(key, str) or text[i:i + 1] != ":":
+            raise ValueError(f"expected a member name and ':' at {i}")
+        i = _skip(text, i + 1)
+        if key == "studies" and text[i:i + 1] == "[":
+            spans, ids = [], []
+            i = _skip(text, i + 1)
+            while text[i:i + 1] != "]":
+                study, end = _DECODE(text, i)
+                ids.append(_nct_of(study, bad))
+                spans.append((i, end))
+                del study
+                i = _skip(text, end)
+                if text[i:i + 1] == ",":
+                    i = _skip(text, i + 1)
+                    if text[i:i + 1] == "]":
+                        raise ValueError(f"trailing ',' before ']' at {i}")
+                elif text[i:i + 1] != "]":
+                    raise ValueError(f"expected ',' or ']' at {i}")
+            i += 1
+        else:
+            value, i = _DECODE(text, i)
+            if key == "studies":  # present but not a list
+                spans = None
+            meta[key] = value
+        i = _skip(text, i)
+        if text[i:i + 1] == ",":
+            i = _skip(text, i + 1)
+            if text[i:i + 1] == "}":
+                raise ValueError(f"trailing ',' before '}}' at {i}")
+        elif text[i:i + 1] != "}":
+            raise ValueError(f"expected ',' or '}}' at {i}")
+    if _skip(text, i + 1) != len(text):
+        raise ValueError("extra data after the reply")
+    return meta, spans, ids
 
 
 class ClinicalTrials:
@@ -133,11 +243,25 @@ class ClinicalTrials:
             self._version[:] = [version]
 
     def fetch(self, hits: Hits, ids: Sequence[str] | None = None) -> Iterator[Batch]:
-        """Every study of the search, one batch per page; a walk's first page announces
-        ``totalCount`` (again after a restart, which may repeat studies)."""
+        """Every study of the search, in batches of ``STUDIES_PER_BATCH`` as each page is
+        read; a walk's first page announces ``totalCount`` (again after a restart, which
+        may repeat studies). A stop request is honoured every 25 studies (a page of 1,000
+        takes longer to reshape than a stop may wait)."""
         topic, window = hits.handle
         for page in self.pages(topic, window):
-            yield Batch(self._normalized(page.studies), announced=page.total)
+            announced, records = page.total, []
+            for n, study in enumerate(page.studies()):
+                if n % 25 == 0 and self.client.stop is not None and self.client.stop.is_set():
+                    raise StopRequested("stopped by signal while reading a page; rolled back")
+                # Kept re-serialised compactly, not as sent: the same study stores the same
+                # bytes however the service formats its pages.
+                records.append(normalize_study(study))
+                if len(records) == STUDIES_PER_BATCH:
+                    yield Batch(records, announced=announced)
+                    announced, records = None, []
+            if records or announced is not None:
+                yield Batch(records, announced=announced)
+            del page, records  # before the next page is downloaded
 
     def by_id(self, ids: Sequence[str]) -> Iterator[Batch]:
         """Studies by NCT number; one asked for as an alias comes back under its own."""
@@ -151,16 +275,6 @@ class ClinicalTrials:
                                       for a in dig(study, ALIASES_PATH) or () if a in asked})
             yield batch
 
-    def _normalized(self, studies: list[dict[str, Any]]) -> list[Normalized]:
-        """A page's studies as records; a stop request is honoured every 25 studies (a page
-        of 1,000 takes longer to reshape than a stop may wait)."""
-        out = []
-        for n, study in enumerate(studies):
-            if n % 25 == 0 and self.client.stop is not None and self.client.stop.is_set():
-                raise StopRequested("stopped by signal while reading a page; rolled back")
-            out.append(normalize_study(study))
-        return out
-
     def count(self, topic: Topic) -> int:
         """The topic's total studies: one page of one study's id, with ``countTotal``
         (the API has no count-only request; this is its smallest reply)."""
@@ -169,6 +283,13 @@ class ClinicalTrials:
                   "fields": "NCTId"}
         total = self._page(params, first=True).get("totalCount")
         return int(total) if isinstance(total, int) else 0
+
+    def _scanned(self, params: dict[str, str], *, first: bool) -> StudyPage:
+        """GET one /studies page of a walk, checked study by study in the retry loop."""
+        pages: list[StudyPage] = []
+        self.client.get(f"{self.base}/studies", params,
+                        check=lambda r: pages.append(_scan_page(r, first=first)))
+        return pages[-1]
 
     def _page(self, params: dict[str, str], *, first: bool) -> dict[str, Any]:
         """GET one /studies page, its shape checked inside the client's retry loop."""
@@ -207,7 +328,7 @@ class ClinicalTrials:
             if token:
                 page_params["pageToken"] = token
             try:
-                body = self._page(page_params, first=token is None)
+                page = self._scanned(page_params, first=token is None)
             except QueryRejected as exc:
                 if token and exc.status == 400 and any(s in str(exc).lower() for s in _STALE):
                     restarts += 1
@@ -219,16 +340,18 @@ class ClinicalTrials:
                     token = None
                     continue
                 raise
-            total = body.get("totalCount") if token is None else None
             if token is None:
-                walk_total, walk_seen = (total if isinstance(total, int) else None), set()
-            walk_seen.update(s["protocolSection"]["identificationModule"]["nctId"]
-                             for s in body["studies"])
-            yield StudyPage(body["studies"], total if isinstance(total, int) else None,
-                       restarted=token is None and restarts > 0)
-            token = body.get("nextPageToken")
+                walk_total, walk_seen = page.total, set()
+            else:
+                page.total = None  # totalCount counts on a walk's first page only
+            page.restarted = token is None and restarts > 0
+            walk_seen.update(page.ids)
+            empty = not page.spans
+            token = page.token
+            yield page
+            del page  # its text: the next page's comes in meanwhile otherwise
             # An empty page ends the walk too: the API hands out a token after every full page.
-            if not token or not body["studies"]:
+            if not token or empty:
                 return
             # Every study totalCount announced is in: the token after a full last page
             # would only fetch an empty page.

@@ -46,11 +46,12 @@ log = logging.getLogger(__name__)
 
 ESEARCH_CAP = 9999  # PubMed hands out at most this many ids per query (retstart < 9999)
 RECHECK_MISSING = 1  # re-requests of PMIDs an EFetch silently left out
-EFETCH_IN_FLIGHT = 8  # at most this many EFetch downloads side by side (see fetch)
-# Splitting an over-cap window: each date slice is sized to hold this share of the cap, from
-# the density of the slice before it; a backfill's first slice is the last year.
-SLICE_FILL = 0.85
-FIRST_BACKFILL_SLICE_DAYS = 365
+# At most this many EFetch downloads side by side (see fetch): with a key, 4 replies of
+# 500 arrive faster than a batch is parsed and stored, and each waiting reply is ~6 MB.
+EFETCH_IN_FLIGHT = 4
+# Splitting an over-cap window (``PubMed._walk_back``): before any slice has been counted, a
+# backfill's hits are assumed spread over this many years, densest now (see ``_Spread``).
+FIRST_GUESS_YEARS = 15
 # NCBI relays backend outages as HTTP 400 <ERROR> envelopes (research notes §5): retry those.
 TRANSIENT_400 = (b"Failed to connect to PubOne", b"proxy_stream()")
 
@@ -161,6 +162,51 @@ def parse_esearch(body: bytes) -> ESearchReply:
     )
 
 
+class _Spread:
+    """How a window's hits spread over its days, as far as the counts seen so far tell.
+
+    Every ESearch of a slice reaching ``y`` days back from the window's end tells exactly
+    how many hits the newest ``y`` days hold (the slices before it plus its own count, an
+    overflowing slice's too). Between two such points, hits are taken as spread evenly;
+    beyond the last one, as a topic's literature grows: a density rising linearly from
+    nothing, ``length`` days before the end, so the newest ``y`` days hold
+    ``total * (1 - (1 - y / length) ** 2)`` hits, ``length`` fitted to the last point.
+    Exact for steadily growing topics, a uniform spread fits it too (as a longer
+    ``length``); whatever the truth, each count corrects the next guess.
+    """
+
+    def __init__(self, total: int, length: int) -> None:
+        self.total = total
+        self.length = float(max(1, length))
+        self.points: dict[int, int] = {0: 0}  # days back -> hits in the newest such days
+
+    def observe(self, days_back: int, hits: int) -> None:
+        self.points[days_back] = hits
+        self.total = max(self.total, hits)  # it grew while being walked
+
+    def limit(self, days_back: int) -> int:
+        """The nearest point past ``days_back`` known to overflow from there (or no limit)."""
+        base = self.points.get(days_back, 0)
+        over = [y for y, c in self.points.items() if y > days_back and c - base > ESEARCH_CAP]
+        return min(over, default=2**31) - 1 if over else 2**31
+
+    def days_back(self, hits: float) -> int:
+        """How many of the newest days hold ``hits``."""
+        known = sorted(self.points.items())
+        below = max((p for p in known if p[1] <= hits), default=known[0])
+        above = min((p for p in known if p[1] > hits and p[0] > below[0]), default=None)
+        if above is not None:
+            (y0, c0), (y1, c1) = below, above
+            return max(1, y0 + int((y1 - y0) * (hits - c0) / (c1 - c0)))
+        y0, c0 = max(known)
+        if c0 == 0:  # nothing in the newest y0 days yet: the spread starts further back
+            share = min(1.0, hits / self.total)
+            return y0 + max(1, int(self.length * (1 - math.sqrt(1 - share))))
+        length = y0 / (1 - math.sqrt(1 - min(c0, self.total - 1) / self.total))
+        share = min(1.0, hits / self.total)
+        return max(y0 + 1, int(length * (1 - math.sqrt(1 - share))))
+
+
 class PubMed:
     """The PubMed source of one run: search a topic's window, then fetch PMIDs in batches."""
 
@@ -226,41 +272,53 @@ class PubMed:
                    notes: list[str]) -> Hits:
         """Cover an over-cap window with consecutive date slices, newest first.
 
-        Each slice is sized from the density (hits per day) of the slice after it, to hold
-        about ``SLICE_FILL`` of the cap, and once the ids still missing would fit in one
-        slice the rest of the window is asked for at once. So a window of N hits costs about
-        one ESearch per N / 8,500, where halving the date range costs two per level (and a
-        backfill from 1780 has many nearly empty levels). A slice that still overflows is
-        shrunk and asked again; every slice's own count is checked, none is assumed.
+        N hits need at least ceil(N / 9,999) slices, and only as few when the slices are
+        nearly full, so each slice is aimed at a count, not a length: an even share of the
+        hits left over the fewest slices that can hold them (the most room for a wrong
+        guess in every slice). Counts become dates through what the counts so far say of
+        how the window's hits spread over time (``_Spread``), an overflowing slice's count
+        too. Once the hits left fit under the cap, the rest of the window is asked for at
+        once. A slice that overflows is shrunk and asked again; every slice's own count is
+        checked, none is assumed. On the bench's growing topic of 12,000 hits this costs
+        1 + 2 ESearches (bench/requests_used.py); a spread unlike the model costs more.
         """
         assert topic.pubmed_query is not None
         start, end = window.start or PUBMED_EPOCH, window.end
-        target = ESEARCH_CAP * SLICE_FILL
-        days = max(1, int(target * ((end - start).days + 1) / total))  # uniform guess
-        if window.is_full:
-            days = min(days, FIRST_BACKFILL_SLICE_DAYS)
+        window_days = (end - start).days + 1
+        spread = _Spread(total, min(window_days, FIRST_GUESS_YEARS * 365)
+                         if window.is_full else window_days)
         seen: dict[str, None] = {}
-        hi = end
-        while hi >= start:
-            if total - len(seen) <= target:
-                days = (hi - start).days + 1  # what is left fits: ask for all of it
-            lo = max(start, hi - timedelta(days=days - 1))
-            span = (hi - lo).days + 1
+        counted = 0  # hits in the slices taken so far (the window's newest `back` days)
+        back = thin = 0
+        while back < window_days:
+            hi = end - timedelta(days=back)
+            left = spread.total - counted
+            slices = math.ceil(left / ESEARCH_CAP)
+            aim = left / slices  # an even share: the most room for error in every slice
+            if slices <= 1:
+                days = window_days - back  # what is left fits: ask for all of it
+            else:
+                days = spread.days_back(counted + aim) - back
+                limit = spread.limit(back) - back  # short of a known overflow
+                if thin and limit > window_days:  # the last slice held under half its aim
+                    days = max(days, 2 * thin)  # and nothing says how far: gallop
+                days = max(1, min(days, window_days - back, limit))
+            lo = hi - timedelta(days=days - 1)
             term = pubmed_term(topic.pubmed_query, Window(lo, hi), modified=modified)
             reply = parse_esearch(self._call("esearch", term=term, retmax=ESEARCH_CAP,
                                              usehistory="y"))
             notes += self._vet(topic, reply, full=False)
+            spread.observe(back + days, counted + reply.count)
             if reply.count > len(reply.ids):
-                if span == 1:
+                if days == 1:
                     raise Incomplete(f"{reply.count} records entered on one day exceed "
                                      f"PubMed's {ESEARCH_CAP}-id limit; narrow the query",
                                      source="pubmed", topic=topic.name)
-                days = max(1, min(span // 2, int(span * target / reply.count)))
-                total = max(total, len(seen) + reply.count)
-                continue
+                continue  # its count is known now: the next try is shorter
             seen.update(dict.fromkeys(reply.ids))
-            days = max(1, min(span * 4, int(span * target / max(reply.count, 1))))
-            hi = lo - timedelta(days=1)
+            counted += reply.count
+            back += days
+            thin = days if reply.count < aim / 2 else 0
         return Hits(list(seen), notes=notes)  # no one history entry holds all slices
 
     def _vet(self, topic: Topic, reply: ESearchReply, full: bool) -> list[str]:
