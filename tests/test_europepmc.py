@@ -108,6 +108,11 @@ PTSD = "mdma-ptsd"
 def _world(tmp_path: Path, eutils: EutilsFake, ctgov: CtgovFake,
            epmc: EuropePmcFake) -> tuple[Settings, str]:
     settings = settings_for(tmp_path, eutils, ctgov, epmc)
+    return settings, _world_into(settings, eutils, ctgov, epmc)
+
+
+def _world_into(settings: Settings, eutils: EutilsFake, ctgov: CtgovFake,
+                epmc: EuropePmcFake) -> str:
     corpus = populate(settings, eutils, ctgov, articles=9, trials=3)
     query = settings.topic(PTSD).europepmc_query
     assert query
@@ -128,7 +133,7 @@ def _world(tmp_path: Path, eutils: EutilsFake, ctgov: CtgovFake,
                              first_index="2026-04-10"),
              mentions=[trial])
     epmc.add(preprint("PPR200", first_index="2026-04-05"), mentions=[trial])
-    return settings, tracked
+    return tracked
 
 
 def _epmc(result: RunResult) -> dict[str, object]:
@@ -210,3 +215,39 @@ def test_fewer_records_than_hitcount_fail_the_topic_and_keep_the_watermark(
     assert rows(settings, "SELECT COUNT(*) FROM watermarks WHERE topic=? AND "
                           "source='europepmc'", PTSD) == [(0,)]
     assert rows(settings, "SELECT COUNT(*) FROM preprints") == [(0,)]  # rolled back
+
+
+NOTIFY = """
+[[notify]]
+name = "preprints"
+topics = ["mdma-ptsd"]
+include = ["new_preprints", "preprints_published"]
+[notify.atom]
+path = "feeds/preprints.xml"
+"""
+
+
+def test_preprint_events_reach_notify_channels(
+        tmp_path: Path, eutils_fake: EutilsFake, ctgov_fake: CtgovFake,
+        europepmc_fake: EuropePmcFake) -> None:
+    import feedparser
+
+    from littrack.notify import deliver
+
+    settings = settings_for(tmp_path, eutils_fake, ctgov_fake, europepmc_fake, extra=NOTIFY)
+    _world_into(settings, eutils_fake, ctgov_fake, europepmc_fake)
+    assert run(settings, clock=at("2026-05-01"), write_report=False).exit_code == 0
+    query = settings.topic(PTSD).europepmc_query or ""
+    europepmc_fake.add(preprint("PPR101", first_index="2026-04-03",
+                                published_pmid="40000003"),
+                       queries=[query], updated="2026-05-06")
+    assert run(settings, clock=at("2026-05-07"), write_report=False).exit_code == 0
+    (delivered,) = deliver(settings)
+    assert delivered.error is None
+    feed = feedparser.parse(str(settings.data_dir / "feeds" / "preprints.xml"))
+    titles = sorted(e.title for e in feed.entries)
+    assert titles == ["New preprint: A preprint on MDMA-assisted therapy"] * 2 + [
+        "Preprint published: A preprint on MDMA-assisted therapy"]
+    published = next(e for e in feed.entries if e.title.startswith("Preprint published"))
+    assert "PMID 40000003" in published.summary
+    assert "https://pubmed.ncbi.nlm.nih.gov/40000003/" in published.summary

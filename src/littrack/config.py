@@ -150,7 +150,8 @@ class Topic:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-NOTIFY_INCLUDE = ("new_articles", "new_trials", "trial_changes", "corrections", "unreported")
+NOTIFY_INCLUDE = ("new_articles", "new_trials", "trial_changes", "corrections", "unreported",
+                  "new_preprints", "preprints_published")
 NOTIFY_WHEN = ("after-run", "daily", "weekly")
 EMAIL_SECURITY = ("starttls", "ssl", "none")
 _DEFAULT_SMTP_PORT = {"starttls": 587, "ssl": 465, "none": 25}

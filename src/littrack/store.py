@@ -1068,6 +1068,23 @@ NOTIFY_QUERIES: dict[str, str] = {
         WHERE {_NEW_CHANGE}
         ORDER BY c.pmid, c.run_id, c.field""",
     "unreported": UNREPORTED_SQL.format(today=":today"),
+    "new_preprints": f"""
+        SELECT m.topic, m.first_seen_run AS run_id, p.ppr_id, p.title, p.server, p.doi,
+          p.first_publication_date, p.abstract, p.published_pmid,
+          (SELECT GROUP_CONCAT(full_name, '; ') FROM (SELECT au.full_name FROM
+             preprint_authors au WHERE au.ppr_id = p.ppr_id ORDER BY au.position) o)
+             AS authors
+        FROM topic_matches m JOIN preprints p ON p.ppr_id = m.record_id
+        WHERE {_NEW_MATCH.format(runs=_NEW_RUNS, source='europepmc', unit=_NEW_UNIT)}
+        ORDER BY m.topic, p.first_index_date DESC, p.ppr_id DESC""",
+    "preprints_published": f"""
+        SELECT c.ppr_id, c.run_id, c.observed_at, c.new_value AS pmid, p.title, p.server,
+          p.doi, a.title AS article_title, a.journal, a.pub_year AS year,
+          {_TOPICS_OF.format(source="europepmc", record="c.ppr_id")} AS topics
+        FROM preprint_changes c JOIN preprints p ON p.ppr_id = c.ppr_id
+          LEFT JOIN articles a ON a.pmid = c.new_value
+        WHERE c.field = 'published_pmid' AND c.new_value IS NOT NULL AND {_NEW_CHANGE}
+        ORDER BY c.ppr_id, c.run_id""",
 }
 
 

@@ -39,7 +39,8 @@ def build(entry: NotifyEntry, items: list[Item]) -> bytes:
         lines += [f"{label}: {url}" for label, url in item.links()]
         label = {"new_articles": "New article", "new_trials": "New trial",
                  "trial_changes": "Trial changed", "corrections": "Correction",
-                 "unreported": "Results overdue"}[item.kind]
+                 "unreported": "Results overdue", "new_preprints": "New preprint",
+                 "preprints_published": "Preprint published"}[item.kind]
         rows.append({"id": entry_id(entry.name, item.key), "kind": item.kind,
                      "title": f"{label}: {item.title}", "link": item.url,
                      "updated": item.observed_at, "summary": "\n".join(lines),

@@ -30,8 +30,12 @@ KIND_TITLES = {
     "trial_changes": ("trial change", "trial changes"),
     "corrections": ("correction", "corrections"),
     "unreported": ("unreported trial", "unreported trials"),
+    "new_preprints": ("new preprint", "new preprints"),
+    "preprints_published": ("preprint published", "preprints published"),
 }
-TOPIC_KINDS = ("new_articles", "new_trials", "trial_changes")  # grouped under their topic
+TOPIC_KINDS = ("new_articles", "new_trials", "trial_changes", "new_preprints",
+               "preprints_published")  # grouped under their topic
+TITLE_FIRST = ("new_articles", "corrections", "new_preprints", "preprints_published")
 # A digest stays readable: longer sections end with "… and N more" (webhook items and
 # feeds still carry every item).
 MAX_PER_SECTION = 50
@@ -53,6 +57,10 @@ def pubmed_url(pmid: str) -> str:
 
 def ctgov_url(nct_id: str) -> str:
     return f"https://clinicaltrials.gov/study/{nct_id}"
+
+
+def europepmc_url(ppr_id: str) -> str:
+    return f"https://europepmc.org/article/PPR/{ppr_id}"
 
 
 def run_time(run_id: str) -> str:
@@ -110,6 +118,13 @@ class Item:
                 out.append(("PMC", f"https://pmc.ncbi.nlm.nih.gov/articles/"
                                    f"{self.details['pmcid']}/"))
             return out
+        if self.kind in ("new_preprints", "preprints_published"):
+            out = [("Europe PMC", europepmc_url(self.record_id))]
+            if self.details.get("published_pmid"):
+                out.append(("PubMed", pubmed_url(self.details["published_pmid"])))
+            if self.details.get("doi"):
+                out.append(("DOI", f"https://doi.org/{self.details['doi']}"))
+            return out
         return [("ClinicalTrials.gov", ctgov_url(self.record_id))]
 
     def as_json(self) -> dict[str, Any]:
@@ -136,6 +151,16 @@ class Item:
         if self.kind == "corrections":
             return " ".join(p for p in (d.get("journal") or "",
                                         f"({d['year']})" if d.get("year") else "") if p)
+        if self.kind == "new_preprints":
+            authors = d.get("authors") or []
+            who = ", ".join(authors[:3]) + (", et al." if len(authors) > 3 else "")
+            where = " ".join(p for p in (d.get("server") or "", d.get("posted") or "") if p)
+            return " — ".join(p for p in (who, where) if p)
+        if self.kind == "preprints_published":
+            journal = " ".join(p for p in (d.get("journal") or "",
+                                           f"({d['year']})" if d.get("year") else "") if p)
+            return (f"{d.get('server') or 'preprint'}, now published as PMID "
+                    f"{d.get('published_pmid')}" + (f" in {journal}" if journal else ""))
         parts = [d.get("status"), d.get("phase")]
         if self.kind == "unreported":
             parts += [f"primary completion {d.get('primary_completion_date') or '?'}",
@@ -212,6 +237,30 @@ def items_from_rows(kind: str, rows: list[dict[str, Any]], entry: NotifyEntry,
                 observed_at=first["observed_at"], details=details,
                 changes=tuple(Change(r["field"], r["old_value"], r["new_value"])
                               for r in group)))
+    elif kind == "new_preprints":
+        for r in rows:
+            if r["topic"] not in entry.topics:
+                continue
+            out.append(Item(
+                key=f"new:{r['topic']}:europepmc:{r['ppr_id']}", kind=kind,
+                topics=(r["topic"],), record_id=r["ppr_id"], title=r["title"] or r["ppr_id"],
+                url=europepmc_url(r["ppr_id"]), observed_at=run_time(r["run_id"]),
+                details={"authors": [a for a in (r["authors"] or "").split("; ") if a],
+                         "server": r["server"], "posted": r["first_publication_date"],
+                         "doi": r["doi"], "published_pmid": r["published_pmid"],
+                         "abstract": _first_lines(r["abstract"])}))
+    elif kind == "preprints_published":
+        for r in rows:
+            topics = _topics(r["topics"], entry.topics)
+            if not topics:
+                continue
+            out.append(Item(
+                key=f"published:{r['ppr_id']}:{r['pmid']}", kind=kind, topics=topics,
+                record_id=r["ppr_id"], title=r["title"] or r["ppr_id"],
+                url=europepmc_url(r["ppr_id"]), observed_at=r["observed_at"],
+                details={"server": r["server"], "doi": r["doi"], "published_pmid": r["pmid"],
+                         "article_title": r["article_title"], "journal": r["journal"],
+                         "year": r["year"]}))
     elif kind == "unreported":
         for r in rows:
             topics = _topics(r["topics"], entry.topics)
@@ -303,7 +352,7 @@ def sections(entry: NotifyEntry, items: list[Item]) -> list[tuple[str, list[Sect
 
 
 def _item_text(item: Item) -> list[str]:
-    lines = [f"* {item.title}" if item.kind in ("new_articles", "corrections")
+    lines = [f"* {item.title}" if item.kind in TITLE_FIRST
              else f"* {item.record_id} {item.title}"]
     if item.byline():
         lines.append(f"  {item.byline()}")
@@ -335,7 +384,7 @@ def render_text(entry: NotifyEntry, items: list[Item]) -> str:
 def _item_html(item: Item) -> str:
     e = html.escape
     head = (f"<a href=\"{e(item.url)}\">{e(item.title)}</a>"
-            if item.kind in ("new_articles", "corrections") else
+            if item.kind in TITLE_FIRST else
             f"<a href=\"{e(item.url)}\">{e(item.record_id)}</a> {e(item.title)}")
     parts = [f"<li><strong>{head}</strong>"]
     if item.byline():
