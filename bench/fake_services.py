@@ -1,4 +1,5 @@
-"""Both loopback fakes, filled with a corpus, in one process: for trying `littrack serve`.
+"""The loopback fakes of all three services, filled with a corpus, in one process: for trying
+`littrack run` and `littrack serve` without the real services.
 
 Writes ``<dir>/littrack.toml`` (the shipped topics, tuned for loopback, with ``--cron`` as
 both sources' schedule) and ``<dir>/env.sh`` (the variables pointing littrack at the fakes
@@ -25,14 +26,16 @@ sys.path.insert(0, str(ROOT))
 
 from littrack.config import load_settings  # noqa: E402
 from tests.builders.ctgov import study  # noqa: E402
+from tests.builders.europepmc import preprint  # noqa: E402
 from tests.builders.pubmed import article_xml  # noqa: E402
 from tests.corpus import fake_env, populate, write_test_config  # noqa: E402
 from tests.fakes import CtgovFake, EutilsFake  # noqa: E402
+from tests.fakes.europepmc import EuropePmcFake  # noqa: E402
 
 
 def write_config(folder: Path, cron: str, timezone: str) -> Path:
     """The test config with every [schedule.<source>] set to ``cron``."""
-    path = write_test_config(folder)
+    path = write_test_config(folder, europepmc=True)
     text = re.sub(r'(?m)^(\[schedule\.(?:pubmed|ctgov)\]\n)cron = "[^"]*"\ntimezone = "[^"]*"',
                   rf'\1cron = "{cron}"\ntimezone = "{timezone}"', path.read_text("utf-8"))
     path.write_text(text, encoding="utf-8")
@@ -46,6 +49,7 @@ def main() -> None:
     parser.add_argument("--timezone", default="UTC")
     parser.add_argument("--articles", type=int, default=40)
     parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--preprints", type=int, default=6, help="Europe PMC preprints")
     parser.add_argument("--grow", type=float, default=0.0, metavar="SECONDS",
                         help="add an article and change a trial this often (0: never)")
     args = parser.parse_args()
@@ -55,11 +59,16 @@ def main() -> None:
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
-    with EutilsFake() as eutils, CtgovFake() as ctgov:
-        env = {"LITTRACK_CONFIG": str(config), **fake_env(args.dir, eutils, ctgov)}
+    with EutilsFake() as eutils, CtgovFake() as ctgov, EuropePmcFake() as europepmc:
+        env = {"LITTRACK_CONFIG": str(config), **fake_env(args.dir, eutils, ctgov, europepmc)}
         settings = load_settings(config, env=env)
         populate(settings, eutils, ctgov, articles=args.articles, trials=args.trials,
                  today=date.today())
+        for i in range(args.preprints):  # without them the shipped config's Europe PMC
+            topic = settings.topics[i % len(settings.topics)]  # topics find nothing
+            europepmc.add(preprint(f"PPR{900000 + i}", title=f"Synthetic preprint {i}",
+                                   doi=f"10.1101/2026.01.{i:02d}"),
+                          queries=[topic.europepmc_query or ""])
         lines = [f"export {k}='{v}'" for k, v in env.items()]
         (args.dir / "env.sh").write_text("\n".join(lines) + "\n", encoding="utf-8")
         print("\n".join(lines), flush=True)

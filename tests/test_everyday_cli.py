@@ -157,3 +157,19 @@ def test_write_empty_keeps_a_folder_per_run(tmp_path: Path) -> None:
         path = write_run_report(store, settings, [run_id(when, "aaaaaa")],
                                 run_id(when, "aaaaaa"))
     assert path is not None and (path / "summary.md").is_file()
+
+
+def test_status_columns_line_up_for_every_source(tmp_path: Path) -> None:
+    """``europepmc`` is wider than the 6 characters the source column had: its rows
+    were shifted against pubmed's and ctgov's (seen in a Quickstart run)."""
+    from littrack.status import format_status, status
+    from tests.corpus import write_test_config
+
+    config = write_test_config(tmp_path, europepmc=True)
+    settings = load_settings(config, env={"LITTRACK_DATA_DIR": str(tmp_path / "data")})
+    lines = format_status(status(settings)).splitlines()[1:]
+    rows = [line for line in lines if line.split()[1:2] in (["pubmed"], ["ctgov"],
+                                                           ["europepmc"])]
+    assert {line.split()[1] for line in rows} == {"pubmed", "ctgov", "europepmc"}
+    # the column after the source starts at the same place on every row and the header
+    assert len({line.index(" - ") + 1 for line in rows} | {lines[0].index("last run")}) == 1

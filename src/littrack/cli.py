@@ -232,7 +232,8 @@ def _print_results(result: Any) -> None:
                       f"updated {r.n_updated:>4}")
         else:
             counts = f"found {r.n_found:>5}  new {r.n_new:>5}  updated {r.n_updated:>4}"
-        line = f"{mark} {r.source:<6} {r.topic:<30} {counts}  requests {r.n_requests:>4}"
+        line = (f"{mark} {r.source:<{max(map(len, SOURCES))}} {r.topic:<30} {counts}  "
+                f"requests {r.n_requests:>4}")
         extra = r.error or r.note
         click.echo(line + (f"  ({extra})" if extra else ""))
     t = result.totals

@@ -17,6 +17,8 @@ from littrack.lock import is_held
 from littrack.store import Store
 from littrack.vocab import SOURCES, parse_stamp, utc_stamp
 
+_SOURCE_WIDTH = max(map(len, SOURCES))  # columns line up for europepmc too
+
 MAIN_COUNTS = ("articles", "trials", "topic_matches", "runs", "article_changes",
                "trial_changes", "trial_publication_links", "missing_records", "raw_records")
 
@@ -106,7 +108,7 @@ def format_status(report: dict[str, Any]) -> str:
     """``status`` for people: one line per topic and source, errors underneath, counts."""
     out = [f"config {report['config']}; database {report['database']}"
            + ("" if report["database_exists"] else " (not created yet: no run so far)")]
-    head = (f"{'topic':<28} {'source':<6} {'last run (UTC)':<20} {'outcome':<11} "
+    head = (f"{'topic':<28} {'source':<{_SOURCE_WIDTH}} {'last run (UTC)':<20} {'outcome':<11} "
             f"{'found':>5} {'new':>5} {'upd':>4} {'req':>4}  {'watermark':<10}  next run")
     out.append(head)
     for row in report["topics"]:
@@ -122,7 +124,7 @@ def format_status(report: dict[str, Any]) -> str:
         mark = (row["watermark"] or {}).get("watermark")
         when = run.get("finished_at") or run.get("started_at")
         out.append(
-            f"{row['topic']:<28} {row['source']:<6} {_cell(when):<20} "
+            f"{row['topic']:<28} {row['source']:<{_SOURCE_WIDTH}} {_cell(when):<20} "
             f"{_cell(run.get('status')):<11} {_cell(run.get('n_found')):>5} "
             f"{_cell(run.get('n_new')):>5} {_cell(run.get('n_updated')):>4} "
             f"{_cell(run.get('n_requests')):>4}  {_cell(mark):<10}  {nxt}")
