@@ -204,6 +204,66 @@ def test_three_sources_store_each_work_once_and_link_preprints_to_published_vers
     assert "### Preprints newly published: 1" in md
 
 
+def test_a_preprint_without_preprint_of_is_linked_by_doi_to_a_pubmed_article_and_logged(
+        tmp_path: Path, eutils_fake: EutilsFake, ctgov_fake: CtgovFake,
+        europepmc_fake: EuropePmcFake) -> None:
+    settings, _ = _world(tmp_path, eutils_fake, ctgov_fake, europepmc_fake)
+    query = settings.topic(PTSD).europepmc_query or ""
+    # no commentCorrectionList on either: Europe PMC has not linked them yet
+    europepmc_fake.add(preprint("PPR300", doi="10.1101/2026.04.09.3"), queries=[query])
+    europepmc_fake.add(preprint("PPR301", doi="10.1101/2026.04.09.4"), queries=[query])
+    first = run(settings, clock=at("2026-05-04"), write_report=False)
+    assert first.exit_code == 0, [(r.source, r.topic, r.error) for r in first.results]
+    assert rows(settings, "SELECT ppr_id, published_pmid FROM preprints WHERE ppr_id IN "
+                          "('PPR300', 'PPR301') ORDER BY 1") == [
+        ("PPR300", None), ("PPR301", None)]
+
+    # the journal versions reach PubMed: one with the preprint's DOI (in capitals), one whose
+    # CommentsCorrections say it updates the preprint; Europe PMC finds both (MED records)
+    eutils_fake.add_article("40000005", article_xml("40000005", doi="10.1101/2026.04.09.3".upper()),
+                            edat=date(2026, 5, 5))
+    eutils_fake.add_article("40000006", article_xml(
+        "40000006", comments=[("UpdateOf", None, "medRxiv. 2026 Apr 9:2026.04.09.4. doi: "
+                               "10.1101/2026.04.09.4. Preprint.")]), edat=date(2026, 5, 5))
+    eutils_fake.add_article("40000007", article_xml("40000007", doi="10.5555/unrelated.7"),
+                            edat=date(2026, 5, 5))
+    for pmid in ("40000005", "40000006", "40000007"):
+        europepmc_fake.add(journal_article(pmid, first_index="2026-05-05"), queries=[query])
+    # a preprint first seen when its journal version is already stored: linked, no change
+    europepmc_fake.add(preprint("PPR302", doi="10.5555/j.40000002", first_index="2026-05-06"),
+                       queries=[query])
+    second = run(settings, clock=at("2026-05-07"))
+    assert second.exit_code == 0, [(r.source, r.topic, r.error) for r in second.results]
+    assert second.report_dir is not None
+    assert {"40000005", "40000006"} <= {p for (p,) in rows(settings, "SELECT pmid FROM articles")}
+    assert rows(settings, "SELECT ppr_id, published_source, published_id, evidence "
+                          "FROM preprint_publications WHERE ppr_id >= 'PPR3' ORDER BY 1") == [
+        ("PPR300", "MED", "40000005", "pubmed_doi_match"),
+        ("PPR301", "MED", "40000006", "pubmed_cites_preprint_doi"),
+        ("PPR302", "MED", "40000002", "pubmed_doi_match")]
+    assert rows(settings, "SELECT ppr_id, published_pmid FROM preprints WHERE ppr_id >= 'PPR3' "
+                          "ORDER BY 1") == [
+        ("PPR300", "40000005"), ("PPR301", "40000006"), ("PPR302", "40000002")]
+    assert rows(settings, "SELECT ppr_id, field, old_value, new_value FROM preprint_changes "
+                          "ORDER BY 1") == [
+        ("PPR300", "published_pmid", None, "40000005"),
+        ("PPR301", "published_pmid", None, "40000006")]
+    assert [(r["ppr_id"], r["pmid"]) for r in
+            read_csv(second.report_dir / "preprints_published.csv")] == [
+        ("PPR300", "40000005"), ("PPR301", "40000006")]
+
+    # a new version that still names no journal version keeps the link, and is no change
+    europepmc_fake.add(preprint("PPR300", doi="10.1101/2026.04.09.3", version=2),
+                       queries=[query], updated="2026-05-09")
+    third = run(settings, clock=at("2026-05-10"), write_report=False)
+    assert third.exit_code == 0
+    assert rows(settings, "SELECT published_pmid FROM preprints WHERE ppr_id='PPR300'") == [
+        ("40000005",)]
+    assert rows(settings, "SELECT field, new_value FROM preprint_changes WHERE ppr_id='PPR300' "
+                          "ORDER BY field") == [
+        ("published_pmid", "40000005"), ("version_number", "2")]
+
+
 def test_fewer_records_than_hitcount_fail_the_topic_and_keep_the_watermark(
         tmp_path: Path, eutils_fake: EutilsFake, ctgov_fake: CtgovFake,
         europepmc_fake: EuropePmcFake) -> None:

@@ -43,11 +43,14 @@ from littrack.tables import (
     UNREPORTED_SQL,
     Table,
 )
-from littrack.vocab import DATABASE_FILE, utc_now
+from littrack.vocab import DATABASE_FILE, EUROPEPMC, PUBMED, utc_now
 
 if TYPE_CHECKING:
     import pandas as pd
 
+# Evidence of a preprint's journal version found by identifier, where Europe PMC gave none.
+PREPRINT_DOI_MATCH = "pubmed_doi_match"  # a PubMed article has the preprint's DOI
+PREPRINT_CITED_BY_DOI = "pubmed_cites_preprint_doi"  # its CommentsCorrections name that DOI
 SAVE_CHUNK = 100  # records stored by one statement per table (a stop waits at most one)
 
 
@@ -407,6 +410,8 @@ class Store:
                 self._insert_mains(main_t, [rec.tables[main_t.name][0] for rec, _ in new], now)
             for rec, _ in changed:
                 new_main = rec.tables[main_t.name][0]
+                if source == EUROPEPMC:
+                    self._keep_derived_publication(rec)
                 old_row = self.db.execute(f"SELECT * FROM {main_t.name} WHERE {key}=?",
                                           (rec.record_id,)).fetchone()
                 if old_row is not None:
@@ -431,9 +436,73 @@ class Store:
                     "INSERT INTO trial_publication_links (nct_id, pmid, evidence, "
                     "first_seen_run) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     [(*link, run_id) for rec, _ in written for link in changes.links(rec)])
+            if written:
+                self._link_preprints_by_id(source, [rec.record_id for rec, _ in written],
+                                           now, run_id, [rec.record_id for rec, _ in new])
             result.new += [rec.record_id for rec, _ in new]
             result.updated += [rec.record_id for rec, _ in changed]
             result.unchanged += same
+
+    def _link_preprints_by_id(self, source: str, ids: list[str], now: str,
+                              run_id: str | None, first_seen: Sequence[str] = ()) -> None:
+        """Link preprints that Europe PMC gave no ``Preprint of`` for, by identifier.
+
+        Europe PMC's ``commentCorrectionList`` is often late or absent, while PubMed already
+        holds the journal version: an article sharing the preprint's DOI (compared lower-cased),
+        or one whose CommentsCorrections name the preprint's DOI. Either side may arrive
+        first, so this runs after preprints *and* after articles are written; a found link is
+        a ``published_pmid`` change like the ``Preprint of`` one, except on a preprint's
+        ``first_seen`` sighting (no change either way) or in a rebuild (``run_id`` None).
+        """
+        if source not in (EUROPEPMC, PUBMED) or not ids:
+            return
+        col = "p.ppr_id" if source == EUROPEPMC else "a.pmid"
+        unlinked = ("p.doi IS NOT NULL AND p.published_pmid IS NULL AND NOT EXISTS (SELECT 1 "
+                    "FROM preprint_publications l WHERE l.ppr_id = p.ppr_id)")
+        found: dict[str, tuple[str, str]] = {}
+        for i in range(0, len(ids), 500):
+            batch = ids[i:i + 500]
+            marks = ",".join("?" * len(batch))
+            for evidence, sql in (
+                    (PREPRINT_DOI_MATCH,
+                     f"SELECT p.ppr_id, MIN(a.pmid) FROM preprints p JOIN articles a "
+                     f"ON LOWER(a.doi) = p.doi WHERE {unlinked} AND {col} IN ({marks}) "
+                     f"GROUP BY p.ppr_id"),
+                    # PubMed says ``UpdateOf`` for "this article updates that preprint".
+                    (PREPRINT_CITED_BY_DOI,
+                     f"SELECT p.ppr_id, MIN(a.pmid) FROM preprints p JOIN article_comments a "
+                     f"ON a.ref_type = 'UpdateOf' AND LOWER(a.ref_source) LIKE "
+                     f"'%' || p.doi || '%' WHERE {unlinked} AND {col} IN ({marks}) "
+                     f"GROUP BY p.ppr_id")):
+                for ppr, pmid in self.db.execute(sql, batch):
+                    found.setdefault(ppr, (pmid, evidence))
+        for ppr, (pmid, evidence) in sorted(found.items()):
+            self.db.execute(
+                "INSERT INTO preprint_publications (ppr_id, published_source, published_id, "
+                "evidence, note) VALUES (?, 'MED', ?, ?, NULL) ON CONFLICT DO NOTHING",
+                (ppr, pmid, evidence))
+            self.db.execute("UPDATE preprints SET published_pmid=?, updated_at=? "
+                            "WHERE ppr_id=?", (pmid, now, ppr))
+            if run_id is not None and ppr not in first_seen:
+                self.db.execute(
+                    "INSERT INTO preprint_changes (ppr_id, run_id, observed_at, field, "
+                    "old_value, new_value) VALUES (?, ?, ?, 'published_pmid', NULL, ?)",
+                    (ppr, run_id, now, pmid))
+
+    def _keep_derived_publication(self, rec: Normalized) -> None:
+        """A new version of a preprint that still names no journal version keeps the one
+        found by identifier (else it would be unlinked, then linked again: two changes)."""
+        pubs = rec.tables.setdefault("preprint_publications", [])
+        if pubs:
+            return
+        row = self.db.execute(
+            "SELECT published_source, published_id, evidence, note FROM preprint_publications "
+            "WHERE ppr_id=? AND evidence IN (?, ?)",
+            (rec.record_id, PREPRINT_DOI_MATCH, PREPRINT_CITED_BY_DOI)).fetchone()
+        if row is not None:
+            pubs.append({"ppr_id": rec.record_id, "published_source": row[0],
+                         "published_id": row[1], "evidence": row[2], "note": row[3]})
+            rec.tables["preprints"][0]["published_pmid"] = row[1]
 
     def _insert_mains(self, main_t: Table, rows: list[dict[str, Any]], now: str) -> None:
         cols = (*main_t.columns, *BOOKKEEPING)
@@ -621,6 +690,7 @@ class Store:
         self.db.execute("UPDATE raw_records SET content_hash=? WHERE source=? AND record_id=?",
                         (_content_hash(rec), rec.source, rec.record_id))
         self._add_links(rec, "rebuild")
+        self._link_preprints_by_id(rec.source, [rec.record_id], now, None)
 
     # ---- notifications ---------------------------------------------------------------
     def unconsidered_units(self, entry: str, channel: str) -> list[Unit]:

@@ -686,7 +686,8 @@ PREPRINTS = Table(
                '(what incremental runs window on).'),
         Column('license', 'text', 'Licence, e.g. `cc by`.'),
         Column('published_pmid', 'text', 'PMID of the journal article this preprint became '
-               '(Europe PMC `Preprint of` link); empty while unpublished.'),
+               '(Europe PMC `Preprint of` link, else a PubMed article matched by DOI); empty '
+               'while unpublished.'),
         Column('first_seen_at', 'timestamp',
                'When littrack first stored the record (UTC, ISO 8601).', required=True),
         Column('last_seen_at', 'timestamp',
@@ -739,7 +740,10 @@ PREPRINT_PUBLICATIONS = Table(
                'PubMed, `published_id` is its PMID).', required=True),
         Column('published_id', 'text', 'Id of the published version.', required=True),
         Column('evidence', 'text', '`europepmc_preprint_of` (the preprint\'s '
-               '`commentCorrectionList` says `Preprint of`).', required=True),
+               '`commentCorrectionList` says `Preprint of`); where Europe PMC gives none, '
+               '`pubmed_doi_match` (a stored PubMed article has the preprint\'s DOI, '
+               'compared case-insensitively) or `pubmed_cites_preprint_doi` (its '
+               'CommentsCorrections `UpdateOf` names that DOI).', required=True),
         Column('note', 'text', "Europe PMC's note on how the link was made, e.g. `CrossRef "
                "Pre-print loader` or `Link created based on a title-first author match` (a "
                "heuristic)."),
