@@ -14,8 +14,12 @@ import pytest
 from littrack.config import Settings
 from littrack.errors import QueryRejected
 from littrack.http import HttpClient
+from littrack.normalize.ctgov import normalize_study
+from littrack.normalize.pubmed import normalize_raw as normalize_pubmed
 from littrack.pipeline import RunResult, run
-from littrack.sources.europepmc import EuropePmc
+from littrack.sources.europepmc import FULLTEXT, EuropePmc
+from littrack.store import Store
+from tests.builders.ctgov import study
 from tests.builders.europepmc import author, journal_article, other_record, preprint
 from tests.builders.pubmed import article_xml
 from tests.corpus import populate, settings_for
@@ -262,6 +266,31 @@ def test_a_preprint_without_preprint_of_is_linked_by_doi_to_a_pubmed_article_and
     assert rows(settings, "SELECT field, new_value FROM preprint_changes WHERE ppr_id='PPR300' "
                           "ORDER BY field") == [
         ("published_pmid", "40000005"), ("version_number", "2")]
+
+
+@pytest.mark.parametrize(("pub_type", "still_due"), [
+    ("Randomized Controlled Trial", False), ("Clinical Trial, Phase III", False),
+    ("Review", True), ("Journal Article", True), ("Preprint", True)])
+def test_a_fulltext_link_clears_an_overdue_trial_only_to_a_results_article(
+        tmp_path: Path, pub_type: str, still_due: bool) -> None:
+    nct = "NCT00000001"
+    with Store(tmp_path / "s.sqlite") as store:
+        store.save_records([normalize_study(study(
+            nct, references=(), primary_completion=("2024-05", "ACTUAL")))],
+            "2026-01-01T00:00:00Z", "r1")
+
+        def due() -> list[str]:
+            return list(store.query("unreported_trials", today="2026-01-01")["nct_id"])
+
+        assert due() == [nct]  # overdue, nothing links to it yet
+        store.save_records([normalize_pubmed(article_xml(
+            "41000009", publication_types=(pub_type,)).encode("utf-8"))],
+            "2026-01-02T00:00:00Z", "r2")
+        assert due() == [nct]  # stored, but no link names the trial
+        assert store.add_links([(nct, "41000009", FULLTEXT)], "r2") == 1
+        assert due() == ([nct] if still_due else [])
+        assert [tuple(r) for r in store.db.execute(
+            "SELECT nct_id FROM trials_due_unreported")] == ([(nct,)] if still_due else [])
 
 
 def test_fewer_records_than_hitcount_fail_the_topic_and_keep_the_watermark(
