@@ -54,6 +54,10 @@ def n_committed(db: Path) -> int:
     return len(rows(db, "SELECT * FROM watermarks"))
 
 
+def n_running(db: Path) -> int:
+    return len(rows(db, "SELECT * FROM runs WHERE status='running'"))
+
+
 def assert_consistent(db: Path, corpus: Corpus, *, killed: bool = False
                       ) -> set[tuple[str, str]]:
     """Integrity, and each topic either fully committed or absent.
@@ -260,8 +264,9 @@ def test_a_killed_run_leaves_no_stale_lock(deployment: Deployment, eutils_fake: 
     slow(eutils_fake, ctgov_fake)
     proc = deployment.start("run")
     try:
-        wait_until(lambda: n_committed(deployment.db) >= 1, 60, "a first topic to commit",
-                   proc)
+        # Kill inside a topic, not in the gap between two (where no run is 'running').
+        wait_until(lambda: n_committed(deployment.db) >= 1 and n_running(deployment.db) == 1,
+                   60, "a first topic to commit and the next to start", proc)
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
     finally:
