@@ -390,7 +390,7 @@ def test_a_daily_digest_is_due_once_its_slot_passed(
     ('[[notify]]\nname = "x"\ntopics = ["nope"]\n[notify.atom]\npath = "f.xml"\n',
      "notify 'x'.topics: unknown topic 'nope'"),
     ('[[notify]]\nname = "x"\n[notify.atom]\npath = 5\n',
-     "notify 'x'.atom.path: must be str, got int 5"),
+     "notify 'x'.atom.path: must be a string, got an integer (5)"),
     ('[[notify]]\nname = "x"\nwhen = "hourly"\n[notify.atom]\npath = "f.xml"\n',
      "notify 'x'.when: must be after-run, daily, weekly"),
     ('[[notify]]\nname = "x"\n', "notify 'x': needs at least one channel"),
@@ -406,7 +406,7 @@ def test_a_daily_digest_is_due_once_its_slot_passed(
     ('[[notify]]\nname = "x"\n[notify.email]\nsmtp_host = "h"\nfrom = "a@b.org"\n'
      'to = ["c@d.org"]\nusername = "u"\n', "notify 'x'.email.password_env: is required"),
     ('[[notify]]\nname = "x"\n[notify.email]\nsmtp_host = "h"\nfrom = "a@b.org"\n'
-     'to = ["c@d.org"]\nsmtp_port = "25"\n', "notify 'x'.email.smtp_port: must be int"),
+     'to = ["c@d.org"]\nsmtp_port = "25"\n', "notify 'x'.email.smtp_port: must be an integer"),
     ('[[notify]]\nname = "x"\n[notify.atom]\npath = "../../etc/feed.xml"\n',
      "notify 'x'.atom.path: must be a file path inside the data directory"),
     ('[[notify]]\nname = "x"\n[notify.webhook]\nurl = "https://h.example/x"\n'

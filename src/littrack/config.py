@@ -35,6 +35,26 @@ CTGOV_STATUSES = frozenset(
 NCBI_MAX_RATE = {False: 3.0, True: 10.0}
 
 
+_TOML_NAMES: dict[type, str] = {
+    str: "a string", int: "an integer", float: "a number", bool: "true or false",
+    list: "an array", dict: "a table",
+}
+
+
+def _type_message(key: str, types: tuple[type, ...], value: object) -> str:
+    """Say it in TOML's words (a string, a table), never with a Python repr of a table."""
+    want = " or ".join(_TOML_NAMES.get(t, t.__name__) for t in types)
+    got = _TOML_NAMES.get(type(value), type(value).__name__)
+    if isinstance(value, dict | list):
+        shown = ""
+    else:
+        shown = f" ({value!r})"
+    hint = ""
+    if list in types and isinstance(value, dict):
+        hint = f"; write [[{key}]] (an array of tables), not [{key}]"
+    return f"must be {want}, got {got}{shown}{hint}"
+
+
 @dataclass(frozen=True)
 class RetrySettings:
     """One retry policy for both services: exponential backoff with full jitter."""
@@ -347,8 +367,7 @@ class _Checker:
             value = data[key]
             # bool is an int subclass in Python; a TOML `true` is never a valid number here.
             if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-                names = " or ".join(t.__name__ for t in types)
-                raise self.fail(dotted, f"must be {names}, got {type(value).__name__} {value!r}")
+                raise self.fail(dotted, _type_message(key, types, value))
             if isinstance(value, str) and required and not value.strip():
                 raise self.fail(dotted, "must not be empty")
         return data
