@@ -19,6 +19,7 @@ from littrack.normalize.pubmed import normalize_raw as normalize_pubmed
 from littrack.pipeline import RunResult, run
 from littrack.sources.europepmc import FULLTEXT, EuropePmc
 from littrack.store import Store
+from littrack.vocab import TRIAL_MENTIONS_TOPIC
 from tests.builders.ctgov import study
 from tests.builders.europepmc import author, journal_article, other_record, preprint
 from tests.builders.pubmed import article_xml
@@ -291,6 +292,38 @@ def test_a_fulltext_link_clears_an_overdue_trial_only_to_a_results_article(
         assert due() == ([nct] if still_due else [])
         assert [tuple(r) for r in store.db.execute(
             "SELECT nct_id FROM trials_due_unreported")] == ([(nct,)] if still_due else [])
+
+
+def test_a_preprint_naming_a_tracked_trial_is_linked_once_and_reported(
+        tmp_path: Path, eutils_fake: EutilsFake, ctgov_fake: CtgovFake,
+        europepmc_fake: EuropePmcFake) -> None:
+    settings, _ = _world(tmp_path, eutils_fake, ctgov_fake, europepmc_fake)
+    first = run(settings, clock=at("2026-05-01"))
+    assert first.exit_code == 0 and first.report_dir is not None
+    trial = sorted(t for (t,) in rows(settings, "SELECT nct_id FROM trials"))[0]
+    run_id = rows(settings, "SELECT run_id FROM runs WHERE topic=? AND source='europepmc'",
+                  TRIAL_MENTIONS_TOPIC)[0][0]
+    assert rows(settings, "SELECT nct_id, ppr_id, evidence, first_seen_run FROM "
+                          "trial_preprint_links") == [
+        (trial, "PPR200", "europepmc_fulltext", run_id)]
+    mentions = _epmc(first)[TRIAL_MENTIONS_TOPIC]
+    assert (mentions.n_found, mentions.n_new) == (2, 2)  # the article's link and the preprint's
+    assert [(r["nct_id"], r["ppr_id"], r["evidence"], r["url"])
+            for r in read_csv(first.report_dir / "preprint_links.csv")] == [
+        (trial, "PPR200", "europepmc_fulltext", "https://europepmc.org/article/PPR/PPR200")]
+    md = (first.report_dir / "summary.md").read_text(encoding="utf-8")
+    assert "## Trial–preprint links found in this window: 1" in md
+    assert "PPR200" in md.split("## Trial–preprint links")[1]
+
+    # the preprint is updated and found again: the link is not added twice
+    europepmc_fake.add(preprint("PPR200", first_index="2026-04-05"), mentions=[trial],
+                       updated="2026-05-03")
+    second = run(settings, clock=at("2026-05-04"))
+    assert second.exit_code == 0
+    again = _epmc(second)[TRIAL_MENTIONS_TOPIC]
+    assert (again.n_found, again.n_new) == (1, 0)
+    assert rows(settings, "SELECT COUNT(*) FROM trial_preprint_links") == [(1,)]
+    assert second.report_dir is None  # nothing new to tell: the link is not news again
 
 
 def test_fewer_records_than_hitcount_fail_the_topic_and_keep_the_watermark(

@@ -477,9 +477,9 @@ def report(ctx: click.Context, since: datetime | None, last: str | None,
     Without --since or --last: every run since the previous `littrack report` written to
     the default folder (or of the last 7 days when there is none). The same files a run
     writes (new_articles.csv, new_trials.csv, updated_articles.csv, trial_changes.csv,
-    article_changes.csv, links.csv, unreported_trials.csv, status_not_updated.csv,
-    summary.md, summary.html and charts/). Reads one consistent snapshot without the
-    data-directory lock, so it works while a run is in progress.
+    article_changes.csv, links.csv, preprint_links.csv, unreported_trials.csv,
+    status_not_updated.csv, summary.md, summary.html and charts/). Reads one consistent
+    snapshot without the data-directory lock, so it works while a run is in progress.
     """
     from littrack.folders import ensure_replaceable
     from littrack.reports import previous_report, write_report

@@ -1626,6 +1626,35 @@ _PG_STEP_9 = (
     "CREATE INDEX preprint_changes_run ON preprint_changes (run_id)",
 )
 
+# Trial-preprint links (issue 13): a preprint found naming a tracked trial has no PMID, so
+# it gets its own link table beside trial_publication_links.
+_STEP_10 = (
+    r"""CREATE TABLE trial_preprint_links (
+  nct_id TEXT NOT NULL,
+  ppr_id TEXT NOT NULL,
+  evidence TEXT NOT NULL,
+  first_seen_run TEXT NOT NULL,
+  PRIMARY KEY (nct_id, ppr_id, evidence),
+  FOREIGN KEY (ppr_id) REFERENCES preprints (ppr_id)
+)""",
+    "CREATE INDEX preprint_links_ppr ON trial_preprint_links (ppr_id)",
+    "CREATE INDEX preprint_links_run ON trial_preprint_links (first_seen_run)",
+)
+
+# The same on PostgreSQL.
+_PG_STEP_10 = (
+    r"""CREATE TABLE trial_preprint_links (
+  nct_id TEXT COLLATE "C" NOT NULL,
+  ppr_id TEXT COLLATE "C" NOT NULL,
+  evidence TEXT COLLATE "C" NOT NULL,
+  first_seen_run TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (nct_id, ppr_id, evidence),
+  FOREIGN KEY (ppr_id) REFERENCES preprints (ppr_id)
+)""",
+    "CREATE INDEX preprint_links_ppr ON trial_preprint_links (ppr_id)",
+    "CREATE INDEX preprint_links_run ON trial_preprint_links (first_seen_run)",
+)
+
 STEPS: tuple[Step, ...] = (
     Step("0001_initial", _STEP_1, _PG_STEP_1),
     Step("0002_linked_fetches_unreported_view", _STEP_2, _PG_STEP_2),
@@ -1636,6 +1665,7 @@ STEPS: tuple[Step, ...] = (
     Step("0007_source_versions", _STEP_7, _PG_STEP_7),
     Step("0008_notify_considered", _STEP_8, _PG_STEP_8),
     Step("0009_europepmc_preprints", _STEP_9, _PG_STEP_9),
+    Step("0010_trial_preprint_links", _STEP_10, _PG_STEP_10),
 )
 RELEASE_0_1_0_STEPS = 3  # a 0.1.0 store's user_version counts these
 

@@ -481,6 +481,7 @@ class Runner:
 
         def work(result: TopicResult) -> None:
             links: dict[tuple[str, str, str], None] = {}
+            preprint_links: dict[tuple[str, str, str], None] = {}
             with self.store.transaction():
                 for batch in source.trial_mentions(trials, window):
                     self._check_stop()
@@ -489,8 +490,10 @@ class Runner:
                     result.n_updated += len(saved.updated)
                     done.update(r.record_id for r in fresh)
                     links.update(dict.fromkeys(batch.links))
-                result.n_found = len(links)
-                result.n_new = self.store.add_links(links, self.run_id)
+                    preprint_links.update(dict.fromkeys(batch.preprint_links))
+                result.n_found = len(links) + len(preprint_links)
+                result.n_new = (self.store.add_links(links, self.run_id)
+                                + self.store.add_preprint_links(preprint_links, self.run_id))
                 self.store.set_watermark(TRIAL_MENTIONS_TOPIC, source.name,
                                          now.date().isoformat(), self.run_id, stamp, None)
                 self._finish_run_ok(result)

@@ -330,6 +330,18 @@ class Store:
             "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", [(*link, run_id) for link in new])
         return len(new)
 
+    def add_preprint_links(self, links: Iterable[tuple[str, str, str]], run_id: str) -> int:
+        """Store (nct_id, ppr_id, evidence) links a source found; return how many are new.
+
+        The preprints must be stored already (the table's foreign key)."""
+        new = [link for link in dict.fromkeys(links) if self.db.execute(
+            "SELECT 1 FROM trial_preprint_links WHERE nct_id=? AND ppr_id=? AND evidence=?",
+            link).fetchone() is None]
+        self.db.executemany(
+            "INSERT INTO trial_preprint_links (nct_id, ppr_id, evidence, first_seen_run) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", [(*link, run_id) for link in new])
+        return len(new)
+
     def known_ids(self, source: str, ids: Iterable[str]) -> set[str]:
         """Which of ``ids`` the store already holds (raw record present)."""
         found: set[str] = set()
@@ -810,7 +822,8 @@ class Store:
     def counts(self) -> dict[str, int]:
         names = [t.name for ts in RECORD_TABLES.values() for t in ts] + [
             "topic_matches", "runs", "trial_changes", "article_changes", "preprint_changes",
-            "trial_publication_links", "raw_records", "missing_records"]
+            "trial_publication_links", "trial_preprint_links", "raw_records",
+            "missing_records"]
         return {n: int(self.db.execute(f"SELECT COUNT(*) FROM {n}").fetchone()[0])
                 for n in names}
 
@@ -988,6 +1001,15 @@ QUERIES: dict[str, str] = {
           AND EXISTS (SELECT 1 FROM topic_matches m WHERE (m.source = 'ctgov'
                 AND m.record_id = l.nct_id) OR (m.source = 'pubmed' AND m.record_id = l.pmid))
         ORDER BY l.nct_id, l.pmid, l.evidence""",
+    # Links to preprints: the trial is tracked (a preprint is linked only to tracked trials).
+    "preprint_links": """
+        SELECT l.nct_id, l.ppr_id, l.evidence, t.brief_title AS trial_title,
+          p.title AS preprint_title, p.server, p.doi, l.first_seen_run,
+          'https://europepmc.org/article/PPR/' || l.ppr_id AS url
+        FROM trial_preprint_links l LEFT JOIN trials t ON t.nct_id = l.nct_id
+          LEFT JOIN preprints p ON p.ppr_id = l.ppr_id
+        WHERE l.first_seen_run IN (:run_ids)
+        ORDER BY l.nct_id, l.ppr_id, l.evidence""",
     "new_preprints": """
         SELECT m.topic, p.ppr_id, p.title, p.server, p.doi,
           (SELECT COALESCE(au.full_name, au.last_name) FROM preprint_authors au

@@ -826,6 +826,24 @@ TRIAL_PUBLICATION_LINKS = Table(
     ),
     indexes=(Index('links_pmid', ('pmid',)), Index('links_run', ('first_seen_run',)),),
 )
+TRIAL_PREPRINT_LINKS = Table(
+    'trial_preprint_links', HISTORY,
+    'One row per trial, preprint and kind of evidence that links them (a preprint has no '
+    'PMID, so `trial_publication_links` cannot hold it).',
+    key=('nct_id', 'ppr_id', 'evidence'),
+    fields=(
+        Column('nct_id', 'text', 'NCT number.', required=True),
+        Column('ppr_id', 'text', 'Europe PMC preprint identifier (`PPR…`).', required=True),
+        Column('evidence', 'text',
+               '`europepmc_fulltext` (Europe PMC finds the NCT number in the preprint, mostly '
+               'in its full text).', required=True),
+        Column('first_seen_run', 'text',
+               'The `runs.run_id` of the run that first found the link.', required=True),
+    ),
+    indexes=(Index('preprint_links_ppr', ('ppr_id',)),
+             Index('preprint_links_run', ('first_seen_run',)),),
+    foreign_keys=_OF_PREPRINT,
+)
 TRIALS_DUE_UNREPORTED = View(
     'trials_due_unreported', HISTORY,
     'Trials whose results are due and neither posted nor submitted on ClinicalTrials.gov nor '
@@ -1145,7 +1163,8 @@ MAIN_TABLE: dict[str, Table] = {vocab.PUBMED: ARTICLES, vocab.CTGOV: TRIALS,
 # Everything the store holds, in the order the data dictionary lists it.
 RELATIONS: tuple[Relation, ...] = (
     *PUBMED_TABLES, *CTGOV_TABLES, *EUROPEPMC_TABLES, TRIAL_CHANGES, ARTICLE_CHANGES,
-    PREPRINT_CHANGES, TRIAL_PUBLICATION_LINKS, TRIALS_DUE_UNREPORTED, TRIALS_STATUS_NOT_UPDATED,
+    PREPRINT_CHANGES, TRIAL_PUBLICATION_LINKS, TRIAL_PREPRINT_LINKS, TRIALS_DUE_UNREPORTED,
+    TRIALS_STATUS_NOT_UPDATED,
     RECORD_UPDATES, TOPIC_MATCHES, RUNS, WATERMARKS, MISSING_RECORDS, LINKED_FETCHES,
     DELIVERIES, DELIVERY_ITEMS, NOTIFY_CURSORS, NOTIFY_CONSIDERED, RAW_RECORDS, SOURCE_VERSIONS,
     SCHEMA_MIGRATIONS,

@@ -41,7 +41,8 @@ NEW_TRIALS_COLUMNS = ["topics", "nct_id", "title", "status", "phase", "enrollmen
 # Report tables that are events of the window; an empty set of them is a run with nothing
 # to tell (``unreported_trials`` and ``status_not_updated`` are states, always true).
 EVENT_TABLES = ("new_articles", "new_trials", "updated_articles", "trial_changes",
-                "article_changes", "links", "new_preprints", "preprints_published")
+                "article_changes", "links", "preprint_links", "new_preprints",
+                "preprints_published")
 
 
 def report_frames(store: Store, run_ids: Sequence[str],
@@ -71,6 +72,7 @@ def _queries(run_ids: Sequence[str], today: date) -> dict[str, tuple[dict[str, A
         "trial_changes": (window, None),
         "article_changes": (window, None),
         "links": (window, None),
+        "preprint_links": (window, None),
         "new_preprints": (window, None),
         "preprints_published": (window, None),
         "unreported_trials": (state, None),

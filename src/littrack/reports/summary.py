@@ -101,6 +101,7 @@ def build(store: Store, run_ids: Sequence[str], title: str, frames: dict[str, Ex
     for topic in topics:
         blocks += _topic_section(topic, counts, frames)
     blocks += _links_section(frames["links"].rows)
+    blocks += _preprint_links_section(frames["preprint_links"].rows)
     return blocks
 
 
@@ -248,6 +249,14 @@ def _links_section(links: Rows) -> list[Block]:
         ["NCT", "PMID", "evidence", "trial", "article"],
         lambda r: [_nct_link(r["nct_id"]), _pmid_link(r["pmid"]), r["evidence"],
                    r["trial_title"], r["article_title"]], level=2)
+
+
+def _preprint_links_section(links: Rows) -> list[Block]:
+    return _table_section(
+        "Trial–preprint links found in this window", links, "preprint_links.csv",
+        ["NCT", "preprint", "evidence", "trial", "preprint title"],
+        lambda r: [_nct_link(r["nct_id"]), Link(r["ppr_id"], r["url"]), r["evidence"],
+                   r["trial_title"], r["preprint_title"]], level=2)
 
 
 def _table_section(heading: str, frame: Rows, csv_name: str, headers: list[str],

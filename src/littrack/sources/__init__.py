@@ -63,6 +63,9 @@ class Batch:
     elsewhere: dict[str, list[str]] = field(default_factory=dict)
     # (nct_id, pmid, evidence) links between a trial and an article the batch states.
     links: list[tuple[str, str, str]] = field(default_factory=list)
+    # (nct_id, ppr_id, evidence) links between a trial and a preprint of this batch (a
+    # preprint has no PMID, so it cannot be one of ``links``).
+    preprint_links: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 class Source(Protocol):

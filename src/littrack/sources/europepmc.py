@@ -128,7 +128,8 @@ class EuropePmc:
         Trials are asked for in groups, so a quiet run costs one request per group; a group
         with hits is asked again trial by trial, since a result does not say which of the
         group's numbers it names. A journal article's link is ``europepmc_fulltext``
-        evidence; a preprint is stored as a record (links name PubMed articles only).
+        evidence; a preprint is stored as a record and linked to the trial with the same
+        evidence in ``preprint_links``.
         """
         for i in range(0, len(nct_ids), TRIALS_PER_QUERY):
             group = list(nct_ids[i:i + TRIALS_PER_QUERY])
@@ -145,6 +146,8 @@ class EuropePmc:
             if len(group) == 1:
                 batch.links = [(group[0], pmid, FULLTEXT)
                                for pmid in batch.elsewhere.get(PUBMED, [])]
+                batch.preprint_links = [(group[0], r.record_id, FULLTEXT)
+                                        for r in batch.records]
             yield batch
 
     def walk(self, query: str) -> Iterator[Batch]:
