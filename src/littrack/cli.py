@@ -223,15 +223,9 @@ def run(ctx: click.Context, topics: tuple[str, ...], source: str | None, full: b
 
 def _print_results(result: Any) -> None:
     """One line per topic and source, the linked-records line, the run's distinct totals."""
-    from littrack.vocab import LINKED_TOPIC
-
     for r in result.results:
         mark = {"ok": "ok ", "stopped": "STOPPED"}.get(r.status, "FAILED")
-        if r.topic == LINKED_TOPIC:
-            counts = (f"asked {r.n_found:>5}  not returned {r.n_missing:>4}  new {r.n_new:>5}  "
-                      f"updated {r.n_updated:>4}")
-        else:
-            counts = f"found {r.n_found:>5}  new {r.n_new:>5}  updated {r.n_updated:>4}"
+        counts = "  ".join(f"{label} {value:>{width}}" for label, value, width in r.counts())
         line = (f"{mark} {r.source:<{max(map(len, SOURCES))}} {r.topic:<30} {counts}  "
                 f"requests {r.n_requests:>4}")
         extra = r.error or r.note

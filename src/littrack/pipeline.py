@@ -90,6 +90,15 @@ class TopicResult:
     note: str | None = None
     n_missing: int = 0  # linked records asked for that the service did not return
 
+    def counts(self) -> list[tuple[str, int, int]]:
+        """(label, value, column width) of the counts, worded once for stdout and the log,
+        so the two always say the same (the linked line counts what was asked)."""
+        if self.topic == LINKED_TOPIC:
+            return [("asked", self.n_found, 5), ("not returned", self.n_missing, 4),
+                    ("new", self.n_new, 5), ("updated", self.n_updated, 4)]
+        return [("found", self.n_found, 5), ("new", self.n_new, 5),
+                ("updated", self.n_updated, 4)]
+
 
 @dataclass(frozen=True)
 class Totals:
@@ -585,11 +594,7 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 def _log_result(r: TopicResult) -> None:
-    if r.topic == LINKED_TOPIC:
-        counted = (f"asked {r.n_found}, not returned {r.n_missing}, new {r.n_new}, "
-                   f"updated {r.n_updated}")
-    else:
-        counted = f"found {r.n_found}, new {r.n_new}, updated {r.n_updated}"
+    counted = ", ".join(f"{label} {value}" for label, value, _ in r.counts())
     line = (f"{r.source} {r.topic}: {r.status}, {counted}, {r.n_requests} requests "
             f"({r.n_retries} retries) in {r.seconds:.1f}s")
     if r.note:
