@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from tests.builders.ctgov import study
 from tests.builders.pubmed import article_xml
 from tests.corpus import settings_for
 from tests.fakes import CtgovFake, EutilsFake
+from tests.spreads import SPREADS
 
 TODAY = date(2026, 11, 28)
 
@@ -67,6 +69,35 @@ def test_a_growing_topic_over_the_cap_costs_one_esearch_per_slice_it_needs(
     result = pubmed.search(Topic("grows", pubmed_query="grows"), Window(None, TODAY))
     assert sorted(result.ids, key=int) == [str(200000 + i) for i in range(n)]
     assert len(eutils_fake.requests("esearch.fcgi")) == 3
+
+
+def _esearches_for(pubmed: PubMed, eutils: EutilsFake, spread: str, n: int) -> int:
+    """ESearches ``pubmed`` spends on a first run of one topic of ``n`` hits spread so."""
+    eutils.register_query("big")
+    for i, edat in enumerate(SPREADS[spread](n, TODAY)):
+        eutils.add_article(str(300000 + i), "<PubmedArticle/>", edat=edat, queries=["big"])
+    result = pubmed.search(Topic("big", pubmed_query="big"), Window(None, TODAY))
+    assert sorted(result.ids, key=int) == [str(300000 + i) for i in range(n)]
+    return len(eutils.requests("esearch.fcgi"))
+
+
+@pytest.mark.parametrize(("spread", "n"), [
+    ("bench growth (2016-)", 12000), ("even, 24 years", 12000), ("bursts", 12000),
+    ("growing, 30 years", 21000), ("+7%/year since 1950", 21000),
+    ("growing, 30 years", 25000)])
+def test_a_big_topic_costs_one_esearch_plus_one_per_slice_it_needs(
+        pubmed: PubMed, eutils_fake: EutilsFake, spread: str, n: int) -> None:
+    """Issue 15 point 4, on spreads where the slices' counts allow it: 1 + ceil(N/9,999)."""
+    assert _esearches_for(pubmed, eutils_fake, spread, n) == 1 + math.ceil(n / ESEARCH_CAP)
+
+
+@pytest.mark.parametrize(("spread", "n"), [
+    ("new, 4 years", 12000), ("even, 24 years", 25000), ("bench growth (2016-)", 25000)])
+def test_where_the_first_slice_guesses_wrong_it_costs_one_esearch_more(
+        pubmed: PubMed, eutils_fake: EutilsFake, spread: str, n: int) -> None:
+    """Not met from counts alone (``PubMed._walk_back``): the first slice is aimed before
+    any count but N, and these topics reach back unlike the prior; one request more."""
+    assert _esearches_for(pubmed, eutils_fake, spread, n) <= 2 + math.ceil(n / ESEARCH_CAP)
 
 
 def test_first_fetch_pages_the_history_server(pubmed: PubMed, eutils_fake: EutilsFake) -> None:

@@ -49,9 +49,16 @@ RECHECK_MISSING = 1  # re-requests of PMIDs an EFetch silently left out
 # At most this many EFetch downloads side by side (see fetch): with a key, 4 replies of
 # 500 arrive faster than a batch is parsed and stored, and each waiting reply is ~6 MB.
 EFETCH_IN_FLIGHT = 4
-# Splitting an over-cap window (``PubMed._walk_back``): before any slice has been counted, a
-# backfill's hits are assumed spread over this many years, densest now (see ``_Spread``).
-FIRST_GUESS_YEARS = 15
+# Splitting an over-cap window (``PubMed._walk_back``, ``_Slicer``). Before any slice is
+# counted, a topic's hits are taken as growing linearly from nothing this many years ago
+# (15, 20, 25, 30 did about equally over tests/spreads: no prior fits every topic);
+PRIOR_YEARS = 20
+# before two slices are counted, the density as falling 5% a year going back; and never
+# as changing faster than by half (or double) in 90 days.
+PRIOR_RATE = math.log(1.05) / 365
+MAX_RATE = math.log(2) / 90
+AIM_CEILING = 0.9  # no slice aimed above 90% of the cap
+GALLOP = 4  # a slice reaches back at most 4 times as far as the slice before it
 # NCBI relays backend outages as HTTP 400 <ERROR> envelopes (research notes §5): retry those.
 TRANSIENT_400 = (b"Failed to connect to PubOne", b"proxy_stream()")
 
@@ -162,49 +169,119 @@ def parse_esearch(body: bytes) -> ESearchReply:
     )
 
 
-class _Spread:
-    """How a window's hits spread over its days, as far as the counts seen so far tell.
+class _Slicer:
+    """Where the next date slice of an over-cap window should end, from the counts so far.
 
-    Every ESearch of a slice reaching ``y`` days back from the window's end tells exactly
-    how many hits the newest ``y`` days hold (the slices before it plus its own count, an
-    overflowing slice's too). Between two such points, hits are taken as spread evenly;
-    beyond the last one, as a topic's literature grows: a density rising linearly from
-    nothing, ``length`` days before the end, so the newest ``y`` days hold
-    ``total * (1 - (1 - y / length) ** 2)`` hits, ``length`` fitted to the last point.
-    Exact for steadily growing topics, a uniform spread fits it too (as a longer
-    ``length``); whatever the truth, each count corrects the next guess.
+    Days are counted back from the window's end; ``points`` maps a day count ``y`` to the
+    hits in the newest ``y`` days, as ESearch counted them (every reply's count is exact,
+    an overflowing slice's too). A slice is aimed at a count (see ``aim``) and that count
+    becomes days through a density model: the density of the last slice taken, changing
+    going back at the rate the last two slices showed (before a second slice, at the rate
+    of the prior). Before any count, the prior: hits growing linearly from nothing
+    ``PRIOR_YEARS`` ago. A slice reaches back at most ``GALLOP`` times as far as the one
+    before it (a quiet stretch says little of what lies past it). Once a slice overflows,
+    its count brackets the next try: hits taken as even within it, or the model refitted
+    to hold exactly that count there, whichever reaches back less far.
     """
 
-    def __init__(self, total: int, length: int) -> None:
+    def __init__(self, total: int, window_days: int) -> None:
         self.total = total
-        self.length = float(max(1, length))
-        self.points: dict[int, int] = {0: 0}  # days back -> hits in the newest such days
+        self.window_days = window_days
+        self.points: dict[int, int] = {0: 0}
+        self.taken: list[tuple[int, int]] = []  # (days back at its end, hits) per slice kept
 
-    def observe(self, days_back: int, hits: int) -> None:
+    def observe(self, days_back: int, hits: int, kept: bool) -> None:
         self.points[days_back] = hits
         self.total = max(self.total, hits)  # it grew while being walked
+        if kept:
+            self.taken.append((days_back, hits))
 
-    def limit(self, days_back: int) -> int:
-        """The nearest point past ``days_back`` known to overflow from there (or no limit)."""
-        base = self.points.get(days_back, 0)
-        over = [y for y, c in self.points.items() if y > days_back and c - base > ESEARCH_CAP]
-        return min(over, default=2**31) - 1 if over else 2**31
+    def aim(self, left: int) -> float:
+        """The count to aim the next slice at, with ``left`` hits still to cover.
 
-    def days_back(self, hits: float) -> int:
-        """How many of the newest days hold ``hits``."""
-        known = sorted(self.points.items())
-        below = max((p for p in known if p[1] <= hits), default=known[0])
-        above = min((p for p in known if p[1] > hits and p[0] > below[0]), default=None)
-        if above is not None:
-            (y0, c0), (y1, c1) = below, above
-            return max(1, y0 + int((y1 - y0) * (hits - c0) / (c1 - c0)))
-        y0, c0 = max(known)
-        if c0 == 0:  # nothing in the newest y0 days yet: the spread starts further back
-            share = min(1.0, hits / self.total)
-            return y0 + max(1, int(self.length * (1 - math.sqrt(1 - share))))
-        length = y0 / (1 - math.sqrt(1 - min(c0, self.total - 1) / self.total))
-        share = min(1.0, hits / self.total)
-        return max(y0 + 1, int(length * (1 - math.sqrt(1 - share))))
+        ``m = ceil(left / cap)`` slices are the fewest that can hold them, and only if
+        their counts add up: this slice may hold between ``left - (m - 1) * cap`` and the
+        cap. An even share ``left / m`` leaves every later slice the same room, and a
+        ceiling (``AIM_CEILING`` of the cap) keeps some room above it: an overflow always
+        costs a request, an underfilled slice only once the slack is spent. (The geometric
+        middle of the band was tried too: no better over the spreads of ``tests/spreads``.)
+        """
+        m = math.ceil(left / ESEARCH_CAP)
+        return min(left / m, AIM_CEILING * ESEARCH_CAP)
+
+    def days(self, back: int, aim: float) -> int:
+        """Days from ``back`` that should hold ``aim`` hits, at least 1, within the window."""
+        counted = self.points[back]
+        rest = self.window_days - back
+        over = min((y for y, c in self.points.items() if y > back and c - counted > aim),
+                   default=None)
+        if over is not None and over < self.window_days:  # a counted span holds too many
+            span, hits = over - back, self.points[over] - counted
+            guess = span * aim / hits  # even within the span ...
+            density = self._density(back)
+            if density is not None:  # ... or as the density model refitted to the span
+                guess = min(guess, _span_for(density, _fit_rate(density, span, hits), aim))
+            return max(1, min(int(guess), span - 1))
+        density = self._density(back)
+        if density is None:  # no slice counted yet: the prior
+            length = min(self.window_days, PRIOR_YEARS * 365)
+            share = min(1.0, aim / self.total)
+            guess = length * (1 - math.sqrt(1 - share))
+        else:
+            guess = _span_for(density, self._rate(), aim)
+            last = self.taken[-1][0] - (self.taken[-2][0] if len(self.taken) > 1 else 0)
+            guess = min(guess, GALLOP * last)  # a quiet stretch says little of what is past it
+        return max(1, min(int(guess), rest))
+
+    def _density(self, back: int) -> float | None:
+        """Hits a day at ``back``, from the last slice kept (None before any)."""
+        if not self.taken:
+            return None
+        end, hits = self.taken[-1]
+        start = self.taken[-2][0] if len(self.taken) > 1 else 0
+        prior_hits = self.taken[-2][1] if len(self.taken) > 1 else 0
+        days = max(1, end - start)
+        mean = max(0.5, hits - prior_hits) / days
+        # the mean holds at the slice's middle; carry it to its end at the current rate
+        return mean * math.exp(-self._rate() * days / 2)
+
+    def _rate(self) -> float:
+        """How fast (per day, going back) the density falls, from the last two slices kept
+        (the prior's rate before there are two); a rise going back is a negative rate."""
+        if len(self.taken) < 2:
+            return PRIOR_RATE
+        (y1, c1), (y2, c2) = self.taken[-2:]
+        y0, c0 = self.taken[-3] if len(self.taken) > 2 else (0, 0)
+        newer = max(0.5, c1 - c0) / max(1, y1 - y0)
+        older = max(0.5, c2 - c1) / max(1, y2 - y1)
+        gap = max(1.0, (y2 - y0) / 2)  # between the two slices' middles
+        return max(-MAX_RATE, min(MAX_RATE, math.log(newer / older) / gap))
+
+
+def _span_for(density: float, rate: float, hits: float) -> float:
+    """Days from a point of ``density`` hits/day, falling at ``rate`` a day, that hold ``hits``."""
+    if abs(rate) < 1e-9:
+        return hits / density
+    x = 1 - hits * rate / density
+    if x <= 0:  # the falling density never adds up to that many: take it as steady
+        return hits / density
+    return -math.log(x) / rate
+
+
+def _fit_rate(density: float, span: int, hits: int) -> float:
+    """The rate at which a density starting at ``density`` holds ``hits`` over ``span`` days."""
+    def held(rate: float) -> float:
+        if abs(rate) < 1e-12:
+            return density * span
+        return density * (1 - math.exp(-rate * span)) / rate
+    lo, hi = -MAX_RATE * 4, MAX_RATE * 4
+    for _ in range(60):  # held() falls as the rate rises
+        mid = (lo + hi) / 2
+        if held(mid) > hits:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
 
 
 class PubMed:
@@ -273,43 +350,44 @@ class PubMed:
         """Cover an over-cap window with consecutive date slices, newest first.
 
         N hits need at least ceil(N / 9,999) slices, and only as few when the slices are
-        nearly full, so each slice is aimed at a count, not a length: an even share of the
-        hits left over the fewest slices that can hold them (the most room for a wrong
-        guess in every slice). Counts become dates through what the counts so far say of
-        how the window's hits spread over time (``_Spread``), an overflowing slice's count
-        too. Once the hits left fit under the cap, the rest of the window is asked for at
-        once. A slice that overflows is shrunk and asked again; every slice's own count is
-        checked, none is assumed. On the bench's growing topic of 12,000 hits this costs
-        1 + 2 ESearches (bench/requests_used.py); a spread unlike the model costs more.
+        nearly full, so each slice is aimed at a count, not a length (``_Slicer.aim``), and
+        the count becomes dates through what the counts so far say of how the hits spread
+        (``_Slicer.days``), an overflowing slice's count too. Once the hits left fit under
+        the cap, the rest of the window is asked for at once. A slice that overflows is
+        shrunk and asked again; every slice's own count is checked, none is assumed.
+
+        What counts alone cannot do: the first slice is a guess, made before any count
+        but N. With m slices the fewest, it must land within [N - (m - 1) * 9,999, 9,999]
+        (2,001 to 9,999 for N = 12,000; 5,002 to 9,999 for 25,000) or cost one request
+        more, and how far back a share of a topic's hits reaches differs by a factor of
+        five between plausible topics (a new subject, a steadily growing one, an even one,
+        bursts). So 1 + ceil(N / 9,999) holds whenever N is a little above a multiple of
+        9,999 and the first guess is near; otherwise it costs one or two requests more,
+        bursts more (``tests/test_sources.py``; figures per spread: bench/requests_used.py).
+        Knowing the Entrez dates of the first reply's 9,999 ids (they are fetched anyway)
+        would place the boundaries from data instead; it needs search and fetch
+        interleaved, which the Source interface does not do today.
         """
         assert topic.pubmed_query is not None
         start, end = window.start or PUBMED_EPOCH, window.end
         window_days = (end - start).days + 1
-        spread = _Spread(total, min(window_days, FIRST_GUESS_YEARS * 365)
-                         if window.is_full else window_days)
+        slicer = _Slicer(total, window_days)
         seen: dict[str, None] = {}
         counted = 0  # hits in the slices taken so far (the window's newest `back` days)
-        back = thin = 0
+        back = 0
         while back < window_days:
             hi = end - timedelta(days=back)
-            left = spread.total - counted
-            slices = math.ceil(left / ESEARCH_CAP)
-            aim = left / slices  # an even share: the most room for error in every slice
-            if slices <= 1:
+            left = slicer.total - counted
+            if left <= ESEARCH_CAP:
                 days = window_days - back  # what is left fits: ask for all of it
             else:
-                days = spread.days_back(counted + aim) - back
-                limit = spread.limit(back) - back  # short of a known overflow
-                if thin and limit > window_days:  # the last slice held under half its aim
-                    days = max(days, 2 * thin)  # and nothing says how far: gallop
-                days = max(1, min(days, window_days - back, limit))
+                days = slicer.days(back, slicer.aim(left))
             lo = hi - timedelta(days=days - 1)
-            term = pubmed_term(topic.pubmed_query, Window(lo, hi), modified=modified)
-            reply = parse_esearch(self._call("esearch", term=term, retmax=ESEARCH_CAP,
-                                             usehistory="y"))
+            reply = self._slice(topic, Window(lo, hi), modified)
             notes += self._vet(topic, reply, full=False)
-            spread.observe(back + days, counted + reply.count)
-            if reply.count > len(reply.ids):
+            kept = reply.count <= len(reply.ids)
+            slicer.observe(back + days, counted + reply.count, kept)
+            if not kept:
                 if days == 1:
                     raise Incomplete(f"{reply.count} records entered on one day exceed "
                                      f"PubMed's {ESEARCH_CAP}-id limit; narrow the query",
@@ -318,8 +396,14 @@ class PubMed:
             seen.update(dict.fromkeys(reply.ids))
             counted += reply.count
             back += days
-            thin = days if reply.count < aim / 2 else 0
         return Hits(list(seen), notes=notes)  # no one history entry holds all slices
+
+    def _slice(self, topic: Topic, window: Window, modified: bool) -> ESearchReply:
+        """One ESearch of the topic limited to ``window`` (a date slice of a bigger one)."""
+        assert topic.pubmed_query is not None
+        term = pubmed_term(topic.pubmed_query, window, modified=modified)
+        return parse_esearch(self._call("esearch", term=term, retmax=ESEARCH_CAP,
+                                        usehistory="y"))
 
     def _vet(self, topic: Topic, reply: ESearchReply, full: bool) -> list[str]:
         """Turn ErrorList/WarningList into a rejection or logged warnings."""
