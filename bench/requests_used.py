@@ -10,7 +10,8 @@ The minimum (issue 7):
 * ClinicalTrials.gov: 1 ``/version`` per run, then ceil(N / pageSize) pages per topic (at
   least 1 when the data changed; none when ``dataTimestamp`` did not move).
 
-    python bench/requests_used.py [--quick]
+    python bench/requests_used.py [--quick] [--spreads]
+    python bench/requests_used.py --esearch-only --spreads   # issue 15 point 4 alone
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ from tests.corpus import (  # noqa: E402
     populate,
 )
 from tests.fakes import CtgovFake, EutilsFake  # noqa: E402
+from tests.spreads import SPREADS  # noqa: E402
+
+BENCH_SPREAD = "bench growth (2016-)"  # the spread scenario_big_topic uses
 
 CAP = 9999
 
@@ -235,32 +239,34 @@ def scenario_big_topic(n: int, batch: int, release: Release | None = None
     return [(f"first run, one topic of {n}, PubMed", used, minimum)]
 
 
-def esearch_targets(sizes: list[int], batch: int, previous: Release | None
-                    ) -> list[list[object]]:
-    """Issue 15, point 4: ESearches of a topic of N > 9,999 hits, at most 1 + ceil(N/9,999)."""
+def esearch_targets(sizes: list[int], batch: int, previous: Release | None,
+                    spreads: list[str]) -> list[list[object]]:
+    """Issue 15, point 4: ESearches of a topic of N > 9,999 hits, at most 1 + ceil(N/9,999).
+
+    On each spread of ``tests/spreads.py`` asked for (the bench's growing topic is the
+    first): how many ESearches a split costs depends on how the hits spread over time.
+    """
     rows: list[list[object]] = []
-    for n in sizes:
-        counts = {}
-        for rel in [current()] + ([previous] if previous else []):
-            with tempfile.TemporaryDirectory(prefix="littrack-bench-") as d, \
-                    EutilsFake() as eutils, CtgovFake(rate_limit_per_minute=None) as ctgov:
-                b = Bench(Path(d), eutils, ctgov, batch=batch, page_size=1000, release=rel)
-                topic = b.settings.topics[0]
-                q = topic.pubmed_query or ""
-                eutils.register_query(q)
-                start = date(2016, 1, 1)
-                span = (date(2026, 10, 1) - start).days
-                for i in range(n):
-                    pmid = str(30000000 + i)
-                    edat = start + timedelta(days=int(span * ((i + 0.5) / n) ** 0.5))
-                    eutils.add_article(pmid, article_xml(pmid, entrez_date=edat), edat=edat,
-                                       queries=[q])
-                b.run("--topic", topic.name, "--source", "pubmed")
-                counts[rel.tag] = b.esearches(topic.name)
-        target = esearch_minimum(n)
-        now = counts[current().tag]
-        rows.append([f"ESearch requests, one topic of {n:,} hits", now, f"<= {target}",
-                     counts.get(PREVIOUS_TAG, "-"), "met" if now <= target else "NOT met"])
+    for spread in spreads:
+        for n in sizes:
+            counts = {}
+            for rel in [current()] + ([previous] if previous else []):
+                with tempfile.TemporaryDirectory(prefix="littrack-bench-") as d, \
+                        EutilsFake() as eutils, CtgovFake(rate_limit_per_minute=None) as ctgov:
+                    b = Bench(Path(d), eutils, ctgov, batch=batch, page_size=1000, release=rel)
+                    topic = b.settings.topics[0]
+                    q = topic.pubmed_query or ""
+                    eutils.register_query(q)
+                    for i, edat in enumerate(SPREADS[spread](n, date.today())):
+                        pmid = str(30000000 + i)
+                        eutils.add_article(pmid, article_xml(pmid, entrez_date=edat),
+                                           edat=edat, queries=[q])
+                    b.run("--topic", topic.name, "--source", "pubmed")
+                    counts[rel.tag] = b.esearches(topic.name)
+            target = esearch_minimum(n)
+            now = counts[current().tag]
+            rows.append([f"ESearch requests, {n:,} hits, {spread}", now, f"<= {target}",
+                         counts.get(PREVIOUS_TAG, "-"), "met" if now <= target else "NOT met"])
     return rows
 
 
@@ -285,9 +291,20 @@ def main(argv: list[str] | None = None) -> list[tuple[str, int, int]]:
     ap.add_argument("--quick", action="store_true", help="smaller corpora")
     ap.add_argument("--no-previous", action="store_true",
                     help=f"skip the previous release ({PREVIOUS_TAG})")
+    ap.add_argument("--esearch-only", action="store_true",
+                    help="only the issue-15 ESearch table (point 4)")
+    ap.add_argument("--spreads", action="store_true",
+                    help="the ESearch table on every spread of tests/spreads.py, not only "
+                    "the bench's growing topic")
     args = ap.parse_args(argv)
     print("## Requests used vs the minimum\n")
     print(f"Machine state at start: {load()}")
+    spreads = list(SPREADS) if args.spreads else [BENCH_SPREAD]
+    if args.esearch_only:
+        previous = None if args.no_previous else install()
+        rows = esearch_targets([12000, 25000], 500, previous, spreads)
+        print("\n" + table(rows, ["figure", "this tree", "target", PREVIOUS_TAG, ""]))
+        return []
     if args.quick:
         summary = scenario_mission(articles=1500, trials=300, batch=500, page_size=100,
                                    new_articles=30, changed_trials=20)
@@ -299,7 +316,8 @@ def main(argv: list[str] | None = None) -> list[tuple[str, int, int]]:
         summary += scenario_big_topic(25000, batch=500)
         summary += scenario_ctgov_full_pages(1000, 3)
     previous = None if args.no_previous else install()
-    target_rows = esearch_targets([12000] if args.quick else [12000, 25000], 500, previous)
+    target_rows = esearch_targets([12000] if args.quick else [12000, 25000], 500, previous,
+                                  spreads)
     print("\n### Summary\n")
     print(table([[name, used, minimum, f"{used / minimum:.2f}" if minimum else "-"]
                  for name, used, minimum in summary],
