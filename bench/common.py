@@ -257,6 +257,7 @@ class CliRun:
     stderr: str
     stdout: str = ""
     child_maxrss_mb: float = 0.0  # the largest peak among the processes the run started
+    together_mb: float = 0.0  # the run's processes at once (peak of their summed RSS)
 
     def json(self) -> dict[str, Any]:
         """The JSON line a ``bench/timed_run.py`` child printed last."""
@@ -300,9 +301,10 @@ def run_cli(config: Path, env: dict[str, str], *args: str, timeout: float = 1800
     try:
         figures = rss_path.read_text().split()
         peak, child = float(figures[0]), float(figures[1]) if len(figures) > 1 else 0.0
+        together = float(figures[2]) if len(figures) > 2 else peak
     except (OSError, ValueError, IndexError):
-        peak, child = float("nan"), float("nan")
-    return CliRun(proc.returncode, seconds, peak, stderr, stdout, child)
+        peak, child, together = float("nan"), float("nan"), float("nan")
+    return CliRun(proc.returncode, seconds, peak, stderr, stdout, child, together)
 
 
 def max_in_window(times: list[float], window: float = 1.0) -> int:

@@ -3,8 +3,11 @@
 ``ru_maxrss`` of a child also counts what its parent had when it forked (the benchmark
 parent holds whole corpora in its fakes), so the peak is read from the child's own
 ``/proc/self/status`` (``VmHWM``, reset by exec) instead. A second figure is the largest
-peak among the processes littrack itself started and ended (its parser process), so a
-run's memory is not understated by work moved out of the main process.
+peak among the processes littrack itself started and ended (its parser process); that
+figure can include what the parent had when the child was forked, so a third one is the run's
+*whole* peak: this process's and every descendant's resident sizes added up at the same
+moment, sampled every 20 ms (``VmRSS`` from ``/proc``). Work moved out of the main process
+is then counted, not hidden.
 
     python bench/peak_rss.py OUT_FILE MODULE|SCRIPT.py ARGS...
 """
@@ -12,8 +15,10 @@ run's memory is not understated by work moved out of the main process.
 from __future__ import annotations
 
 import atexit
+import os
 import runpy
 import sys
+import threading
 from pathlib import Path
 
 
@@ -48,9 +53,59 @@ def children_mb() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                kids = Path(f"/proc/{p}/task/{t}/children").read_text().split()
+            except OSError:
+                continue
+            found += map(int, kids)
+            todo += map(int, kids)
+    return found
+
+
+class Together:
+    """The largest sum of this process's and its descendants' RSS, sampled in a thread."""
+
+    def __init__(self, every: float = 0.02) -> None:
+        self.peak_kb = 0
+        self.every = every
+        self.done = threading.Event()
+        threading.Thread(target=self._sample, daemon=True, name="peak-rss").start()
+
+    def _sample(self) -> None:
+        me = os.getpid()
+        while not self.done.wait(self.every):
+            total = _rss_kb(me) + sum(_rss_kb(p) for p in _descendants(me))
+            self.peak_kb = max(self.peak_kb, total)
+
+    def mb(self) -> float:
+        self.done.set()
+        return max(self.peak_kb / 1024, vm_hwm_mb())
+
+
 if __name__ == "__main__":
     out, module, *rest = sys.argv[1:]
-    atexit.register(lambda: Path(out).write_text(f"{vm_hwm_mb():.1f} {children_mb():.1f}\n"))
+    together = Together()
+    atexit.register(lambda: Path(out).write_text(
+        f"{vm_hwm_mb():.1f} {children_mb():.1f} {together.mb():.1f}\n"))
     sys.argv = [module, *rest]
     if module.endswith(".py"):
         runpy.run_path(module, run_name="__main__")

@@ -26,6 +26,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PREVIOUS_TAG = "v0.1.0"
+# Released commits by tag, for a clone that came without its tags (a tag is not a branch:
+# `git clone` of some mirrors, or a checkout rebuilt from main alone, lacks it).
+RELEASES = {"v0.1.0": "3bb6fe6119eb811b6200a6e47998ccb59bb2d89d"}
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,12 @@ def _git(*args: str) -> str:
 
 def install(tag: str = PREVIOUS_TAG, *, fresh: bool = False, quiet: bool = True) -> Release:
     """The release ``tag`` in its own venv (built once per commit, reused after)."""
-    commit = _git("rev-parse", f"{tag}^{{commit}}")
+    try:
+        commit = _git("rev-parse", "--verify", "--quiet", f"{tag}^{{commit}}")
+    except subprocess.CalledProcessError:
+        if tag not in RELEASES:
+            raise SystemExit(f"no git tag {tag!r} here, and no known commit for it") from None
+        commit = RELEASES[tag]
     home = Path(tempfile.gettempdir()) / f"littrack-release-{tag}-{commit[:12]}-test"
     python = home / "venv" / "bin" / "python"
     tree = home / "src"

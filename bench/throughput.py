@@ -112,7 +112,7 @@ def end_to_end(release: Release, tmp: Path, eutils: EutilsFake, ctgov: CtgovFake
     stored = _articles(folder / "data" / "littrack.sqlite")
     if stored != n:
         raise SystemExit(f"{release.label()}: stored {stored} of {n} articles")
-    return n / float(res.json()["seconds"]), res.maxrss_mb
+    return n / float(res.json()["seconds"]), res.together_mb
 
 
 def _first_topic(config: Path) -> str:

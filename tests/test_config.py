@@ -69,6 +69,8 @@ def test_search_order(tmp_path: Path) -> None:
     (MINIMAL.replace("[topics.pubmed]", "[topics.pubmed]\nqeury = 'x'"),
      "topic 't1'.pubmed.qeury: unknown key"),
     ("[ncbi]\nbatch_size = 'big'\n" + MINIMAL, "ncbi.batch_size: must be an integer"),
+    ("[ncbi]\nparse_process = 'yes'\n" + MINIMAL,
+     "ncbi.parse_process: must be one of 'auto', 'always', 'never', got 'yes'"),
     ('[topics]\nname = "t1"\n', "topics: must be an array, got a table; write [[topics]]"),
     ("[ncbi]\nrequests_per_second = 5\n" + MINIMAL, "exceeds NCBI's limit of 3/s"),
     ("[ctgov]\npage_size = 5000\n" + MINIMAL, "ctgov.page_size: must be a number from 1 to 1000"),

@@ -33,6 +33,7 @@ CTGOV_STATUSES = frozenset(
 )
 # NCBI's published ceilings: 3 requests/s per IP without a key, 10/s with one.
 NCBI_MAX_RATE = {False: 3.0, True: 10.0}
+PARSE_PROCESS_MODES = ("auto", "always", "never")
 
 
 _TOML_NAMES: dict[type, str] = {
@@ -75,6 +76,9 @@ class NcbiSettings:
     requests_per_second: float | None = None  # None: just under NCBI's ceiling
     batch_size: int = 500
     overlap_days: int = 3
+    # Parse EFetch replies in a side process while this one stores: "auto" (a fetch of
+    # several batches, on a machine with two CPUs or more), "always" or "never".
+    parse_process: str = "auto"
 
     @property
     def rate(self) -> float:
@@ -300,6 +304,7 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "base_url": (_STR, False), "email": (_STR, False), "tool": (_STR, False),
         "api_key": (_STR, False), "requests_per_second": (_NUM, False),
         "batch_size": (_INT, False), "overlap_days": (_INT, False),
+        "parse_process": (_STR, False),
     },
     "ctgov": {
         "base_url": (_STR, False), "page_size": (_INT, False), "overlap_days": (_INT, False),
@@ -438,6 +443,8 @@ def parse_settings(data: dict[str, Any], path: Path, env: Mapping[str, str]) -> 
                                       nc.get("requests_per_second")),
         batch_size=_bounded(check, "ncbi.batch_size", nc.get("batch_size", 500), 1, 10000),
         overlap_days=_bounded(check, "ncbi.overlap_days", nc.get("overlap_days", 3), 0, 365),
+        parse_process=_choice(check, "ncbi.parse_process", nc.get("parse_process", "auto"),
+                              PARSE_PROCESS_MODES),
     )
     rps = ncbi.requests_per_second
     if rps is not None and rps > NCBI_MAX_RATE[bool(api_key)]:
@@ -771,6 +778,12 @@ def _url(check: _Checker, key: str, value: str) -> str:
 def _positive(check: _Checker, key: str, value: Any) -> Any:
     if value is not None and value <= 0:
         raise check.fail(key, f"must be positive, got {value!r}")
+    return value
+
+
+def _choice(check: _Checker, key: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise check.fail(key, f"must be one of {', '.join(map(repr, choices))}, got {value!r}")
     return value
 
 

@@ -368,9 +368,11 @@ class Store:
         A first run stores thousands of records a second: one statement per table for a
         chunk of records (their stored hashes read in one query, every table's rows
         inserted by one ``executemany``) instead of some twenty round trips per record.
-        Only records whose content changed are compared and updated one by one, to log
-        their changes. ``stop`` set (a signal) raises ``StopRequested`` between chunks, so
-        a large batch does not hold a stop back; the caller's transaction rolls back.
+        Only records whose digest changed are compared and updated one by one, to log their
+        changes; one whose rows all compare equal (a digest made another way, by an earlier
+        release) only gets the new digest and raw record, and counts as unchanged. ``stop``
+        set (a signal) raises ``StopRequested`` between chunks, so a large batch does not
+        hold a stop back; the caller's transaction rolls back.
         """
         result = SaveResult()
         with self.transaction():
@@ -415,40 +417,54 @@ class Store:
                     same.append(rec.record_id)
                 else:
                     (new if old is None else changed).append((rec, digest))
-            if same:
-                self.db.executemany(f"UPDATE {main_t.name} SET last_seen_at=? WHERE {key}=?",
-                                    [(now, rid) for rid in same])
-            if new:
-                self._insert_mains(main_t, [rec.tables[main_t.name][0] for rec, _ in new], now)
-            for rec, _ in changed:
+            rehashed: list[tuple[Normalized, str]] = []  # equal rows under another digest
+            for rec, digest in changed:
                 new_main = rec.tables[main_t.name][0]
                 if source == EUROPEPMC:
                     self._keep_derived_publication(rec)
                 old_row = self.db.execute(f"SELECT * FROM {main_t.name} WHERE {key}=?",
                                           (rec.record_id,)).fetchone()
                 if old_row is not None:
+                    fields = self._changed_fields(rec, dict(old_row), new_main)
+                    if not fields:
+                        rehashed.append((rec, digest))
+                        continue
                     self._log_changes(rec, dict(old_row), new_main, now, run_id)
-                    self._log_update(rec, dict(old_row), new_main, run_id)
+                    self.db.execute(
+                        "INSERT INTO record_updates (source, record_id, run_id, fields) VALUES "
+                        "(?, ?, ?, ?) ON CONFLICT (source, record_id, run_id) DO UPDATE SET "
+                        "fields=excluded.fields",
+                        (rec.source, rec.record_id, run_id, "|".join(fields)))
                 sets = ", ".join(f"{c}=?" for c in main_t.columns)
                 self.db.execute(
                     f"UPDATE {main_t.name} SET {sets}, last_seen_at=?, updated_at=? "
                     f"WHERE {key}=?",
                     [new_main.get(c) for c in main_t.columns] + [now, now, rec.record_id])
+            if rehashed:
+                equal = {rec.record_id for rec, _ in rehashed}
+                changed = [c for c in changed if c[0].record_id not in equal]
+                same += [rec.record_id for rec, _ in rehashed]
+            if same:
+                self.db.executemany(f"UPDATE {main_t.name} SET last_seen_at=? WHERE {key}=?",
+                                    [(now, rid) for rid in same])
+            if new:
+                self._insert_mains(main_t, [rec.tables[main_t.name][0] for rec, _ in new], now)
             written = new + changed
             if written:
                 self._replace_children_of([rec for rec, _ in written])
+            if written or rehashed:
                 self.db.executemany(
                     "INSERT INTO raw_records (source, record_id, content_hash, fetched_at, "
                     "run_id, raw) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, record_id) "
                     "DO UPDATE SET content_hash=excluded.content_hash, "
                     "fetched_at=excluded.fetched_at, run_id=excluded.run_id, raw=excluded.raw",
                     [(source, rec.record_id, digest, now, run_id, rec.packed_raw())
-                     for rec, digest in written])
+                     for rec, digest in written + rehashed])
+            if written:
                 self.db.executemany(
                     "INSERT INTO trial_publication_links (nct_id, pmid, evidence, "
                     "first_seen_run) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     [(*link, run_id) for rec, _ in written for link in changes.links(rec)])
-            if written:
                 self._link_preprints_by_id(source, [rec.record_id for rec, _ in written],
                                            now, run_id, [rec.record_id for rec, _ in new])
             result.new += [rec.record_id for rec, _ in new]
@@ -545,10 +561,11 @@ class Store:
             "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
             [(*link, run_id) for link in changes.links(rec)])
 
-    def _log_update(self, rec: Normalized, old: dict[str, Any], new: dict[str, Any],
-                    run_id: str) -> None:
-        """Name every field that changed: main-table columns, and child tables whose rows
-        differ (read before ``_replace_children_of`` swaps them)."""
+    def _changed_fields(self, rec: Normalized, old: dict[str, Any],
+                        new: dict[str, Any]) -> list[str]:
+        """Every field that changed: main-table columns, and child tables whose rows differ
+        (read before ``_replace_children_of`` swaps them). None: the same record under
+        another digest (a digest made another way)."""
         main_t = MAIN_TABLE[rec.source]
         fields = [c for c, _, _ in changes.diff(old, new, main_t.columns)]
         for t in RECORD_TABLES[rec.source]:
@@ -561,11 +578,7 @@ class Store:
                            for r in rec.tables.get(t.name, []))
             if before != after:
                 fields.append(t.name)
-        if fields:
-            self.db.execute(
-                "INSERT INTO record_updates (source, record_id, run_id, fields) VALUES "
-                "(?, ?, ?, ?) ON CONFLICT (source, record_id, run_id) DO UPDATE SET "
-                "fields=excluded.fields", (rec.source, rec.record_id, run_id, "|".join(fields)))
+        return fields
 
     def _log_changes(self, rec: Normalized, old: dict[str, Any], new: dict[str, Any],
                      now: str, run_id: str) -> None:

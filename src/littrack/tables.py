@@ -1028,7 +1028,9 @@ RAW_RECORDS = Table(
         Column('source', 'text', '`pubmed` or `ctgov`.', required=True),
         Column('record_id', 'text', 'PMID or NCT number.', required=True),
         Column('content_hash', 'text',
-               'SHA-256 of the normalized rows; a new hash means the record changed.',
+               'SHA-256 of the normalized rows (as Python\'s marshal format 2 writes them; '
+               'sorted JSON in release 0.1.0): a new hash means the record may have '
+               'changed, and its rows are compared.',
                required=True),
         Column('fetched_at', 'timestamp',
                'When the current version was stored (UTC).', required=True),

@@ -25,7 +25,8 @@ from tests.fakes import CtgovFake, EutilsFake
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = Path(__file__).resolve().parent / "store-v0.1.0.sqlite"
-TAG = "v0.1.0"
+# The commit tagged v0.1.0, named by its hash: a clone may come without its tags.
+TAG_COMMIT = "3bb6fe6119eb811b6200a6e47998ccb59bb2d89d"
 ARTICLES, TRIALS, SEED = 8, 4, 10  # the upgrade test fills its fakes with the same corpus
 
 
@@ -34,7 +35,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         release = tmp / "release"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(release),
-                        TAG], check=True, capture_output=True)
+                        TAG_COMMIT], check=True, capture_output=True)
         try:
             with EutilsFake() as eutils, CtgovFake(rate_limit_per_minute=None) as ctgov:
                 settings = settings_for(tmp, eutils, ctgov)

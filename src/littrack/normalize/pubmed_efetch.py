@@ -7,9 +7,11 @@ A reply is cut into ``PubmedArticle`` / ``PubmedBookArticle`` elements (and
 
 from __future__ import annotations
 
+import gc
 import io
 import itertools
 import re
+import threading
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 from xml.etree import ElementTree as ET
@@ -18,13 +20,17 @@ from xml.etree.ElementTree import Element
 import defusedxml.ElementTree as DET
 from defusedxml import DefusedXmlException
 
-from littrack.errors import MalformedResponse
+from littrack.errors import MalformedResponse, StopRequested
 from littrack.normalize import Deleted, Normalized
 from littrack.normalize.pubmed import EXPAT_NAMES, SOURCE, element_text, normalize_element
 
-__all__ = ["parse_efetch"]
+__all__ = ["parse_efetch", "parse_reply", "parse_reply_prepared"]
 
 _UTF8_NAMES = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
+
+# Records parsed between two looks at the stop request: a reply of 500 takes a second or
+# more to parse, longer than a stop may wait.
+STOP_CHECK_EVERY = 25
 
 _RECORD_TAGS = frozenset({"PubmedArticle", "PubmedBookArticle"})
 _CHUNK = 64 * 1024
@@ -147,6 +153,41 @@ _TOP_LEVEL = {
     b"<DeleteCitation>": b"</DeleteCitation>",
 }
 _REFERENCE_TAG = re.compile(rb"<(/?)ReferenceList[ \t\r\n>]")
+
+
+def parse_reply(body: bytes, stop: threading.Event | None = None, *,
+                prepare: bool = False) -> tuple[list[Normalized], list[str]]:
+    """One whole EFetch reply: its records (first copy of a PMID wins) and withdrawn PMIDs.
+
+    The cyclic garbage collector is paused meanwhile: parsing makes no reference cycles, but
+    the hundreds of thousands of objects a reply accumulates would make it traverse them
+    again and again (a quarter of the parse time). Bounded by one reply. ``prepare``: each
+    record ``Normalized.prepared`` (hash and packed raw computed here, raw dropped).
+    """
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        records: list[Normalized] = []
+        deleted: list[str] = []
+        seen: set[str] = set()
+        for n, item in enumerate(parse_efetch(body)):
+            if stop is not None and n % STOP_CHECK_EVERY == 0 and stop.is_set():
+                raise StopRequested("stopped by signal while parsing a batch; rolled back")
+            if isinstance(item, Deleted):
+                deleted.extend(item.pmids)
+            elif item.record_id not in seen:
+                seen.add(item.record_id)
+                records.append(item.prepared() if prepare else item)
+        return records, deleted
+    finally:
+        if paused:
+            gc.enable()
+
+
+def parse_reply_prepared(body: bytes) -> tuple[list[Normalized], list[str]]:
+    """``parse_reply(body, prepare=True)``, by a name a parser process can be sent."""
+    return parse_reply(body, prepare=True)
 
 
 def _sliceable(data: bytes) -> int | None:

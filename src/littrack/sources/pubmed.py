@@ -15,7 +15,6 @@ which would fetch unknown DTDs from the network and build whole sets in memory.
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
 import threading
@@ -36,8 +35,9 @@ from defusedxml import ElementTree as SafeET
 from littrack.config import DEFAULT_EUTILS_URL, NcbiSettings, Settings, Topic
 from littrack.errors import Incomplete, MalformedResponse, QueryRejected, StopRequested
 from littrack.http import HttpClient, Response
-from littrack.normalize import Deleted
-from littrack.normalize.pubmed_efetch import parse_efetch
+from littrack.normalize import Normalized
+from littrack.normalize.pubmed_efetch import parse_reply, parse_reply_prepared
+from littrack.sideprocess import SideProcess, usable_cpus
 from littrack.sources import Batch, Hits
 from littrack.vocab import PUBMED
 from littrack.windows import PUBMED_EPOCH, Window, pubmed_term
@@ -49,6 +49,11 @@ RECHECK_MISSING = 1  # re-requests of PMIDs an EFetch silently left out
 # At most this many EFetch downloads side by side (see fetch): with a key, 4 replies of
 # 500 arrive faster than a batch is parsed and stored, and each waiting reply is ~6 MB.
 EFETCH_IN_FLIGHT = 4
+# ``parse_process = "auto"``: a fetch of this many batches or more is parsed in a side
+# process (its start, a fifth of a second, pays for itself within the first batch).
+PARSE_ASIDE_MIN_BATCHES = 3
+# One parsed EFetch reply: its records and its withdrawn PMIDs.
+Parsed = tuple[list[Normalized], list[str]]
 # Splitting an over-cap window (``PubMed._walk_back``, ``_Slicer``). Before any slice is
 # counted, a topic's hits are taken as growing linearly from nothing this many years ago
 # (15, 20, 25, 30 did about equally over tests/spreads: no prior fits every topic);
@@ -434,10 +439,12 @@ class PubMed:
         return self._efetch(list(ids), None)
 
     def _efetch(self, ids: list[str], history: History | None) -> Iterator[Batch]:
-        """EFetch ``ids`` in batches, downloading the next batches while this one is parsed.
+        """EFetch ``ids`` in batches, downloading and parsing the next while one is stored.
 
         When ``ids`` is exactly the ESearch result in order, batches page the history
-        server (short GETs); otherwise they POST id lists.
+        server (short GETs); otherwise they POST id lists. In a fetch of several batches a
+        reply that arrives while the side process has room is parsed there
+        (``parse_process``); the others here, between storing batches: both cores busy.
         """
         size = self.settings.batch_size
         chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
@@ -449,25 +456,51 @@ class PubMed:
                                   retmax=len(chunks[i]))
             return self._call("efetch", retmode="xml", id=",".join(chunks[i]))
 
+        aside = self._parser_process(len(chunks))
+
+        def job(i: int) -> tuple[bytes, Future[Parsed] | None]:
+            body = download(i)
+            return body, aside.submit(parse_reply_prepared, body) if aside else None
+
         # Downloads in flight while a batch is parsed and stored: enough to keep the pacer
         # busy when a reply takes about a second (starts stay paced; memory stays bounded).
         depth = max(2, min(EFETCH_IN_FLIGHT, math.ceil(1.0 / self.client.pacer.interval)))
         pool = ThreadPoolExecutor(max_workers=depth, thread_name_prefix="efetch")
-        pending: deque[Future[bytes]] = deque()
+        pending: deque[Future[tuple[bytes, Future[Parsed] | None]]] = deque()
         try:
             for i, chunk in enumerate(chunks):
                 while len(pending) < depth and i + len(pending) < len(chunks):
-                    pending.append(pool.submit(download, i + len(pending)))
-                body = pending.popleft().result()
+                    pending.append(pool.submit(job, i + len(pending)))
+                body, parsing = pending.popleft().result()
                 if i + depth < len(chunks):
-                    pending.append(pool.submit(download, i + depth))
-                yield self._reconcile(chunk, body, partial(download, i))
+                    pending.append(pool.submit(job, i + depth))
+                parsed = aside.outcome(parsing) if aside else None
+                yield self._reconcile(chunk, body, partial(download, i), parsed)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            if aside:
+                aside.close()
+                log.debug("pubmed: %d of %d EFetch replies parsed in the side process",
+                          aside.jobs, len(chunks))
 
-    def _reconcile(self, asked: list[str], body: bytes, again: Callable[[], bytes]) -> Batch:
-        """Parse a batch and account for every PMID asked for: returned, deleted or missing."""
-        batch = self._parse_batch(body, again)
+    def _parser_process(self, batches: int) -> SideProcess | None:
+        """A side process to parse in, when ``parse_process`` says so for this many batches."""
+        mode = self.settings.parse_process
+        if mode == "never" or (mode == "auto" and (batches < PARSE_ASIDE_MIN_BATCHES
+                                                   or usable_cpus() < 2)):
+            return None
+        return SideProcess("pubmed: parsing EFetch replies", warm=parse_reply.__module__)
+
+    def _reconcile(self, asked: list[str], body: bytes, again: Callable[[], bytes],
+                   parsed: Parsed | None = None) -> Batch:
+        """Parse a batch (unless ``parsed`` already) and account for every PMID asked for:
+        returned, deleted or missing."""
+        if parsed is None:
+            batch = self._parse_batch(body, again)
+        else:
+            if self.client.stop is not None and self.client.stop.is_set():
+                raise StopRequested("stopped by signal while parsing a batch; rolled back")
+            batch = Batch(*parsed)
         wanted = set(asked)
         got = {r.record_id for r in batch.records} | set(batch.deleted)
         missing = [p for p in asked if p not in got]
@@ -517,31 +550,9 @@ class PubMed:
                 body = again()
         raise AssertionError("unreachable")  # pragma: no cover
 
-# Records parsed between two looks at the stop request: a batch of 500 takes a second or
-# more to parse, longer than a stop may wait.
-STOP_CHECK_EVERY = 25
-
-
 def parse_into(body: bytes, batch: Batch, stop: threading.Event | None = None) -> None:
-    """Add one EFetch reply's records and deletions to ``batch`` (first copy of a PMID wins).
-
-    The cyclic garbage collector is paused meanwhile: parsing makes no reference cycles, but
-    the hundreds of thousands of objects a batch accumulates would make it traverse the
-    growing batch again and again (a quarter of the parse time). Bounded by one reply.
-    """
-    paused = gc.isenabled()
-    if paused:
-        gc.disable()
-    try:
-        seen = {r.record_id for r in batch.records}
-        for n, item in enumerate(parse_efetch(body)):
-            if stop is not None and n % STOP_CHECK_EVERY == 0 and stop.is_set():
-                raise StopRequested("stopped by signal while parsing a batch; rolled back")
-            if isinstance(item, Deleted):
-                batch.deleted.extend(item.pmids)
-            elif item.record_id not in seen:
-                seen.add(item.record_id)
-                batch.records.append(item)
-    finally:
-        if paused:
-            gc.enable()
+    """Add one EFetch reply's records and deletions to ``batch`` (first copy of a PMID wins)."""
+    records, deleted = parse_reply(body, stop)
+    seen = {r.record_id for r in batch.records}
+    batch.records += [r for r in records if r.record_id not in seen]
+    batch.deleted += deleted

@@ -1,0 +1,130 @@
+"""A second process for pure, CPU-bound work, so it runs beside the storing thread.
+
+CPython runs one thread's Python code at a time, and parsing an EFetch reply is Python code:
+on a thread beside the store it would only take turns with it. A first backfill of
+thousands of records is CPU-bound (with an API key, replies arrive faster than one core
+parses and stores them), and a machine has a second core: a ``SideProcess`` runs the parser
+there while the main process downloads, stores and commits.
+
+* **spawned**, not forked: the parent has threads (downloads, searches run ahead), and a
+  fork copies their locks in whatever state they are;
+* **deaf to SIGINT and SIGTERM**: a stop is the parent's to decide (it rolls back and shuts
+  the process down); a terminal's Ctrl-C reaches the whole process group;
+* **sharing the work**: it takes a job only while fewer than ``max_queued`` wait or run
+  there; otherwise the caller does that one itself. The two processes then split the work
+  in whatever proportion keeps both busy (the caller also stores, so it takes fewer), and
+  no job waits behind a queue while the caller idles;
+* **never in the way**: a process that cannot start, dies, or a job that raises, leaves the
+  caller to do the job itself (``outcome`` returns None), so the parent's own run of it
+  raises the real error with its context; after a breakdown nothing more is sent there.
+
+Only worth its start (a fifth of a second, and the interpreter's memory) for large jobs:
+the caller decides (``PubMed`` uses one for a fetch of several batches).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask; a container's CPU set)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _start(warm: str | None) -> None:
+    """Runs first in the side process: leave stopping to the parent, import ahead."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if warm:
+        importlib.import_module(warm)
+
+
+class SideProcess:
+    """One spawned worker process, started on first use, for jobs a caller could do itself.
+
+    ``warm`` names a module the process imports as it starts, so the first job does not
+    wait for it. ``what`` names the work in the one log line a breakdown earns.
+    """
+
+    def __init__(self, what: str, warm: str | None = None, max_queued: int = 2) -> None:
+        self.what = what
+        self.warm = warm
+        self.max_queued = max_queued
+        self._pool: ProcessPoolExecutor | None = None
+        self._queued = 0  # jobs sent and not finished (callers submit from several threads)
+        self._lock = threading.Lock()
+        self.broken = False
+        self.jobs = 0  # jobs sent over, for the figures
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T] | None:
+        """Start ``fn(*args)`` over there; None when the caller should do it itself."""
+        with self._lock:
+            if self.broken or self._queued >= self.max_queued:
+                return None
+            self._queued += 1
+            self.jobs += 1
+        try:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_start, initargs=(self.warm,))
+            future = self._pool.submit(fn, *args)
+        except (BrokenProcessPool, OSError, RuntimeError) as exc:
+            self._finished()
+            self._break(exc)
+            return None
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, _: object = None) -> None:
+        with self._lock:
+            self._queued -= 1
+
+    def outcome(self, future: Future[T] | None) -> T | None:
+        """The job's result; None when it was not sent, or failed there for any reason."""
+        if future is None:
+            return None
+        try:
+            return future.result()
+        except BrokenProcessPool as exc:
+            self._break(exc)
+        except Exception:  # noqa: BLE001 - the caller's own run raises it with its context
+            log.debug("%s in the side process failed; done in this process", self.what,
+                      exc_info=True)
+        return None
+
+    def _break(self, exc: BaseException) -> None:
+        with self._lock:
+            already, self.broken = self.broken, True
+        if not already:
+            log.warning("%s: the side process is unavailable (%s); continuing in this "
+                        "process", self.what, exc or type(exc).__name__)
+
+    def close(self) -> None:
+        """Stop the process: jobs not started are dropped, a running one is waited for."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> SideProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

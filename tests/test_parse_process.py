@@ -1,0 +1,168 @@
+"""Parsing in a side process: what it stores, how it shares the work, how it fails.
+
+A first backfill parses EFetch replies in a second process while the first stores
+(``[ncbi] parse_process``). The store must not be able to tell: the same rows, raw records
+and digests as parsing here. The side process is a real spawned process in every test.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+
+from littrack.config import load_settings
+from littrack.normalize import Normalized
+from littrack.normalize.pubmed import normalize_raw
+from littrack.pipeline import run
+from littrack.sideprocess import SideProcess
+from tests.builders.pubmed import article_xml
+from tests.corpus import populate
+from tests.fakes import CtgovFake, EutilsFake
+from tests.test_faults import env_for, snapshot, tuned_config
+
+
+def settings_with(folder: Path, eutils: EutilsFake, ctgov: CtgovFake, mode: str,
+                  batch_size: int = 5):
+    path = tuned_config(folder, batch_size=batch_size)
+    text = re.sub(r'(?m)^parse_process = \S+', f'parse_process = "{mode}"',
+                  path.read_text(encoding="utf-8"))
+    path.write_text(text, encoding="utf-8")
+    return load_settings(path, env=env_for(folder / "data", eutils, ctgov))
+
+
+def raw_records(db: Path) -> list[tuple[str, str, str, bytes]]:
+    con = sqlite3.connect(db)
+    try:
+        return sorted((s, r, h, zlib.decompress(raw)) for s, r, h, raw in con.execute(
+            "SELECT source, record_id, content_hash, raw FROM raw_records"))
+    finally:
+        con.close()
+
+
+def test_the_side_process_stores_exactly_what_one_process_stores(
+        tmp_path: Path, eutils_fake: EutilsFake, ctgov_fake: CtgovFake,
+        caplog: pytest.LogCaptureFixture) -> None:
+    one = settings_with(tmp_path / "one", eutils_fake, ctgov_fake, "never")
+    populate(one, eutils_fake, None, articles=60)
+    two = settings_with(tmp_path / "two", eutils_fake, ctgov_fake, "always")
+
+    assert run(one, sources=["pubmed"], write_report=False).exit_code == 0
+    with caplog.at_level(logging.DEBUG, logger="littrack.sources.pubmed"):
+        assert run(two, sources=["pubmed"], write_report=False).exit_code == 0
+    shared = [m for m in caplog.messages if "parsed in the side process" in m]
+    assert shared and all(not m.startswith("pubmed: 0 of") for m in shared)
+
+    db_one, db_two = (s.data_dir / "littrack.sqlite" for s in (one, two))
+    assert snapshot(db_two) == snapshot(db_one)
+    assert raw_records(db_two) == raw_records(db_one)
+    assert len(raw_records(db_one)) == 60
+
+
+def test_digests_agree_across_processes(tmp_path: Path) -> None:
+    """A digest made in the side process (a fresh interpreter: other interned strings, other
+    object sharing) equals the one made here, or every record would look changed."""
+    xml = article_xml("31000001", title="Équipe MDMA — “a trial”", nct_ids=["NCT01234567"])
+    here = normalize_raw(xml.encode("utf-8"))
+    script = ("import sys; from littrack.normalize.pubmed import normalize_raw; "
+              "print(normalize_raw(sys.stdin.buffer.read()).content_hash())")
+    there = subprocess.run([sys.executable, "-c", script], input=xml.encode("utf-8"),
+                           capture_output=True, check=True).stdout.decode().strip()
+    assert there == here.content_hash()
+    # equal rows built from other string objects: the same digest; other rows: another
+    rebuilt = Normalized(here.source, here.record_id, {
+        name: [{"".join(list(k)): (v if not isinstance(v, str) else "".join(list(v)))
+                for k, v in row.items()} for row in rows]
+        for name, rows in here.tables.items()})
+    assert rebuilt.content_hash() == here.content_hash()
+    changed = Normalized(here.source, here.record_id, {
+        **here.tables, "articles": [{**here.main, "title": "Another title"}]})
+    assert changed.content_hash() != here.content_hash()
+
+
+def test_a_digest_made_another_way_is_no_change(tmp_path: Path, eutils_fake: EutilsFake,
+                                                ctgov_fake: CtgovFake) -> None:
+    """A store whose digests were made otherwise (release 0.2.0 hashed sorted JSON) sees
+    its records unchanged on the next fetch, and takes the new digests; a record that did
+    change in the meantime is still an update."""
+    settings = settings_with(tmp_path, eutils_fake, ctgov_fake, "auto")
+    corpus = populate(settings, eutils_fake, None, articles=12)
+    assert run(settings, sources=["pubmed"], write_report=False).exit_code == 0
+    db = settings.data_dir / "littrack.sqlite"
+    digests = {r: h for _, r, h, _ in raw_records(db)}
+    con = sqlite3.connect(db)
+    with con:
+        con.execute("UPDATE raw_records SET content_hash = 'made-another-way'")
+    con.close()
+    edited = sorted(corpus.articles)[0]
+    xml = re.sub(r"<ArticleTitle>.*?</ArticleTitle>", "<ArticleTitle>A corrected title"
+                 "</ArticleTitle>", eutils_fake.articles[edited].xml, count=1)
+    eutils_fake.update_article(edited, xml)
+
+    result = run(settings, sources=["pubmed"], full=True, write_report=False)
+    assert result.exit_code == 0
+    assert sum(r.n_updated for r in result.results) == 1
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute("SELECT record_id, fields FROM record_updates").fetchall() == [
+            (edited, "title")]
+        # (titles are not followed in the change log: only flags such as a retraction)
+        assert con.execute("SELECT pmid, field FROM article_changes").fetchall() == []
+    finally:
+        con.close()
+    after = {r: h for _, r, h, _ in raw_records(db)}
+    assert "made-another-way" not in after.values()
+    assert {r: h for r, h in after.items() if r != edited} == {
+        r: h for r, h in digests.items() if r != edited}
+
+
+# -- the side process itself ---------------------------------------------------------------
+
+def read_fifo(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def fail(message: str) -> None:
+    raise ValueError(message)
+
+
+def die() -> None:
+    os._exit(3)
+
+
+def test_it_takes_no_more_than_its_queue(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with SideProcess("test jobs", max_queued=1) as side:
+        held = side.submit(read_fifo, str(fifo))  # blocks over there until written
+        assert held is not None
+        assert side.submit(read_fifo, str(fifo)) is None  # full: the caller does this one
+        with open(fifo, "wb") as fh:
+            fh.write(b"released")
+        assert side.outcome(held) == b"released"
+        again = side.submit(str.upper, "free again")
+        assert side.outcome(again) == "FREE AGAIN"
+        assert side.jobs == 2
+
+
+def test_a_failing_job_or_a_dead_process_leaves_the_work_here(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with SideProcess("test jobs") as side:
+        assert side.outcome(side.submit(fail, "bad input")) is None  # the caller redoes it
+        assert not side.broken
+        assert side.outcome(side.submit(str.upper, "still there")) == "STILL THERE"
+        with caplog.at_level(logging.WARNING, logger="littrack.sideprocess"):
+            assert side.outcome(side.submit(die)) is None
+            assert side.broken
+            assert side.submit(str.upper, "gone") is None
+            assert side.outcome(None) is None
+        warnings = [r.getMessage() for r in caplog.records]
+        assert len(warnings) == 1 and "test jobs: the side process is unavailable" in warnings[0]
