@@ -22,7 +22,7 @@ from littrack.config import load_settings
 from littrack.normalize import Normalized
 from littrack.normalize.pubmed import normalize_raw
 from littrack.pipeline import run
-from littrack.sideprocess import SideProcess
+from littrack.sideprocess import InOrder, SideProcess
 from tests.builders.pubmed import article_xml
 from tests.corpus import populate
 from tests.fakes import CtgovFake, EutilsFake
@@ -166,3 +166,33 @@ def test_a_failing_job_or_a_dead_process_leaves_the_work_here(
             assert side.outcome(None) is None
         warnings = [r.getMessage() for r in caplog.records]
         assert len(warnings) == 1 and "test jobs: the side process is unavailable" in warnings[0]
+
+
+def fifo_or_upper(arg: str) -> str:
+    return read_fifo(arg).decode() if arg.startswith("/") else arg.upper()
+
+
+def test_jobs_in_order_go_where_there_is_room_first(tmp_path: Path) -> None:
+    """The side process takes waiting jobs lowest number first while it has room; a job
+    not sent when its turn comes is the caller's, and a caller that would wait takes the
+    last waiting one ahead of its turn."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with SideProcess("test jobs", max_queued=1) as side:
+        jobs = InOrder(side, fifo_or_upper)
+        jobs.ready(0, str(fifo))  # sent: the side process is busy until the fifo is written
+        jobs.ready(1, "b")
+        jobs.ready(2, "c")  # no room: both wait
+        first = jobs.take(0)
+        assert first is not None and not first.done()
+        assert jobs.steal() == (2, "c")  # the last waiting one, now the caller's
+        jobs.ready(2, "c again")  # already the caller's: not sent
+        with open(fifo, "wb") as fh:
+            fh.write(b"a")
+        assert side.outcome(first) == "a"
+        assert jobs.take(1) is None  # still waiting when its turn came: the caller's
+        assert jobs.take(2) is None
+        jobs.ready(3, "d")
+        assert side.outcome(jobs.take(3)) == "D"
+        assert jobs.steal() is None
+        assert side.jobs == 2

@@ -11,9 +11,10 @@ there while the main process downloads, stores and commits.
 * **deaf to SIGINT and SIGTERM**: a stop is the parent's to decide (it rolls back and shuts
   the process down); a terminal's Ctrl-C reaches the whole process group;
 * **sharing the work**: it takes a job only while fewer than ``max_queued`` wait or run
-  there; otherwise the caller does that one itself. The two processes then split the work
+  there. ``InOrder`` hands it numbered jobs as their inputs arrive, and the caller, reaching
+  job *i*, does it itself unless the side process already has it: the two split the work
   in whatever proportion keeps both busy (the caller also stores, so it takes fewer), and
-  no job waits behind a queue while the caller idles;
+  the caller never waits for a job it could have started;
 * **never in the way**: a process that cannot start, dies, or a job that raises, leaves the
   caller to do the job itself (``outcome`` returns None), so the parent's own run of it
   raises the real error with its context; after a breakdown nothing more is sent there.
@@ -33,11 +34,12 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+A = TypeVar("A")
 
 
 def usable_cpus() -> int:
@@ -128,3 +130,59 @@ class SideProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class InOrder(Generic[A, T]):
+    """Jobs numbered 0, 1, 2 … that the caller consumes in order, each done either by the
+    side process or by the caller, whichever is free first.
+
+    Inputs arrive from any thread (``ready``); the side process is fed the lowest-numbered
+    waiting ones while it has room. ``take(i)`` says, when the caller reaches job *i*,
+    whether the side process has it (its future) or the caller must do it (None): a job not
+    yet sent is the caller's from then on. A caller that would wait for the side process
+    ``steal``s the last waiting job instead and does it ahead of its turn.
+    """
+
+    def __init__(self, side: SideProcess, fn: Callable[[A], T]) -> None:
+        self.side = side
+        self.fn = fn
+        self._lock = threading.Lock()
+        self._waiting: dict[int, A] = {}
+        self._sent: dict[int, Future[T]] = {}
+        self._mine: set[int] = set()
+
+    def ready(self, i: int, arg: A) -> None:
+        """Job ``i``'s input has arrived."""
+        with self._lock:
+            if i in self._mine:
+                return
+            self._waiting[i] = arg
+            self._feed()
+
+    def take(self, i: int) -> Future[T] | None:
+        """Job ``i`` is due: its future in the side process, or None for the caller to do."""
+        with self._lock:
+            future = self._sent.pop(i, None)
+            if future is None:
+                self._mine.add(i)
+                self._waiting.pop(i, None)
+            self._feed()
+            return future
+
+    def steal(self) -> tuple[int, A] | None:
+        """The last-numbered job not yet sent, now the caller's (to do while it would wait
+        for an earlier one): the furthest from the side process's turn."""
+        with self._lock:
+            if not self._waiting:
+                return None
+            j = max(self._waiting)
+            self._mine.add(j)
+            return j, self._waiting.pop(j)
+
+    def _feed(self) -> None:
+        for j in sorted(self._waiting):
+            future = self.side.submit(self.fn, self._waiting[j])
+            if future is None:
+                return
+            self._sent[j] = future
+            del self._waiting[j]

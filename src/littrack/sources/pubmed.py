@@ -37,7 +37,7 @@ from littrack.errors import Incomplete, MalformedResponse, QueryRejected, StopRe
 from littrack.http import HttpClient, Response
 from littrack.normalize import Normalized
 from littrack.normalize.pubmed_efetch import parse_reply, parse_reply_prepared
-from littrack.sideprocess import SideProcess, usable_cpus
+from littrack.sideprocess import InOrder, SideProcess, usable_cpus
 from littrack.sources import Batch, Hits
 from littrack.vocab import PUBMED
 from littrack.windows import PUBMED_EPOCH, Window, pubmed_term
@@ -442,9 +442,9 @@ class PubMed:
         """EFetch ``ids`` in batches, downloading and parsing the next while one is stored.
 
         When ``ids`` is exactly the ESearch result in order, batches page the history
-        server (short GETs); otherwise they POST id lists. In a fetch of several batches a
-        reply that arrives while the side process has room is parsed there
-        (``parse_process``); the others here, between storing batches: both cores busy.
+        server (short GETs); otherwise they POST id lists. In a fetch of several batches the
+        replies are parsed in a side process (``parse_process``) as they arrive, while it has
+        room; one it has not taken when its turn comes is parsed here: both cores busy.
         """
         size = self.settings.batch_size
         chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
@@ -457,25 +457,38 @@ class PubMed:
             return self._call("efetch", retmode="xml", id=",".join(chunks[i]))
 
         aside = self._parser_process(len(chunks))
+        shared = InOrder(aside, parse_reply_prepared) if aside else None
 
-        def job(i: int) -> tuple[bytes, Future[Parsed] | None]:
+        def job(i: int) -> bytes:
             body = download(i)
-            return body, aside.submit(parse_reply_prepared, body) if aside else None
+            if shared:
+                shared.ready(i, body)
+            return body
 
         # Downloads in flight while a batch is parsed and stored: enough to keep the pacer
         # busy when a reply takes about a second (starts stay paced; memory stays bounded).
         depth = max(2, min(EFETCH_IN_FLIGHT, math.ceil(1.0 / self.client.pacer.interval)))
         pool = ThreadPoolExecutor(max_workers=depth, thread_name_prefix="efetch")
-        pending: deque[Future[tuple[bytes, Future[Parsed] | None]]] = deque()
+        pending: deque[Future[bytes]] = deque()
+        ahead: dict[int, Batch] = {}  # a later batch parsed here while the side process was busy
         try:
             for i, chunk in enumerate(chunks):
                 while len(pending) < depth and i + len(pending) < len(chunks):
                     pending.append(pool.submit(job, i + len(pending)))
-                body, parsing = pending.popleft().result()
+                body = pending.popleft().result()
                 if i + depth < len(chunks):
                     pending.append(pool.submit(job, i + depth))
-                parsed = aside.outcome(parsing) if aside else None
-                yield self._reconcile(chunk, body, partial(download, i), parsed)
+                batch = ahead.pop(i, None)
+                if batch is None and shared and aside:
+                    parsing = shared.take(i)
+                    if parsing is not None and not parsing.done() and not ahead:
+                        stolen = shared.steal()  # rather than wait: one parse for later
+                        if stolen is not None:
+                            j, later = stolen
+                            ahead[j] = self._parse_batch(later, partial(download, j))
+                    parsed = aside.outcome(parsing)
+                    batch = Batch(*parsed) if parsed is not None else None
+                yield self._reconcile(chunk, body, partial(download, i), batch)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             if aside:
@@ -492,15 +505,13 @@ class PubMed:
         return SideProcess("pubmed: parsing EFetch replies", warm=parse_reply.__module__)
 
     def _reconcile(self, asked: list[str], body: bytes, again: Callable[[], bytes],
-                   parsed: Parsed | None = None) -> Batch:
-        """Parse a batch (unless ``parsed`` already) and account for every PMID asked for:
-        returned, deleted or missing."""
-        if parsed is None:
+                   batch: Batch | None = None) -> Batch:
+        """Parse a batch (unless ``batch``, parsed already) and account for every PMID asked
+        for: returned, deleted or missing."""
+        if batch is None:
             batch = self._parse_batch(body, again)
-        else:
-            if self.client.stop is not None and self.client.stop.is_set():
-                raise StopRequested("stopped by signal while parsing a batch; rolled back")
-            batch = Batch(*parsed)
+        elif self.client.stop is not None and self.client.stop.is_set():
+            raise StopRequested("stopped by signal while parsing a batch; rolled back")
         wanted = set(asked)
         got = {r.record_id for r in batch.records} | set(batch.deleted)
         missing = [p for p in asked if p not in got]
