@@ -13,6 +13,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -196,3 +197,24 @@ def test_jobs_in_order_go_where_there_is_room_first(tmp_path: Path) -> None:
         assert side.outcome(jobs.take(3)) == "D"
         assert jobs.steal() is None
         assert side.jobs == 2
+
+
+def test_the_side_process_does_not_outlive_a_killed_parent(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    script = (
+        "import os, signal, sys\n"
+        "from littrack.sideprocess import SideProcess\n"
+        "from tests.test_parse_process import read_fifo\n"
+        "side = SideProcess('test jobs')\n"
+        "print(side.outcome(side.submit(os.getpid)), flush=True)\n"
+        f"side.submit(read_fifo, {str(fifo)!r})\n"  # busy over there, for ever
+        "os.kill(os.getpid(), signal.SIGKILL)\n")
+    parent = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60, cwd=Path(__file__).resolve().parents[1])
+    assert parent.returncode == -9, parent.stderr
+    side_pid = int(parent.stdout.split()[0])
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{side_pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # waiting for it to notice (it looks twice a second)
+    assert not Path(f"/proc/{side_pid}").exists(), "the side process outlived its parent"

@@ -9,7 +9,8 @@ there while the main process downloads, stores and commits.
 * **spawned**, not forked: the parent has threads (downloads, searches run ahead), and a
   fork copies their locks in whatever state they are;
 * **deaf to SIGINT and SIGTERM**: a stop is the parent's to decide (it rolls back and shuts
-  the process down); a terminal's Ctrl-C reaches the whole process group;
+  the process down); a terminal's Ctrl-C reaches the whole process group. It ends itself
+  when its parent is gone (killed), within half a second;
 * **sharing the work**: it takes a job only while fewer than ``max_queued`` wait or run
   there. ``InOrder`` hands it numbered jobs as their inputs arrive, and the caller, reaching
   job *i*, does it itself unless the side process already has it: the two split the work
@@ -31,6 +32,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -50,12 +52,27 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _start(warm: str | None) -> None:
-    """Runs first in the side process: leave stopping to the parent, import ahead."""
+# How often the side process looks whether its parent is still there.
+PARENT_CHECK_EVERY = 0.5
+
+
+def _start(warm: str | None, parent: int) -> None:
+    """Runs first in the side process: leave stopping to the parent, but not outlive it;
+    import ahead."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True,
+                     name="parent-watch").start()
     if warm:
         importlib.import_module(warm)
+
+
+def _exit_with(parent: int) -> None:
+    """End this process once its parent is gone (killed, say): the executor's queue would
+    never tell, since this process holds both ends of that pipe itself."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_EVERY)
+    os._exit(0)
 
 
 class SideProcess:
@@ -86,7 +103,7 @@ class SideProcess:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(
                     max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_start, initargs=(self.warm,))
+                    initializer=_start, initargs=(self.warm, os.getpid()))
             future = self._pool.submit(fn, *args)
         except (BrokenProcessPool, OSError, RuntimeError) as exc:
             self._finished()
