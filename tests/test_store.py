@@ -146,3 +146,25 @@ def test_links_from_trial_references(store: Store) -> None:
     store.save_records([normalize_study(s)], "t", "r1")
     assert rows(store, "SELECT nct_id, pmid, evidence FROM trial_publication_links") == [
         ("NCT00000001", "11111111", "ctgov_reference")]
+
+
+def test_a_big_commit_is_checkpointed_beside_the_work_not_in_it(tmp_path: Path) -> None:
+    """The commit leaves the log to a background checkpoint: the database file holds the
+    data while the store is still open (no close, whose own checkpoint would do it), and a
+    small commit starts no checkpoint at all."""
+    import os
+
+    path = tmp_path / "littrack.sqlite"
+    with Store(path) as s:
+        s.save_records([normalize_study(study("NCT00000001"))], "2026-01-01T00:00:00Z", "r1")
+        assert s._checkpoint is not None and s._checkpoint._thread is None  # small: none
+        before = path.stat().st_size
+        with s.transaction():  # some 8 MB of pages into the log
+            s.db.executemany(
+                "INSERT INTO raw_records (source, record_id, content_hash, fetched_at, run_id, "
+                "raw) VALUES ('ctgov', ?, 'h', 't', 'r2', ?)",
+                [(f"NCT9{i:07d}", os.urandom(4000)) for i in range(2000)])
+        s._checkpoint.close()  # waits for the checkpoint the commit asked for
+        assert s._checkpoint.done == 1
+        assert path.stat().st_size > before + 7_000_000  # copied while still open
+        assert rows(s, "SELECT COUNT(*) FROM raw_records") == [(2001,)]

@@ -15,7 +15,10 @@ never from the config file, and every message goes through ``errors.redact``.
 
 from __future__ import annotations
 
+import logging
 import re
+import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +29,8 @@ from littrack.errors import ConfigError, DatabaseUnreachable, StoreError, redact
 
 if TYPE_CHECKING:
     import psycopg
+
+log = logging.getLogger(__name__)
 
 SQLITE, POSTGRESQL = "sqlite", "postgresql"
 INSTALL_HINT = "pip install 'littrack[postgresql]'"
@@ -197,3 +202,70 @@ class PgConnection:
 
     def close(self) -> None:
         self.raw.close()
+
+
+class BackgroundCheckpoint:
+    """Copies a SQLite store's write-ahead log into the database file on a thread of its own.
+
+    SQLite checkpoints in the committing connection once the log passes 1,000 pages: at the
+    end of a topic that writes the whole topic's pages a second time (0.9 s for 10,000
+    PubMed records), while nothing else runs. The writer's automatic checkpoint is off
+    instead (``PRAGMA wal_autocheckpoint=0``, set by the caller), and after a commit that
+    left more than that in the log, a PASSIVE checkpoint runs here, on this thread's own
+    connection, beside the next topic's downloads and parsing (sqlite3 lets go of the GIL
+    while it works). A PASSIVE checkpoint never blocks the writer or a reader; whatever it
+    could not copy is copied by the next one, or by SQLite itself when the store closes.
+    """
+
+    LOG_PAGES = 1000  # SQLite's own threshold
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.wal = path.with_name(path.name + "-wal")
+        self._wanted = threading.Event()
+        self._pending = False  # a commit asked for a checkpoint
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self.done = 0  # checkpoints run, for tests and figures
+
+    def after_commit(self, page_size: int) -> None:
+        """A commit happened: checkpoint soon when the log holds more than the threshold."""
+        try:
+            if self.wal.stat().st_size <= self.LOG_PAGES * page_size:
+                return
+        except OSError:
+            return
+        self._pending = True
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, daemon=True,
+                                            name="sqlite-checkpoint")
+            self._thread.start()
+        self._wanted.set()
+
+    def _run(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=60,
+                             check_same_thread=False)
+        try:
+            db.execute("PRAGMA synchronous=NORMAL")
+            while True:
+                self._wanted.wait()
+                self._wanted.clear()
+                if self._pending:
+                    self._pending = False
+                    try:
+                        db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                        self.done += 1
+                    except sqlite3.Error as exc:  # a saving, never a failure
+                        log.debug("%s: background checkpoint failed: %s", self.path, exc)
+                if self._closing:
+                    return
+        finally:
+            db.close()
+
+    def close(self) -> None:
+        """Finish the checkpoint asked for, if any; no new one starts."""
+        self._closing = True
+        self._wanted.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from littrack import changes, database, migrations
-from littrack.database import POSTGRESQL, SQLITE, PgConnection, Target
+from littrack.database import POSTGRESQL, SQLITE, BackgroundCheckpoint, PgConnection, Target
 from littrack.errors import ConfigError, StopRequested, StoreError
 from littrack.lock import require_folder
 from littrack.normalize import Normalized
@@ -90,6 +90,7 @@ class Store:
         self.target, self.dialect = target, target.dialect
         self.readonly = readonly
         self.db: Any
+        self._checkpoint: BackgroundCheckpoint | None = None
         if target.dialect == POSTGRESQL:
             self.db = PgConnection(target)
             try:
@@ -116,6 +117,10 @@ class Store:
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoints run beside the work, not at the end of each topic's commit.
+            self.db.execute("PRAGMA wal_autocheckpoint=0")
+            self._page_size = int(self.db.execute("PRAGMA page_size").fetchone()[0])
+            self._checkpoint = BackgroundCheckpoint(self.path)
             migrations.migrate(self.db, str(self.path), utc_now())
             # After migrating (a step that rebuilds tables needs them off): child rows must
             # belong to a stored record (tables.py declares which).
@@ -164,7 +169,9 @@ class Store:
         raise StoreError(f"{self.path}: cannot open database for reading: {last}")
 
     def close(self) -> None:
-        self.db.close()
+        if self._checkpoint is not None:
+            self._checkpoint.close()
+        self.db.close()  # the last connection: SQLite checkpoints what is left
 
     def __enter__(self) -> Store:
         return self
@@ -186,6 +193,8 @@ class Store:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+        if self._checkpoint is not None:
+            self._checkpoint.after_commit(self._page_size)
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:

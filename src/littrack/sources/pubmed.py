@@ -444,7 +444,8 @@ class PubMed:
         When ``ids`` is exactly the ESearch result in order, batches page the history
         server (short GETs); otherwise they POST id lists. In a fetch of several batches the
         replies are parsed in a side process (``parse_process``) as they arrive, while it has
-        room; one it has not taken when its turn comes is parsed here: both cores busy.
+        room; here are parsed the one it has not taken when its turn comes, and a later one
+        instead of waiting for it: both cores stay busy, whichever side is slower.
         """
         size = self.settings.batch_size
         chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
