@@ -258,6 +258,8 @@ class CliRun:
     stdout: str = ""
     child_maxrss_mb: float = 0.0  # the largest peak among the processes the run started
     together_mb: float = 0.0  # the run's processes at once (peak of their summed RSS)
+    cpu_s: float = 0.0  # CPU seconds of the run's own process
+    children_cpu_s: float = 0.0  # … and of the processes it started (its side process)
 
     def json(self) -> dict[str, Any]:
         """The JSON line a ``bench/timed_run.py`` child printed last."""
@@ -302,9 +304,12 @@ def run_cli(config: Path, env: dict[str, str], *args: str, timeout: float = 1800
         figures = rss_path.read_text().split()
         peak, child = float(figures[0]), float(figures[1]) if len(figures) > 1 else 0.0
         together = float(figures[2]) if len(figures) > 2 else peak
+        cpu, kids_cpu = (float(figures[3]), float(figures[4])) if len(figures) > 4 else (
+            float("nan"), float("nan"))
     except (OSError, ValueError, IndexError):
-        peak, child, together = float("nan"), float("nan"), float("nan")
-    return CliRun(proc.returncode, seconds, peak, stderr, stdout, child, together)
+        peak = child = together = cpu = kids_cpu = float("nan")
+    return CliRun(proc.returncode, seconds, peak, stderr, stdout, child, together, cpu,
+                  kids_cpu)
 
 
 def max_in_window(times: list[float], window: float = 1.0) -> int:

@@ -7,7 +7,8 @@ peak among the processes littrack itself started and ended (its parser process);
 figure can include what the parent had when the child was forked, so a third one is the run's
 *whole* peak: this process's and every descendant's resident sizes added up at the same
 moment, sampled every 20 ms (``VmRSS`` from ``/proc``). Work moved out of the main process
-is then counted, not hidden.
+is then counted, not hidden. Last, the CPU seconds of the process and of its ended children
+(where the time goes when two processes share the work).
 
     python bench/peak_rss.py OUT_FILE MODULE|SCRIPT.py ARGS...
 """
@@ -51,6 +52,15 @@ def children_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def cpu_seconds() -> str:
+    """CPU seconds (user + system) of this process and of its ended children."""
+    import resource
+
+    me, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF,
+                                                 resource.RUSAGE_CHILDREN))
+    return f"{me.ru_utime + me.ru_stime:.2f} {kids.ru_utime + kids.ru_stime:.2f}"
 
 
 def _rss_kb(pid: int) -> int:
@@ -105,7 +115,7 @@ if __name__ == "__main__":
     out, module, *rest = sys.argv[1:]
     together = Together()
     atexit.register(lambda: Path(out).write_text(
-        f"{vm_hwm_mb():.1f} {children_mb():.1f} {together.mb():.1f}\n"))
+        f"{vm_hwm_mb():.1f} {children_mb():.1f} {together.mb():.1f} {cpu_seconds()}\n"))
     sys.argv = [module, *rest]
     if module.endswith(".py"):
         runpy.run_path(module, run_name="__main__")

@@ -98,8 +98,9 @@ class OneTopic:
 
 
 def end_to_end(release: Release, tmp: Path, eutils: EutilsFake, ctgov: CtgovFake, n: int,
-               k: int) -> tuple[float, float]:
-    """(records/s of a first run of one topic, its peak RSS MB)."""
+               k: int) -> tuple[float, float, float, float]:
+    """(records/s of a first run of one topic, its peak RSS MB, CPU s of its process and
+    of its side process)."""
     folder = tmp / f"e2e-{release.tag}-{k}"
     folder.mkdir()
     config = write_config(release, folder)
@@ -112,7 +113,7 @@ def end_to_end(release: Release, tmp: Path, eutils: EutilsFake, ctgov: CtgovFake
     stored = _articles(folder / "data" / "littrack.sqlite")
     if stored != n:
         raise SystemExit(f"{release.label()}: stored {stored} of {n} articles")
-    return n / float(res.json()["seconds"]), res.together_mb
+    return n / float(res.json()["seconds"]), res.together_mb, res.cpu_s, res.children_cpu_s
 
 
 def _first_topic(config: Path) -> str:
@@ -153,7 +154,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     print(f"{load()} at start\n")
 
     rates: dict[str, dict[str, list[float]]] = {
-        r.tag: {"parse": [], "e2e": [], "rss": []} for r in releases}
+        r.tag: {"parse": [], "e2e": [], "rss": [], "cpu": [], "side_cpu": []}
+        for r in releases}
     walls: dict[str, list[dict[str, Any]]] = {r.tag: [] for r in releases}
     with tempfile.TemporaryDirectory(prefix="littrack-bench-") as d:
         tmp = Path(d)
@@ -168,9 +170,11 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
             for k in range(args.repeat):
                 for rel in releases:
                     rates[rel.tag]["parse"].append(parse_rate(rel, files))
-                    rate, rss = end_to_end(rel, tmp, eutils, ctgov, n_e2e, k)
+                    rate, rss, cpu, side_cpu = end_to_end(rel, tmp, eutils, ctgov, n_e2e, k)
                     rates[rel.tag]["e2e"].append(rate)
                     rates[rel.tag]["rss"].append(rss)
+                    rates[rel.tag]["cpu"].append(cpu)
+                    rates[rel.tag]["side_cpu"].append(side_cpu)
         with EutilsFake() as eutils, CtgovFake(rate_limit_per_minute=None) as ctgov:
             settings_dir = tmp / "corpus"
             settings_dir.mkdir()
@@ -200,6 +204,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         figures[rel.tag] = {
             "parse": parse, "e2e": e2e, "ratio": e2e / parse,
             "rss": statistics.median(rates[rel.tag]["rss"]),
+            "cpu": statistics.median(rates[rel.tag]["cpu"]),
+            "side_cpu": statistics.median(rates[rel.tag]["side_cpu"]),
+            "e2e_s": n_e2e / e2e,
             "wall": wall, "requests": requests, "records": records,
             "rate_floor": rate_floor, "proc_floor": proc_floor,
             "overlap": wall / max(rate_floor, proc_floor),
@@ -221,6 +228,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         row("end-to-end / parse-only", "ratio", ".2f", f">= {E2E_TARGET:.2f}",
             now["ratio"] >= E2E_TARGET),
         row("peak RSS of that run, MB", "rss", ".0f", ""),
+        row("that run: wall s (pipeline.run)", "e2e_s", ".2f", ""),
+        row("that run: CPU s, main process (with start-up)", "cpu", ".2f", ""),
+        row("that run: CPU s, side process", "side_cpu", ".2f", ""),
         row("backfill: requests", "requests", ".0f", ""),
         row("backfill: records stored", "records", ".0f", ""),
         row("backfill: rate floor s (requests / 10)", "rate_floor", ".2f", ""),

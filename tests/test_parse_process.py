@@ -169,8 +169,8 @@ def test_a_failing_job_or_a_dead_process_leaves_the_work_here(
         assert len(warnings) == 1 and "test jobs: the side process is unavailable" in warnings[0]
 
 
-def fifo_or_upper(arg: str) -> str:
-    return read_fifo(arg).decode() if arg.startswith("/") else arg.upper()
+def fifo_or_upper(arg: bytes) -> str:
+    return read_fifo(arg.decode()).decode() if arg.startswith(b"/") else arg.decode().upper()
 
 
 def test_jobs_in_order_go_where_there_is_room_first(tmp_path: Path) -> None:
@@ -181,22 +181,25 @@ def test_jobs_in_order_go_where_there_is_room_first(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     with SideProcess("test jobs", max_queued=1) as side:
         jobs = InOrder(side, fifo_or_upper)
-        jobs.ready(0, str(fifo))  # sent: the side process is busy until the fifo is written
-        jobs.ready(1, "b")
-        jobs.ready(2, "c")  # no room: both wait
+        jobs.ready(0, str(fifo).encode())  # sent: busy over there until the fifo is written
+        jobs.ready(1, b"b")
+        jobs.ready(2, b"c")  # no room: both wait
         first = jobs.take(0)
         assert first is not None and not first.done()
-        assert jobs.steal() == (2, "c")  # the last waiting one, now the caller's
-        jobs.ready(2, "c again")  # already the caller's: not sent
+        assert jobs.steal() == (2, b"c")  # the last waiting one, now the caller's
+        jobs.ready(2, b"c again")  # already the caller's: not sent
         with open(fifo, "wb") as fh:
             fh.write(b"a")
-        assert side.outcome(first) == "a"
+        assert jobs.result(first) == "a"
         assert jobs.take(1) is None  # still waiting when its turn came: the caller's
         assert jobs.take(2) is None
-        jobs.ready(3, "d")
-        assert side.outcome(jobs.take(3)) == "D"
+        jobs.ready(3, b"d")
+        assert jobs.result(jobs.take(3)) == "D"
         assert jobs.steal() is None
         assert side.jobs == 2
+        folder = side._folder
+        assert folder is not None and os.listdir(folder) == []  # every file read and gone
+    assert not os.path.exists(folder)
 
 
 def test_the_side_process_does_not_outlive_a_killed_parent(tmp_path: Path) -> None:
@@ -207,14 +210,16 @@ def test_the_side_process_does_not_outlive_a_killed_parent(tmp_path: Path) -> No
         "from littrack.sideprocess import SideProcess\n"
         "from tests.test_parse_process import read_fifo\n"
         "side = SideProcess('test jobs')\n"
-        "print(side.outcome(side.submit(os.getpid)), flush=True)\n"
+        "print(side.outcome(side.submit(os.getpid)), side._folder, flush=True)\n"
+        "side.submit_bytes(len, b'a reply on its way')\n"
         f"side.submit(read_fifo, {str(fifo)!r})\n"  # busy over there, for ever
         "os.kill(os.getpid(), signal.SIGKILL)\n")
     parent = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             timeout=60, cwd=Path(__file__).resolve().parents[1])
     assert parent.returncode == -9, parent.stderr
-    side_pid = int(parent.stdout.split()[0])
+    side_pid, folder = int(parent.stdout.split()[0]), Path(parent.stdout.split()[1])
     deadline = time.monotonic() + 30
     while Path(f"/proc/{side_pid}").exists() and time.monotonic() < deadline:
         time.sleep(0.05)  # waiting for it to notice (it looks twice a second)
     assert not Path(f"/proc/{side_pid}").exists(), "the side process outlived its parent"
+    assert not folder.exists()  # nor the files that were crossing

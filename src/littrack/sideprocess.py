@@ -30,7 +30,10 @@ import importlib
 import logging
 import multiprocessing
 import os
+import pickle
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -41,7 +44,6 @@ from typing import Any, Generic, TypeVar
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-A = TypeVar("A")
 
 
 def usable_cpus() -> int:
@@ -56,23 +58,37 @@ def usable_cpus() -> int:
 PARENT_CHECK_EVERY = 0.5
 
 
-def _start(warm: str | None, parent: int) -> None:
+def _start(warm: str | None, parent: int, folder: str) -> None:
     """Runs first in the side process: leave stopping to the parent, but not outlive it;
     import ahead."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    threading.Thread(target=_exit_with, args=(parent,), daemon=True,
+    threading.Thread(target=_exit_with, args=(parent, folder), daemon=True,
                      name="parent-watch").start()
     if warm:
         importlib.import_module(warm)
 
 
-def _exit_with(parent: int) -> None:
+def _exit_with(parent: int, folder: str) -> None:
     """End this process once its parent is gone (killed, say): the executor's queue would
-    never tell, since this process holds both ends of that pipe itself."""
+    never tell, since this process holds both ends of that pipe itself. The parent's
+    files in transit go too."""
     while os.getppid() == parent:
         time.sleep(PARENT_CHECK_EVERY)
+    shutil.rmtree(folder, ignore_errors=True)
     os._exit(0)
+
+
+def _through_files(fn: Callable[[bytes], Any], path: str) -> str:
+    """Runs over there: ``fn`` on the bytes in ``path``; the result pickled beside it."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    os.unlink(path)
+    result = fn(data)
+    out = path[:-len(".in")] + ".out"
+    with open(out, "wb") as fh:
+        pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return out
 
 
 class SideProcess:
@@ -87,30 +103,80 @@ class SideProcess:
         self.warm = warm
         self.max_queued = max_queued
         self._pool: ProcessPoolExecutor | None = None
+        self._folder: str | None = None  # where submit_bytes's files cross
         self._queued = 0  # jobs sent and not finished (callers submit from several threads)
         self._lock = threading.Lock()
+        self._start_lock = threading.Lock()
         self.broken = False
-        self.jobs = 0  # jobs sent over, for the figures
+        self.jobs = 0  # jobs sent over (``start``'s not counted), for the figures
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T] | None:
         """Start ``fn(*args)`` over there; None when the caller should do it itself."""
+        return self._send(fn, args, counted=True)
+
+    def _send(self, fn: Callable[..., T], args: tuple[Any, ...],
+              counted: bool) -> Future[T] | None:
         with self._lock:
             if self.broken or self._queued >= self.max_queued:
                 return None
             self._queued += 1
-            self.jobs += 1
+            self.jobs += counted
         try:
-            if self._pool is None:
-                self._pool = ProcessPoolExecutor(
-                    max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_start, initargs=(self.warm, os.getpid()))
-            future = self._pool.submit(fn, *args)
+            future = self._started().submit(fn, *args)
         except (BrokenProcessPool, OSError, RuntimeError) as exc:
             self._finished()
             self._break(exc)
             return None
         future.add_done_callback(self._finished)
         return future
+
+    def _started(self) -> ProcessPoolExecutor:
+        with self._start_lock:
+            if self._pool is None:
+                if self._folder is None:
+                    self._folder = tempfile.mkdtemp(prefix="littrack-side-")
+                self._pool = ProcessPoolExecutor(
+                    max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_start, initargs=(self.warm, os.getpid(), self._folder))
+            return self._pool
+
+    def start(self) -> None:
+        """Start the process now (a job of nothing), so it is ready when work arrives."""
+        self._send(os.getpid, (), counted=False)
+
+    def submit_bytes(self, fn: Callable[[bytes], Any], data: bytes) -> Future[str] | None:
+        """``fn(data)`` over there, the data and the pickled result crossing in files.
+
+        A pipe carries megabytes 64 KB at a time, and every step on this side needs the GIL,
+        which the storing thread holds most of the time: the side process would wait on a
+        half-sent reply or a half-read result. A file is written in one call that lets go
+        of the GIL. Read the result with ``outcome_file``.
+        """
+        if self.broken:
+            return None
+        try:
+            self._started()
+        except (OSError, RuntimeError) as exc:
+            self._break(exc)
+            return None
+        fd, path = tempfile.mkstemp(dir=self._folder, suffix=".in")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        future = self.submit(_through_files, fn, path)
+        if future is None:
+            os.unlink(path)
+        return future
+
+    def outcome_file(self, future: Future[str] | None) -> Any:
+        """The result of a ``submit_bytes`` job; None as for ``outcome``."""
+        path = self.outcome(future)
+        if path is None:
+            return None
+        try:
+            with open(path, "rb") as fh:
+                return pickle.load(fh)
+        finally:
+            os.unlink(path)
 
     def _finished(self, _: object = None) -> None:
         with self._lock:
@@ -141,6 +207,9 @@ class SideProcess:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
 
     def __enter__(self) -> SideProcess:
         return self
@@ -149,7 +218,7 @@ class SideProcess:
         self.close()
 
 
-class InOrder(Generic[A, T]):
+class InOrder(Generic[T]):
     """Jobs numbered 0, 1, 2 … that the caller consumes in order, each done either by the
     side process or by the caller, whichever is free first.
 
@@ -160,15 +229,15 @@ class InOrder(Generic[A, T]):
     ``steal``s the last waiting job instead and does it ahead of its turn.
     """
 
-    def __init__(self, side: SideProcess, fn: Callable[[A], T]) -> None:
+    def __init__(self, side: SideProcess, fn: Callable[[bytes], T]) -> None:
         self.side = side
         self.fn = fn
         self._lock = threading.Lock()
-        self._waiting: dict[int, A] = {}
-        self._sent: dict[int, Future[T]] = {}
+        self._waiting: dict[int, bytes] = {}
+        self._sent: dict[int, Future[str]] = {}
         self._mine: set[int] = set()
 
-    def ready(self, i: int, arg: A) -> None:
+    def ready(self, i: int, arg: bytes) -> None:
         """Job ``i``'s input has arrived."""
         with self._lock:
             if i in self._mine:
@@ -176,8 +245,9 @@ class InOrder(Generic[A, T]):
             self._waiting[i] = arg
             self._feed()
 
-    def take(self, i: int) -> Future[T] | None:
-        """Job ``i`` is due: its future in the side process, or None for the caller to do."""
+    def take(self, i: int) -> Future[str] | None:
+        """Job ``i`` is due: its future in the side process (its result: ``result``), or
+        None for the caller to do."""
         with self._lock:
             future = self._sent.pop(i, None)
             if future is None:
@@ -186,7 +256,12 @@ class InOrder(Generic[A, T]):
             self._feed()
             return future
 
-    def steal(self) -> tuple[int, A] | None:
+    def result(self, future: Future[str] | None) -> T | None:
+        """What a job taken from the side process gave; None: the caller does it after all."""
+        result: T | None = self.side.outcome_file(future)
+        return result
+
+    def steal(self) -> tuple[int, bytes] | None:
         """The last-numbered job not yet sent, now the caller's (to do while it would wait
         for an earlier one): the furthest from the side process's turn."""
         with self._lock:
@@ -198,7 +273,7 @@ class InOrder(Generic[A, T]):
 
     def _feed(self) -> None:
         for j in sorted(self._waiting):
-            future = self.side.submit(self.fn, self._waiting[j])
+            future = self.side.submit_bytes(self.fn, self._waiting[j])
             if future is None:
                 return
             self._sent[j] = future

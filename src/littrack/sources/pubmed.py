@@ -459,6 +459,9 @@ class PubMed:
 
         aside = self._parser_process(len(chunks))
         shared = InOrder(aside, parse_reply_prepared) if aside else None
+        if aside and shared:  # the first reply is parsed here while the side process starts
+            aside.start()
+            shared.take(0)
 
         def job(i: int) -> bytes:
             body = download(i)
@@ -480,14 +483,14 @@ class PubMed:
                 if i + depth < len(chunks):
                     pending.append(pool.submit(job, i + depth))
                 batch = ahead.pop(i, None)
-                if batch is None and shared and aside:
+                if batch is None and shared:
                     parsing = shared.take(i)
                     if parsing is not None and not parsing.done() and not ahead:
                         stolen = shared.steal()  # rather than wait: one parse for later
                         if stolen is not None:
                             j, later = stolen
                             ahead[j] = self._parse_batch(later, partial(download, j))
-                    parsed = aside.outcome(parsing)
+                    parsed = shared.result(parsing)
                     batch = Batch(*parsed) if parsed is not None else None
                 yield self._reconcile(chunk, body, partial(download, i), batch)
         finally:
