@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import urllib.parse
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -407,6 +407,17 @@ class Store:
                 f"record_id IN ({marks})", (source, *chunk)))
         return found
 
+    def _existing(self, main_t: Table, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` have a row in ``main_t`` already."""
+        found: set[str] = set()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(r[0] for r in self.db.execute(
+                f"SELECT {main_t.record_key} FROM {main_t.name} WHERE {main_t.record_key} IN "
+                f"({marks})", chunk))
+        return found
+
     def _save_chunk(self, records: list[Normalized], now: str, run_id: str,
                     result: SaveResult, stop: threading.Event | None) -> None:
         if stop is not None and stop.is_set():
@@ -456,11 +467,14 @@ class Store:
             if same:
                 self.db.executemany(f"UPDATE {main_t.name} SET last_seen_at=? WHERE {key}=?",
                                     [(now, rid) for rid in same])
+            fresh: set[str] = set()  # main rows this chunk creates: no child rows yet
             if new:
+                fresh = {rec.record_id for rec, _ in new}
+                fresh -= self._existing(main_t, list(fresh))
                 self._insert_mains(main_t, [rec.tables[main_t.name][0] for rec, _ in new], now)
             written = new + changed
             if written:
-                self._replace_children_of([rec for rec, _ in written])
+                self._replace_children_of([rec for rec, _ in written], fresh)
             if written or rehashed:
                 self.db.executemany(
                     "INSERT INTO raw_records (source, record_id, content_hash, fetched_at, "
@@ -548,15 +562,21 @@ class Store:
             f"({', '.join('?' * len(cols))}) ON CONFLICT DO NOTHING",
             [(*values, now, now, now) for values in _values(main_t.columns, rows)])
 
-    def _replace_children_of(self, records: list[Normalized]) -> None:
-        """Child rows are replaced as a whole: a removed author or condition must go too."""
+    def _replace_children_of(self, records: list[Normalized],
+                             fresh: Collection[str] = ()) -> None:
+        """Child rows are replaced as a whole: a removed author or condition must go too.
+
+        ``fresh``: records whose main row was just created, so (foreign keys) they have no
+        child rows to remove: a first run skips eight deletes a record.
+        """
         source = records[0].source
         main_t = MAIN_TABLE[source]
-        ids = [(rec.record_id,) for rec in records]
+        ids = [(rec.record_id,) for rec in records if rec.record_id not in fresh]
         for t in RECORD_TABLES[source]:
             if t is main_t:
                 continue
-            self.db.executemany(f"DELETE FROM {t.name} WHERE {t.record_key}=?", ids)
+            if ids:
+                self.db.executemany(f"DELETE FROM {t.name} WHERE {t.record_key}=?", ids)
             rows = [row for rec in records for row in rec.tables.get(t.name, ())]
             if rows:
                 self.db.executemany(
