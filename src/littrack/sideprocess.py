@@ -16,6 +16,8 @@ there while the main process downloads, stores and commits.
   job *i*, does it itself unless the side process already has it: the two split the work
   in whatever proportion keeps both busy (the caller also stores, so it takes fewer), and
   the caller never waits for a job it could have started;
+* **files, not pipes**, for megabytes (``submit_bytes``): a pipe would carry a reply 64 KB
+  at a time, each step needing the GIL the storing thread holds;
 * **never in the way**: a process that cannot start, dies, or a job that raises, leaves the
   caller to do the job itself (``outcome`` returns None), so the parent's own run of it
   raises the real error with its context; after a breakdown nothing more is sent there.
@@ -152,8 +154,9 @@ class SideProcess:
         half-sent reply or a half-read result. A file is written in one call that lets go
         of the GIL. Read the result with ``outcome_file``.
         """
-        if self.broken:
-            return None
+        with self._lock:
+            if self.broken or self._queued >= self.max_queued:
+                return None  # (before writing the file for nothing)
         try:
             self._started()
         except (OSError, RuntimeError) as exc:
