@@ -22,14 +22,14 @@ import sqlite3
 import sys
 import tempfile
 from collections import Counter
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import load, max_in_window, run_cli, table  # noqa: E402
 from bench.previous import PREVIOUS_TAG, Release, current, install, write_config  # noqa: E402
-from littrack.config import Settings, load_settings  # noqa: E402
+from littrack.config import Settings, Topic, load_settings  # noqa: E402
 from tests.builders.ctgov import study  # noqa: E402
 from tests.builders.pubmed import article_xml  # noqa: E402
 from tests.corpus import (  # noqa: E402
@@ -39,7 +39,7 @@ from tests.corpus import (  # noqa: E402
     populate,
 )
 from tests.fakes import CtgovFake, EutilsFake  # noqa: E402
-from tests.spreads import SPREADS  # noqa: E402
+from tests.spreads import SPREADS, bench_growth  # noqa: E402
 
 BENCH_SPREAD = "bench growth (2016-)"  # the spread scenario_big_topic uses
 
@@ -213,23 +213,25 @@ def scenario_mission(articles: int, trials: int, batch: int, page_size: int,
     return out
 
 
+def fill_one_topic(b: Bench, eutils: EutilsFake, dates: list[date]) -> Topic:
+    """The bench config's first topic, matching one article per Entrez date in the fake."""
+    topic = b.settings.topics[0]
+    q = topic.pubmed_query or ""
+    eutils.register_query(q)
+    for i, edat in enumerate(dates):
+        pmid = str(30000000 + i)
+        eutils.add_article(pmid, article_xml(pmid, entrez_date=edat), edat=edat, queries=[q])
+    return topic
+
+
 def scenario_big_topic(n: int, batch: int, release: Release | None = None
                        ) -> list[tuple[str, int, int]]:
     """One topic with more than 9,999 hits: the ESearch must be split into date windows."""
     with tempfile.TemporaryDirectory(prefix="littrack-bench-") as d, \
             EutilsFake() as eutils, CtgovFake(rate_limit_per_minute=None) as ctgov:
         b = Bench(Path(d), eutils, ctgov, batch=batch, page_size=1000, release=release)
-        topic = b.settings.topics[0]
-        q = topic.pubmed_query or ""
-        eutils.register_query(q)
-        start = date(2016, 1, 1)
-        span = (date(2026, 10, 1) - start).days
-        for i in range(n):
-            pmid = str(30000000 + i)
-            # denser in recent years, like real literature: day = span * sqrt(u)
-            edat = start + timedelta(days=int(span * ((i + 0.5) / n) ** 0.5))
-            eutils.add_article(pmid, article_xml(pmid, entrez_date=edat), edat=edat,
-                               queries=[q])
+        # denser in recent years, like real literature
+        topic = fill_one_topic(b, eutils, bench_growth(n, date.today()))
         print(f"\n### One topic with {n} hits (ESearch hands out at most {CAP} ids per query), "
               f"{b.release.label()}")
         _, secs = b.run("--topic", topic.name, "--source", "pubmed")
@@ -254,13 +256,7 @@ def esearch_targets(sizes: list[int], batch: int, previous: Release | None,
                 with tempfile.TemporaryDirectory(prefix="littrack-bench-") as d, \
                         EutilsFake() as eutils, CtgovFake(rate_limit_per_minute=None) as ctgov:
                     b = Bench(Path(d), eutils, ctgov, batch=batch, page_size=1000, release=rel)
-                    topic = b.settings.topics[0]
-                    q = topic.pubmed_query or ""
-                    eutils.register_query(q)
-                    for i, edat in enumerate(SPREADS[spread](n, date.today())):
-                        pmid = str(30000000 + i)
-                        eutils.add_article(pmid, article_xml(pmid, entrez_date=edat),
-                                           edat=edat, queries=[q])
+                    topic = fill_one_topic(b, eutils, SPREADS[spread](n, date.today()))
                     b.run("--topic", topic.name, "--source", "pubmed")
                     counts[rel.tag] = b.esearches(topic.name)
             target = esearch_minimum(n)
