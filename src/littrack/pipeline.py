@@ -354,13 +354,15 @@ class Runner:
 
     def close(self) -> None:
         """Cancel searches started ahead for topics that did not run (stop, failure); the
-        requests they made still count in the run's totals."""
+        requests they made still count in the run's totals. Close the sources."""
         if self._ahead_pool is not None:
             self._ahead_pool.shutdown(wait=True, cancel_futures=True)
             self._ahead_pool = None
         for _, _, client in self._ahead.values():
             self.leftover.absorb(client.stats)
         self._ahead.clear()
+        for source in self._sources.values():
+            source.close()
 
     def totals(self, results: list[TopicResult]) -> Totals:
         """Each record once (found by three topics: once here, once in each topic's line);

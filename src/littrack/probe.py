@@ -31,17 +31,22 @@ def count_hits(settings: Settings, sources: tuple[str, ...] = SOURCES) -> list[H
     """
     out: list[HitCount] = []
     opened: dict[str, Source] = {}
-    for topic in settings.topics:
-        for name in sources:
-            if not topic.has(name):
-                continue
-            source = opened.get(name) or opened.setdefault(name, open_source(name, settings))
-            source.client.topic = topic.name
-            try:
-                n = source.count(topic)
-            except QueryRejected as exc:
-                raise ConfigError(f"{settings.config_path}: topic {topic.name!r}: "
-                                  f"{SERVICE.get(name, name)} rejects the query: {exc}"
-                                  ) from None
-            out.append(HitCount(topic.name, name, n))
+    try:
+        for topic in settings.topics:
+            for name in sources:
+                if not topic.has(name):
+                    continue
+                source = opened.get(name) or opened.setdefault(name,
+                                                               open_source(name, settings))
+                source.client.topic = topic.name
+                try:
+                    n = source.count(topic)
+                except QueryRejected as exc:
+                    raise ConfigError(f"{settings.config_path}: topic {topic.name!r}: "
+                                      f"{SERVICE.get(name, name)} rejects the query: {exc}"
+                                      ) from None
+                out.append(HitCount(topic.name, name, n))
+    finally:
+        for source in opened.values():
+            source.close()
     return out

@@ -593,7 +593,7 @@ class Store:
     def _changed_fields(self, rec: Normalized, old: dict[str, Any],
                         new: dict[str, Any]) -> list[str]:
         """Every field that changed: main-table columns, and child tables whose rows differ
-        (read before ``_replace_children_of`` swaps them). None: the same record under
+        (read before ``_replace_children_of`` swaps them). None at all: the same record under
         another digest (a digest made another way)."""
         main_t = MAIN_TABLE[rec.source]
         fields = [c for c, _, _ in changes.diff(old, new, main_t.columns)]

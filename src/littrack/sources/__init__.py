@@ -97,6 +97,10 @@ class Source(Protocol):
         """This source sending through another client (a search run ahead on a side thread)."""
         ...
 
+    def close(self) -> None:
+        """The run is over: let go of what the source kept between topics (a process)."""
+        ...
+
 
 @runtime_checkable
 class TrialMentions(Protocol):

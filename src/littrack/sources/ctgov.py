@@ -229,6 +229,9 @@ class ClinicalTrials:
         other.client = client
         return other
 
+    def close(self) -> None:
+        """Nothing kept between topics."""
+
     def search(self, topic: Topic, window: Window) -> Hits:
         """The data version (asked once per run) and the query; ``fetch`` walks the pages."""
         with self._version_lock:

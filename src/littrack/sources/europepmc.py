@@ -96,6 +96,9 @@ class EuropePmc:
         other.client = client
         return other
 
+    def close(self) -> None:
+        """Nothing kept between topics."""
+
     def search(self, topic: Topic, window: Window) -> Hits:
         assert topic.europepmc_query is not None
         return Hits(None, handle=europepmc_query(topic.europepmc_query, window))

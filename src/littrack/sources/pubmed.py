@@ -302,11 +302,20 @@ class PubMed:
         self.base = (settings.base_url or DEFAULT_EUTILS_URL).rstrip("/")
         client.secrets = (settings.api_key,) if settings.api_key else ()
         client.transient_4xx = TRANSIENT_400
+        # Started by the first fetch that wants it; kept for the run's later topics (a
+        # start costs a fifth of a second, and comes when the work of a topic begins).
+        self._aside: SideProcess | None = None
 
     def with_client(self, client: HttpClient) -> Self:
         other = copy(self)
         other.client = client
         return other
+
+    def close(self) -> None:
+        """Stop the side process kept for the run's later topics."""
+        if self._aside is not None:
+            self._aside.close()
+            self._aside = None
 
     def _call(self, util: str, **params: Any) -> bytes:
         """One E-utility request: built by Bio.Entrez, sent (paced, retried) by our client."""
@@ -459,6 +468,7 @@ class PubMed:
 
         aside = self._parser_process(len(chunks))
         shared = InOrder(aside, parse_reply_prepared) if aside else None
+        jobs_before = aside.jobs if aside else 0
         if aside and shared:  # the first reply is parsed here while the side process starts
             aside.start()
             shared.take(0)
@@ -496,9 +506,8 @@ class PubMed:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             if aside:
-                aside.close()
                 log.debug("pubmed: %d of %d EFetch replies parsed in the side process",
-                          aside.jobs, len(chunks))
+                          aside.jobs - jobs_before, len(chunks))
 
     def _parser_process(self, batches: int) -> SideProcess | None:
         """A side process to parse in, when ``parse_process`` says so for this many batches."""
@@ -506,7 +515,10 @@ class PubMed:
         if mode == "never" or (mode == "auto" and (batches < PARSE_ASIDE_MIN_BATCHES
                                                    or usable_cpus() < 2)):
             return None
-        return SideProcess("pubmed: parsing EFetch replies", warm=parse_reply.__module__)
+        if self._aside is None:
+            self._aside = SideProcess("pubmed: parsing EFetch replies",
+                                      warm=parse_reply.__module__)
+        return self._aside
 
     def _reconcile(self, asked: list[str], body: bytes, again: Callable[[], bytes],
                    batch: Batch | None = None) -> Batch:
