@@ -223,3 +223,28 @@ def test_the_side_process_does_not_outlive_a_killed_parent(tmp_path: Path) -> No
         time.sleep(0.05)  # waiting for it to notice (it looks twice a second)
     assert not Path(f"/proc/{side_pid}").exists(), "the side process outlived its parent"
     assert not folder.exists()  # nor the files that were crossing
+
+
+def test_folders_left_by_killed_parents_are_cleared(tmp_path: Path) -> None:
+    """A parent killed before its side process started leaves its folder; the next side
+    process to start clears it, and leaves a living parent's folder alone."""
+    import tempfile
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead = Path(tempfile.gettempdir()) / f"littrack-side-{gone.stdout.strip()}-test"
+    alive = Path(tempfile.gettempdir()) / f"littrack-side-{os.getpid()}-test"
+    for folder in (dead, alive):
+        folder.mkdir()
+        (folder / "reply.in").write_bytes(b"<PubmedArticleSet/>")
+    try:
+        with SideProcess("test jobs") as side:
+            assert side.outcome(side.submit(str.upper, "x")) == "X"
+            assert not dead.exists()
+            assert (alive / "reply.in").exists()
+    finally:
+        for folder in (dead, alive):
+            if folder.exists():
+                for f in folder.iterdir():
+                    f.unlink()
+                folder.rmdir()

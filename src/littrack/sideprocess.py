@@ -81,6 +81,35 @@ def _exit_with(parent: int, folder: str) -> None:
     os._exit(0)
 
 
+# The side process's files cross in ``<temp dir>/littrack-side-<parent pid>-<random>``.
+FOLDER_PREFIX = "littrack-side-"
+
+
+def _sweep_orphans() -> None:
+    """Remove the folders of side processes whose parent is gone.
+
+    A parent killed before its side process started (which would have removed the folder
+    on noticing) leaves its folder behind; the next littrack to start one clears it.
+    """
+    if os.name != "posix":  # (os.kill(pid, 0) asks after a process only there)
+        return
+    temp = tempfile.gettempdir()
+    try:
+        names = os.listdir(temp)
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(FOLDER_PREFIX):].split("-", 1)[0]
+        if not name.startswith(FOLDER_PREFIX) or not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(temp, name), ignore_errors=True)
+        except OSError:  # alive under another user (PermissionError), or unknowable
+            continue
+
+
 def _through_files(fn: Callable[[bytes], Any], path: str) -> str:
     """Runs over there: ``fn`` on the bytes in ``path``; the result pickled beside it."""
     with open(path, "rb") as fh:
@@ -136,7 +165,8 @@ class SideProcess:
         with self._start_lock:
             if self._pool is None:
                 if self._folder is None:
-                    self._folder = tempfile.mkdtemp(prefix="littrack-side-")
+                    _sweep_orphans()
+                    self._folder = tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-")
                 self._pool = ProcessPoolExecutor(
                     max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                     initializer=_start, initargs=(self.warm, os.getpid(), self._folder))
