@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 PREPRINT_DOI_MATCH = "pubmed_doi_match"  # a PubMed article has the preprint's DOI
 PREPRINT_CITED_BY_DOI = "pubmed_cites_preprint_doi"  # its CommentsCorrections name that DOI
 SAVE_CHUNK = 100  # records stored by one statement per table (a stop waits at most one)
+IN_LIST = 500  # ids in one IN (…) list
 
 
 @dataclass
@@ -331,44 +332,39 @@ class Store:
 
     def add_links(self, links: Iterable[tuple[str, str, str]], run_id: str) -> int:
         """Store (nct_id, pmid, evidence) links a source found; return how many are new."""
-        new = [link for link in dict.fromkeys(links) if self.db.execute(
-            "SELECT 1 FROM trial_publication_links WHERE nct_id=? AND pmid=? AND evidence=?",
-            link).fetchone() is None]
-        self.db.executemany(
-            "INSERT INTO trial_publication_links (nct_id, pmid, evidence, first_seen_run) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", [(*link, run_id) for link in new])
-        return len(new)
+        return self._add_new_links("trial_publication_links", "pmid", links, run_id)
 
     def add_preprint_links(self, links: Iterable[tuple[str, str, str]], run_id: str) -> int:
         """Store (nct_id, ppr_id, evidence) links a source found; return how many are new.
 
         The preprints must be stored already (the table's foreign key)."""
+        return self._add_new_links("trial_preprint_links", "ppr_id", links, run_id)
+
+    def _add_new_links(self, table: str, other: str, links: Iterable[tuple[str, str, str]],
+                       run_id: str) -> int:
         new = [link for link in dict.fromkeys(links) if self.db.execute(
-            "SELECT 1 FROM trial_preprint_links WHERE nct_id=? AND ppr_id=? AND evidence=?",
+            f"SELECT 1 FROM {table} WHERE nct_id=? AND {other}=? AND evidence=?",
             link).fetchone() is None]
         self.db.executemany(
-            "INSERT INTO trial_preprint_links (nct_id, ppr_id, evidence, first_seen_run) "
+            f"INSERT INTO {table} (nct_id, {other}, evidence, first_seen_run) "
             "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", [(*link, run_id) for link in new])
         return len(new)
 
     def known_ids(self, source: str, ids: Iterable[str]) -> set[str]:
         """Which of ``ids`` the store already holds (raw record present)."""
-        found: set[str] = set()
-        batch: list[str] = []
-        for rid in ids:
-            batch.append(rid)
-            if len(batch) == 500:
-                found |= self._known(source, batch)
-                batch = []
-        if batch:
-            found |= self._known(source, batch)
-        return found
+        return {r[0] for r in self._rows_for(
+            "SELECT record_id FROM raw_records WHERE source=? AND record_id IN ({ids})",
+            (source,), ids)}
 
-    def _known(self, source: str, batch: Sequence[str]) -> set[str]:
-        marks = ",".join("?" * len(batch))
-        rows = self.db.execute(f"SELECT record_id FROM raw_records WHERE source=? AND "
-                               f"record_id IN ({marks})", (source, *batch))
-        return {r[0] for r in rows}
+    def _rows_for(self, sql: str, params: Sequence[Any], ids: Iterable[str]
+                  ) -> Iterator[Any]:
+        """The rows of ``sql`` for ``ids``, its ``{ids}`` filled with a list of markers, 500
+        ids a query (old SQLite builds take 999 parameters at most); ``params`` go first."""
+        todo = list(ids)
+        for i in range(0, len(todo), IN_LIST):
+            batch = todo[i:i + IN_LIST]
+            yield from self.db.execute(sql.format(ids=",".join("?" * len(batch))),
+                                       (*params, *batch))
 
     def save_records(self, records: Iterable[Normalized], now: str, run_id: str,
                      stop: threading.Event | None = None) -> SaveResult:
@@ -398,25 +394,15 @@ class Store:
         return result
 
     def _stored_hashes(self, source: str, ids: Sequence[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update((r[0], r[1]) for r in self.db.execute(
-                f"SELECT record_id, content_hash FROM raw_records WHERE source=? AND "
-                f"record_id IN ({marks})", (source, *chunk)))
-        return found
+        return {r[0]: r[1] for r in self._rows_for(
+            "SELECT record_id, content_hash FROM raw_records WHERE source=? AND record_id IN "
+            "({ids})", (source,), ids)}
 
     def _existing(self, main_t: Table, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` have a row in ``main_t`` already."""
-        found: set[str] = set()
-        for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(r[0] for r in self.db.execute(
-                f"SELECT {main_t.record_key} FROM {main_t.name} WHERE {main_t.record_key} IN "
-                f"({marks})", chunk))
-        return found
+        key = main_t.record_key
+        return {r[0] for r in self._rows_for(
+            f"SELECT {key} FROM {main_t.name} WHERE {key} IN ({{ids}})", (), ids)}
 
     def _save_chunk(self, records: list[Normalized], now: str, run_id: str,
                     result: SaveResult, stop: threading.Event | None) -> None:
@@ -510,23 +496,20 @@ class Store:
         col = "p.ppr_id" if source == EUROPEPMC else "a.pmid"
         unlinked = ("p.doi IS NOT NULL AND p.published_pmid IS NULL AND NOT EXISTS (SELECT 1 "
                     "FROM preprint_publications l WHERE l.ppr_id = p.ppr_id)")
-        found: dict[str, tuple[str, str]] = {}
-        for i in range(0, len(ids), 500):
-            batch = ids[i:i + 500]
-            marks = ",".join("?" * len(batch))
-            for evidence, sql in (
-                    (PREPRINT_DOI_MATCH,
-                     f"SELECT p.ppr_id, MIN(a.pmid) FROM preprints p JOIN articles a "
-                     f"ON LOWER(a.doi) = p.doi WHERE {unlinked} AND {col} IN ({marks}) "
-                     f"GROUP BY p.ppr_id"),
-                    # PubMed says ``UpdateOf`` for "this article updates that preprint".
-                    (PREPRINT_CITED_BY_DOI,
-                     f"SELECT p.ppr_id, MIN(a.pmid) FROM preprints p JOIN article_comments a "
-                     f"ON a.ref_type = 'UpdateOf' AND LOWER(a.ref_source) LIKE "
-                     f"'%' || p.doi || '%' WHERE {unlinked} AND {col} IN ({marks}) "
-                     f"GROUP BY p.ppr_id")):
-                for ppr, pmid in self.db.execute(sql, batch):
-                    found.setdefault(ppr, (pmid, evidence))
+        found: dict[str, tuple[str, str]] = {}  # the DOI match first, when both find one
+        for evidence, sql in (
+                (PREPRINT_DOI_MATCH,
+                 f"SELECT p.ppr_id, MIN(a.pmid) FROM preprints p JOIN articles a "
+                 f"ON LOWER(a.doi) = p.doi WHERE {unlinked} AND {col} IN ({{ids}}) "
+                 f"GROUP BY p.ppr_id"),
+                # PubMed says ``UpdateOf`` for "this article updates that preprint".
+                (PREPRINT_CITED_BY_DOI,
+                 f"SELECT p.ppr_id, MIN(a.pmid) FROM preprints p JOIN article_comments a "
+                 f"ON a.ref_type = 'UpdateOf' AND LOWER(a.ref_source) LIKE "
+                 f"'%' || p.doi || '%' WHERE {unlinked} AND {col} IN ({{ids}}) "
+                 f"GROUP BY p.ppr_id")):
+            for ppr, pmid in self._rows_for(sql, (), ids):
+                found.setdefault(ppr, (pmid, evidence))
         for ppr, (pmid, evidence) in sorted(found.items()):
             self.db.execute(
                 "INSERT INTO preprint_publications (ppr_id, published_source, published_id, "
@@ -771,15 +754,9 @@ class Store:
 
     def delivered_keys(self, entry: str, channel: str, keys: Iterable[str]) -> set[str]:
         """Which of ``keys`` a delivery on this channel already carries (sent or pending)."""
-        found: set[str] = set()
-        todo = list(keys)
-        for i in range(0, len(todo), 500):
-            batch = todo[i:i + 500]
-            rows = self.db.execute(
-                f"SELECT item_key FROM delivery_items WHERE entry=? AND channel=? AND "
-                f"item_key IN ({','.join('?' * len(batch))})", (entry, channel, *batch))
-            found |= {r[0] for r in rows}
-        return found
+        return {r[0] for r in self._rows_for(
+            "SELECT item_key FROM delivery_items WHERE entry=? AND channel=? AND item_key IN "
+            "({ids})", (entry, channel), keys)}
 
     def notify_cursor(self, entry: str, channel: str) -> tuple[str | None, str | None]:
         """(latest run the channel considered, when it last looked), or (None, None)."""
