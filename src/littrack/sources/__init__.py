@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator, Sequence
+from copy import copy
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Self, runtime_checkable
 
@@ -66,6 +67,22 @@ class Batch:
     # (nct_id, ppr_id, evidence) links between a trial and a preprint of this batch (a
     # preprint has no PMID, so it cannot be one of ``links``).
     preprint_links: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+class SourceBase:
+    """What every source does the same way: ``with_client`` is a shallow copy sending
+    through the other client, and ``close`` has nothing to let go of (a source that keeps
+    something between topics overrides it)."""
+
+    client: HttpClient
+
+    def with_client(self, client: HttpClient) -> Self:
+        other = copy(self)
+        other.client = client
+        return other
+
+    def close(self) -> None:
+        """Nothing kept between topics."""
 
 
 class Source(Protocol):

@@ -18,15 +18,14 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from copy import copy
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 from littrack.config import CtgovSettings, Settings, Topic
 from littrack.errors import MalformedResponse, QueryRejected, SourceError, StopRequested
 from littrack.http import HttpClient, Response
 from littrack.normalize.ctgov import dig, normalize_study
-from littrack.sources import Batch, Hits
+from littrack.sources import Batch, Hits, SourceBase
 from littrack.vocab import CTGOV
 from littrack.windows import Window, ctgov_filter
 
@@ -210,7 +209,7 @@ def _walk_object(text: str, bad: Callable[[str], MalformedResponse]
     return meta, spans, ids
 
 
-class ClinicalTrials:
+class ClinicalTrials(SourceBase):
     """The ClinicalTrials.gov source of one run."""
 
     name = CTGOV
@@ -223,14 +222,6 @@ class ClinicalTrials:
         self.base = settings.base_url.rstrip("/")
         self._version: list[str | None] = []  # /version's dataTimestamp, once asked
         self._version_lock = threading.Lock()
-
-    def with_client(self, client: HttpClient) -> Self:
-        other = copy(self)
-        other.client = client
-        return other
-
-    def close(self) -> None:
-        """Nothing kept between topics."""
 
     def search(self, topic: Topic, window: Window) -> Hits:
         """The data version (asked once per run) and the query; ``fetch`` walks the pages."""

@@ -25,14 +25,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Sequence
-from copy import copy
-from typing import Any, Self
+from typing import Any
 
 from littrack.config import EuropePmcSettings, Settings, Topic
 from littrack.errors import MalformedResponse, QueryRejected
 from littrack.http import HttpClient, Response
 from littrack.normalize.europepmc import PREPRINT, normalize_result, pubmed_id, record_key
-from littrack.sources import Batch, Hits
+from littrack.sources import Batch, Hits, SourceBase
 from littrack.vocab import EUROPEPMC, PUBMED
 from littrack.windows import Window, europepmc_query
 
@@ -79,7 +78,7 @@ def _page(response: Response) -> dict[str, Any]:
     return body
 
 
-class EuropePmc:
+class EuropePmc(SourceBase):
     """The Europe PMC source of one run."""
 
     name = EUROPEPMC
@@ -90,14 +89,6 @@ class EuropePmc:
         self.client = client
         self.overlap_days = settings.overlap_days
         self.base = settings.base_url.rstrip("/")
-
-    def with_client(self, client: HttpClient) -> Self:
-        other = copy(self)
-        other.client = client
-        return other
-
-    def close(self) -> None:
-        """Nothing kept between topics."""
 
     def search(self, topic: Topic, window: Window) -> Hits:
         assert topic.europepmc_query is not None

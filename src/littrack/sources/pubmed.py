@@ -21,11 +21,10 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from copy import copy
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from urllib.request import Request
 
@@ -38,7 +37,7 @@ from littrack.http import HttpClient, Response
 from littrack.normalize import Normalized
 from littrack.normalize.pubmed_efetch import parse_reply, parse_reply_prepared
 from littrack.sideprocess import InOrder, SideProcess, usable_cpus
-from littrack.sources import Batch, Hits
+from littrack.sources import Batch, Hits, SourceBase
 from littrack.vocab import PUBMED
 from littrack.windows import PUBMED_EPOCH, Window, pubmed_term
 
@@ -289,7 +288,7 @@ def _fit_rate(density: float, span: int, hits: int) -> float:
     return (lo + hi) / 2
 
 
-class PubMed:
+class PubMed(SourceBase):
     """The PubMed source of one run: search a topic's window, then fetch PMIDs in batches."""
 
     name = PUBMED
@@ -305,11 +304,6 @@ class PubMed:
         # Started by the first fetch that wants it; kept for the run's later topics (a
         # start costs a fifth of a second, and comes when the work of a topic begins).
         self._aside: SideProcess | None = None
-
-    def with_client(self, client: HttpClient) -> Self:
-        other = copy(self)
-        other.client = client
-        return other
 
     def close(self) -> None:
         """Stop the side process kept for the run's later topics."""
