@@ -134,6 +134,19 @@ def _skip(text: str, i: int) -> int:
     return m.end() if m else i
 
 
+def _after_item(text: str, i: int, close: str) -> int:
+    """Past an array item or object member ending at ``i``: at the next one after a ',',
+    or at the ``close`` bracket; a trailing ',' is not JSON."""
+    i = _skip(text, i)
+    if text[i:i + 1] == ",":
+        i = _skip(text, i + 1)
+        if text[i:i + 1] == close:
+            raise ValueError(f"trailing ',' before '{close}' at {i}")
+    elif text[i:i + 1] != close:
+        raise ValueError(f"expected ',' or '{close}' at {i}")
+    return i
+
+
 def _scan_page(response: Response, *, first: bool) -> StudyPage:
     """``_studies_page``'s checks, made study by study: each study is decoded, checked and
     dropped, so a page's objects never exist all at once (``StudyPage``)."""
@@ -184,26 +197,14 @@ def _walk_object(text: str, bad: Callable[[str], MalformedResponse]
                 ids.append(_nct_of(study, bad))
                 spans.append((i, end))
                 del study
-                i = _skip(text, end)
-                if text[i:i + 1] == ",":
-                    i = _skip(text, i + 1)
-                    if text[i:i + 1] == "]":
-                        raise ValueError(f"trailing ',' before ']' at {i}")
-                elif text[i:i + 1] != "]":
-                    raise ValueError(f"expected ',' or ']' at {i}")
+                i = _after_item(text, end, "]")
             i += 1
         else:
             value, i = _DECODE(text, i)
             if key == "studies":  # present but not a list
                 spans = None
             meta[key] = value
-        i = _skip(text, i)
-        if text[i:i + 1] == ",":
-            i = _skip(text, i + 1)
-            if text[i:i + 1] == "}":
-                raise ValueError(f"trailing ',' before '}}' at {i}")
-        elif text[i:i + 1] != "}":
-            raise ValueError(f"expected ',' or '}}' at {i}")
+        i = _after_item(text, i, "}")
     if _skip(text, i + 1) != len(text):
         raise ValueError("extra data after the reply")
     return meta, spans, ids
