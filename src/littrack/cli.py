@@ -172,6 +172,12 @@ class _StopOnSignal:
             signal.signal(sig, old)
 
 
+# The --wait of the commands that need the data directory to themselves for a moment.
+wait_for_data_dir = click.option(
+    "--wait", type=float, default=60.0, show_default=True, metavar="SECONDS",
+    help="How long to wait for another running littrack to release the data directory.")
+
+
 @cli.command()
 @click.option("--topic", "-t", "topics", multiple=True, metavar="NAME",
               help="Only this topic (repeatable). Default: every topic in the config.")
@@ -309,8 +315,7 @@ def check(ctx: click.Context, online: bool) -> None:
 @cli.command()
 @click.option("--source", "-s", type=click.Choice(SOURCES),
               help="Only this source. Default: both.")
-@click.option("--wait", type=float, default=60.0, show_default=True, metavar="SECONDS",
-              help="How long to wait for another running littrack to finish.")
+@wait_for_data_dir
 @click.pass_context
 @handle_errors
 def rebuild(ctx: click.Context, source: str | None, wait: float) -> None:
@@ -390,8 +395,7 @@ def serve(ctx: click.Context, once_now: bool, wait: float, stop_timeout: float) 
 @click.option("--dry-run", is_flag=True,
               help="Print what would be sent (the digest text per channel); send and record "
                    "nothing.")
-@click.option("--wait", type=float, default=60.0, show_default=True, metavar="SECONDS",
-              help="How long to wait for another running littrack to finish.")
+@wait_for_data_dir
 @click.pass_context
 @handle_errors
 def notify(ctx: click.Context, names: tuple[str, ...], dry_run: bool, wait: float) -> None:
@@ -542,8 +546,7 @@ def export_tables(ctx: click.Context, fmt: str, out: Path | None) -> None:
 @click.option("--to", "to", metavar="URL", envvar="LITTRACK_COPY_TO",
               help="The empty PostgreSQL database to fill: postgresql://user@host:port/dbname "
                    "(or $LITTRACK_COPY_TO, which keeps a password off the command line).")
-@click.option("--wait", type=float, default=60.0, show_default=True, metavar="SECONDS",
-              help="How long to wait for a running littrack to release the data directory.")
+@wait_for_data_dir
 @click.pass_context
 @handle_errors
 def copy_store_command(ctx: click.Context, to: str | None, wait: float) -> None:
