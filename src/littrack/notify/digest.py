@@ -17,7 +17,7 @@ One item per event a reader cares about:
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -191,33 +191,73 @@ def _grouped(rows: list[dict[str, Any]], key: str) -> list[list[dict[str, Any]]]
     return list(groups.values())
 
 
+def _authors(value: str | None) -> list[str]:
+    return [a for a in (value or "").split("; ") if a]
+
+
+# One item per row: kind -> (row, its topics the entry follows, now) -> Item.
+_ROW_ITEMS: dict[str, Callable[[dict[str, Any], tuple[str, ...], str], Item]] = {
+    "new_articles": lambda r, topics, now: Item(
+        key=f"new:{r['topic']}:pubmed:{r['pmid']}", kind="new_articles", topics=topics,
+        record_id=r["pmid"], title=r["title"] or f"PMID {r['pmid']}",
+        url=pubmed_url(r["pmid"]), observed_at=run_time(r["run_id"]),
+        details={"authors": _authors(r["authors"]),
+                 "journal": r["journal"], "year": r["year"], "doi": r["doi"],
+                 "pmcid": r["pmcid"], "abstract": _first_lines(r["abstract"]),
+                 "retracted": bool(r["is_retracted"]) or None}),
+    "new_trials": lambda r, topics, now: Item(
+        key=f"new:{r['topic']}:ctgov:{r['nct_id']}", kind="new_trials", topics=topics,
+        record_id=r["nct_id"], title=r["title"] or r["nct_id"],
+        url=ctgov_url(r["nct_id"]), observed_at=run_time(r["run_id"]),
+        details={"status": r["status"], "phase": r["phase"],
+                 "enrollment": r["enrollment"], "sponsor": r["sponsor"],
+                 "primary_completion_date": r["primary_completion_date"]}),
+    "new_preprints": lambda r, topics, now: Item(
+        key=f"new:{r['topic']}:europepmc:{r['ppr_id']}", kind="new_preprints",
+        topics=topics, record_id=r["ppr_id"], title=r["title"] or r["ppr_id"],
+        url=europepmc_url(r["ppr_id"]), observed_at=run_time(r["run_id"]),
+        details={"authors": _authors(r["authors"]),
+                 "server": r["server"], "posted": r["first_publication_date"],
+                 "doi": r["doi"], "published_pmid": r["published_pmid"],
+                 "abstract": _first_lines(r["abstract"])}),
+    "preprints_published": lambda r, topics, now: Item(
+        key=f"published:{r['ppr_id']}:{r['pmid']}", kind="preprints_published",
+        topics=topics, record_id=r["ppr_id"], title=r["title"] or r["ppr_id"],
+        url=europepmc_url(r["ppr_id"]), observed_at=r["observed_at"],
+        details={"server": r["server"], "doi": r["doi"], "published_pmid": r["pmid"],
+                 "article_title": r["article_title"], "journal": r["journal"],
+                 "year": r["year"]}),
+    "unreported": lambda r, topics, now: Item(
+        key=f"unreported:{r['nct_id']}", kind="unreported", topics=topics,
+        record_id=r["nct_id"], title=r["title"] or r["nct_id"],
+        url=ctgov_url(r["nct_id"]), observed_at=now,
+        details={"status": r["status"], "phase": r["phase"], "sponsor": r["sponsor"],
+                 "primary_completion_date": r["primary_completion_date"],
+                 "due_date": r["due_date"], "days_overdue": r["days_overdue"]}),
+}
+
+
+# Kinds whose rows are one (record, topic) pair; the others list a record's topics.
+_ONE_TOPIC = frozenset({"new_articles", "new_trials", "new_preprints"})
+
+
+def _row_topics(kind: str, row: dict[str, Any], wanted: tuple[str, ...]) -> tuple[str, ...]:
+    """The entry's topics among a row's: its one ``topic``, or its ``topics`` list."""
+    if kind in _ONE_TOPIC:
+        return (row["topic"],) if row["topic"] in wanted else ()
+    return _topics(row["topics"], wanted)
+
+
 def items_from_rows(kind: str, rows: list[dict[str, Any]], entry: NotifyEntry,
                     now: str) -> list[Item]:
     """Build the items of one kind from the store's rows, keeping the entry's topics."""
     out: list[Item] = []
-    if kind == "new_articles":
+    if kind in _ROW_ITEMS:
+        build = _ROW_ITEMS[kind]
         for r in rows:
-            if r["topic"] not in entry.topics:
-                continue
-            out.append(Item(
-                key=f"new:{r['topic']}:pubmed:{r['pmid']}", kind=kind, topics=(r["topic"],),
-                record_id=r["pmid"], title=r["title"] or f"PMID {r['pmid']}",
-                url=pubmed_url(r["pmid"]), observed_at=run_time(r["run_id"]),
-                details={"authors": [a for a in (r["authors"] or "").split("; ") if a],
-                         "journal": r["journal"], "year": r["year"], "doi": r["doi"],
-                         "pmcid": r["pmcid"], "abstract": _first_lines(r["abstract"]),
-                         "retracted": bool(r["is_retracted"]) or None}))
-    elif kind == "new_trials":
-        for r in rows:
-            if r["topic"] not in entry.topics:
-                continue
-            out.append(Item(
-                key=f"new:{r['topic']}:ctgov:{r['nct_id']}", kind=kind, topics=(r["topic"],),
-                record_id=r["nct_id"], title=r["title"] or r["nct_id"],
-                url=ctgov_url(r["nct_id"]), observed_at=run_time(r["run_id"]),
-                details={"status": r["status"], "phase": r["phase"],
-                         "enrollment": r["enrollment"], "sponsor": r["sponsor"],
-                         "primary_completion_date": r["primary_completion_date"]}))
+            topics = _row_topics(kind, r, entry.topics)
+            if topics:
+                out.append(build(r, topics, now))
     elif kind in ("trial_changes", "corrections"):
         rid = "nct_id" if kind == "trial_changes" else "pmid"
         for group in _grouped(rows, rid):
@@ -237,42 +277,6 @@ def items_from_rows(kind: str, rows: list[dict[str, Any]], entry: NotifyEntry,
                 observed_at=first["observed_at"], details=details,
                 changes=tuple(Change(r["field"], r["old_value"], r["new_value"])
                               for r in group)))
-    elif kind == "new_preprints":
-        for r in rows:
-            if r["topic"] not in entry.topics:
-                continue
-            out.append(Item(
-                key=f"new:{r['topic']}:europepmc:{r['ppr_id']}", kind=kind,
-                topics=(r["topic"],), record_id=r["ppr_id"], title=r["title"] or r["ppr_id"],
-                url=europepmc_url(r["ppr_id"]), observed_at=run_time(r["run_id"]),
-                details={"authors": [a for a in (r["authors"] or "").split("; ") if a],
-                         "server": r["server"], "posted": r["first_publication_date"],
-                         "doi": r["doi"], "published_pmid": r["published_pmid"],
-                         "abstract": _first_lines(r["abstract"])}))
-    elif kind == "preprints_published":
-        for r in rows:
-            topics = _topics(r["topics"], entry.topics)
-            if not topics:
-                continue
-            out.append(Item(
-                key=f"published:{r['ppr_id']}:{r['pmid']}", kind=kind, topics=topics,
-                record_id=r["ppr_id"], title=r["title"] or r["ppr_id"],
-                url=europepmc_url(r["ppr_id"]), observed_at=r["observed_at"],
-                details={"server": r["server"], "doi": r["doi"], "published_pmid": r["pmid"],
-                         "article_title": r["article_title"], "journal": r["journal"],
-                         "year": r["year"]}))
-    elif kind == "unreported":
-        for r in rows:
-            topics = _topics(r["topics"], entry.topics)
-            if not topics:
-                continue
-            out.append(Item(
-                key=f"unreported:{r['nct_id']}", kind=kind, topics=topics,
-                record_id=r["nct_id"], title=r["title"] or r["nct_id"],
-                url=ctgov_url(r["nct_id"]), observed_at=now,
-                details={"status": r["status"], "phase": r["phase"], "sponsor": r["sponsor"],
-                         "primary_completion_date": r["primary_completion_date"],
-                         "due_date": r["due_date"], "days_overdue": r["days_overdue"]}))
     return out
 
 
