@@ -1,9 +1,10 @@
-"""How a big topic's hits spread over Entrez dates: shapes for the ESearch-splitting checks.
+"""How a big topic's hits spread over Entrez dates: shapes for the over-cap ESearch checks.
 
-``PubMed._walk_back`` sizes its date slices from the counts it sees, so how many ESearches
-a topic of N hits costs depends on how its hits spread over time. These are the shapes it
-is checked on (``tests/test_sources.py``, ``bench/requests_used.py``): literature growing
-steadily, evenly spread, growing by a fixed rate a year, arriving in bursts. Each returns N
+An over-cap search is walked down by PMID (``PubMed._walk_down``), so what it costs should
+not depend on how the hits spread over time (date slices sized from counts did: from 3 to 6
+ESearches for the same 25,000 hits). These are the shapes it is checked on
+(``tests/test_sources.py``, ``bench/requests_used.py``): literature growing steadily, evenly
+spread, growing by a fixed rate a year, arriving in bursts, all recent. Each returns N
 Entrez dates, oldest first, by quantiles (deterministic, no random draw).
 """
 

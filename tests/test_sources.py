@@ -36,7 +36,7 @@ def trials(tmp_path: Path, eutils_fake: EutilsFake, ctgov_fake: CtgovFake) -> Cl
     return ClinicalTrials(s.ctgov, HttpClient("ctgov", 100.0, s.retry))
 
 
-def test_more_than_9999_hits_are_split_by_date_and_found_completely(
+def test_more_than_9999_hits_are_walked_down_by_pmid_and_found_completely(
         pubmed: PubMed, eutils_fake: EutilsFake) -> None:
     eutils_fake.register_query("big")
     n = ESEARCH_CAP + 1200
@@ -47,58 +47,65 @@ def test_more_than_9999_hits_are_split_by_date_and_found_completely(
     result = pubmed.search(Topic("big", pubmed_query="big"), Window(None, TODAY))
     assert len(result.ids) == n and len(set(result.ids)) == n
     terms = [r.params["term"] for r in eutils_fake.requests("esearch.fcgi")]
-    assert terms[0] == "big"  # asked plainly first, then split by Entrez date
-    assert all("[edat]" in t for t in terms[1:])
-    # slices walked back from the newest, sized from the counts seen so far: an even
-    # spread over 24 years is not the growing one the first slice guesses, so a few more
-    # than the ideal 1 + ceil(11199 / 9999) = 3
-    assert len(terms) <= 6
+    # asked plainly first (the newest 9,999), then for the PMIDs below the lowest listed
+    assert terms == ["big", f"(big) AND 1:{100000 + 1200 - 1}[uid]"]
     assert all(int(r.params["retmax"]) <= ESEARCH_CAP for r in eutils_fake.requests())
 
 
-def test_a_growing_topic_over_the_cap_costs_one_esearch_per_slice_it_needs(
-        pubmed: PubMed, eutils_fake: EutilsFake) -> None:
-    """Issue 15: 12,000 hits, denser every year as literature is: 1 + ceil(N / 9,999)."""
-    eutils_fake.register_query("grows")
-    n, first = 12000, date(2014, 1, 1)
-    span = (TODAY - first).days
-    for i in range(n):  # density rising linearly: day = span * sqrt(u)
-        edat = first + timedelta(days=int(span * ((i + 0.5) / n) ** 0.5))
-        eutils_fake.add_article(str(200000 + i), "<PubmedArticle/>", edat=edat,
-                                queries=["grows"])
-    result = pubmed.search(Topic("grows", pubmed_query="grows"), Window(None, TODAY))
-    assert sorted(result.ids, key=int) == [str(200000 + i) for i in range(n)]
-    assert len(eutils_fake.requests("esearch.fcgi")) == 3
-
-
-def _esearches_for(pubmed: PubMed, eutils: EutilsFake, spread: str, n: int) -> int:
-    """ESearches ``pubmed`` spends on a first run of one topic of ``n`` hits spread so."""
+def _esearches_for(pubmed: PubMed, eutils: EutilsFake, dates: list[date],
+                   window: Window = Window(None, TODAY)) -> int:
+    """ESearches ``pubmed`` spends on a search of one topic with a hit per date (PMIDs
+    rising with the dates, as PubMed assigns them), checking it finds each hit once."""
     eutils.register_query("big")
-    for i, edat in enumerate(SPREADS[spread](n, TODAY)):
+    for i, edat in enumerate(dates):
         eutils.add_article(str(300000 + i), "<PubmedArticle/>", edat=edat, queries=["big"])
-    result = pubmed.search(Topic("big", pubmed_query="big"), Window(None, TODAY))
-    assert sorted(result.ids, key=int) == [str(300000 + i) for i in range(n)]
+    result = pubmed.search(Topic("big", pubmed_query="big"), window)
+    assert len(result.ids) == len(set(result.ids))
+    assert sorted(result.ids, key=int) == [str(300000 + i) for i in range(len(dates))
+                                           if window.start is None or dates[i] >= window.start]
     # answered ones: a 429 from the fake's rate limiter (a busy machine) is retried as is
     return sum(1 for r in eutils.requests("esearch.fcgi") if r.status == 200)
 
 
 @pytest.mark.parametrize(("spread", "n"), [
-    ("bench growth (2016-)", 12000), ("even, 24 years", 12000), ("bursts", 12000),
-    ("growing, 30 years", 21000), ("+7%/year since 1950", 21000),
-    ("growing, 30 years", 25000)])
-def test_a_big_topic_costs_one_esearch_plus_one_per_slice_it_needs(
+    ("bench growth (2016-)", 12000), ("new, 4 years", 12000), ("bursts", 12000),
+    ("growing, 30 years", 21000), ("even, 24 years", 25000), ("bench growth (2016-)", 25000),
+    ("+7%/year since 1950", 30000)])
+def test_a_big_topic_costs_one_esearch_per_9999_hits_whatever_their_spread(
         pubmed: PubMed, eutils_fake: EutilsFake, spread: str, n: int) -> None:
-    """Issue 15 point 4, on spreads where the slices' counts allow it: 1 + ceil(N/9,999)."""
-    assert _esearches_for(pubmed, eutils_fake, spread, n) == 1 + math.ceil(n / ESEARCH_CAP)
+    """Issue 15 point 4 (at most 1 + ceil(N / 9,999)): walking down by PMID costs
+    ceil(N / 9,999), however the hits spread over time."""
+    assert _esearches_for(pubmed, eutils_fake, SPREADS[spread](n, TODAY)) == \
+        math.ceil(n / ESEARCH_CAP)
 
 
-@pytest.mark.parametrize(("spread", "n"), [
-    ("new, 4 years", 12000), ("even, 24 years", 25000), ("bench growth (2016-)", 25000)])
-def test_where_the_first_slice_guesses_wrong_it_costs_one_esearch_more(
-        pubmed: PubMed, eutils_fake: EutilsFake, spread: str, n: int) -> None:
-    """Not met from counts alone (``PubMed._walk_back``): the first slice is aimed before
-    any count but N, and these topics reach back unlike the prior; one request more."""
-    assert _esearches_for(pubmed, eutils_fake, spread, n) <= 2 + math.ceil(n / ESEARCH_CAP)
+def test_an_incremental_window_over_the_cap_is_walked_down_within_its_dates(
+        pubmed: PubMed, eutils_fake: EutilsFake) -> None:
+    dates = [date(2026, 1, 1) + timedelta(days=i // 100) for i in range(22000)]
+    window = Window(date(2026, 1, 20), TODAY)  # 20,100 of the hits: three ESearches
+    assert _esearches_for(pubmed, eutils_fake, dates, window) == 3
+    terms = [r.params["term"] for r in eutils_fake.requests("esearch.fcgi")]
+    assert all("2026/01/20:2026/11/28[edat]" in t for t in terms)
+
+
+def test_more_than_9999_entered_on_one_day_are_found(pubmed: PubMed,
+                                                     eutils_fake: EutilsFake) -> None:
+    """Date slices could not split one day; PMID ranges can."""
+    assert _esearches_for(pubmed, eutils_fake, [date(2025, 3, 3)] * 15000) == 2
+
+
+@pytest.mark.parametrize("order", ["edat", "scrambled"])
+def test_hits_listed_in_another_order_are_still_found_completely(
+        pubmed: PubMed, eutils_fake: EutilsFake, order: str) -> None:
+    """The walk checks that the hits it takes from a reply are all there are in their PMID
+    range (counts), so an order other than by PMID costs requests, never records: by Entrez
+    date, where one PMID in 40 was entered years after its number was given; scrambled."""
+    eutils_fake.order = order
+    dates = [date(2015, 1, 1) + timedelta(days=i // 8) for i in range(24000)]
+    for i in range(0, len(dates), 40):
+        dates[i] += timedelta(days=900)
+    used = _esearches_for(pubmed, eutils_fake, dates)
+    assert used > math.ceil(len(dates) / ESEARCH_CAP)  # the order was noticed
 
 
 def test_first_fetch_pages_the_history_server(pubmed: PubMed, eutils_fake: EutilsFake) -> None:

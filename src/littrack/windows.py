@@ -13,10 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-# Earliest Entrez date we ever ask for when a full window must be sliced (PubMed has records
-# from the 1780s).
-PUBMED_EPOCH = date(1780, 1, 1)
-
 
 @dataclass(frozen=True)
 class Window:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import random
 import re
 import secrets
 from collections.abc import Iterable
@@ -42,6 +43,8 @@ RETSTART_ERROR = (
 _CLAUSE = re.compile(r"(\d{4}/\d{2}/\d{2}):(\d{4}/\d{2}/\d{2})\[(edat|mdat)\]")
 _ONE = r"\d{4}/\d{2}/\d{2}:\d{4}/\d{2}/\d{2}\[(?:edat|mdat)\]"
 _TERM = re.compile(rf"\((?P<base>.+)\) AND \((?P<clauses>{_ONE}(?: OR {_ONE})*)\)", re.S)
+# "(TERM) AND 100:200[uid]": a term limited to a PMID range
+_UID_RANGE = re.compile(r"\((?P<term>.+)\) AND (?P<lo>\d+):(?P<hi>\d+)\[uid\]", re.S | re.I)
 _PARAM_DATE = re.compile(r"(\d{4})(?:/(\d{1,2})(?:/(\d{1,2}))?)?")
 _DATETYPES = {"edat": "edat", "crdt": "edat", "pdat": "edat", "mdat": "mdat"}
 
@@ -69,6 +72,10 @@ class EutilsFake(FakeServer):
         self.deleted_citations: set[str] = set()
         self.max_get_url = 4000  # longer GET request targets get HTTP 414
         self._history: dict[str, list[list[str]]] = {}  # WebEnv -> id lists by query_key - 1
+        # How ESearch lists hits: "pmid" (newest first by descending PMID, as every real
+        # reply on file does), "edat" (by Entrez date, newest first: PMIDs can fall out of
+        # order) or "scrambled" (a fixed shuffle, like a relevance sort).
+        self.order = "pmid"
 
     # corpus --------------------------------------------------------------------------------
 
@@ -218,7 +225,10 @@ class EutilsFake(FakeServer):
         )
 
     def _search(self, term: str, p: dict[str, str]) -> tuple[str | None, list[str]]:
-        """(the known base query or None, matching pmids sorted descending)."""
+        """(the known base query or None, matching pmids in the fake's ``order``)."""
+        uids = _UID_RANGE.fullmatch(term)
+        if uids:
+            term = uids["term"]
         base, clauses = _split_term(term)
         datetype = _DATETYPES.get(p.get("datetype", "pdat"))
         if datetype is None:
@@ -238,8 +248,15 @@ class EutilsFake(FakeServer):
                 continue
             if window and not window[0] <= getattr(art, datetype) <= window[1]:
                 continue
+            if uids and not int(uids["lo"]) <= int(pmid) <= int(uids["hi"]):
+                continue
             hits.append(pmid)
-        return base, sorted(hits, key=int, reverse=True)
+        hits.sort(key=int, reverse=True)
+        if self.order == "edat":
+            hits.sort(key=lambda p: self.articles[p].edat, reverse=True)
+        elif self.order == "scrambled":
+            random.Random(len(hits)).shuffle(hits)
+        return base, hits
 
     # EFetch ----------------------------------------------------------------------------------
 

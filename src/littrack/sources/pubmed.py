@@ -22,7 +22,6 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -32,14 +31,14 @@ from Bio import Entrez
 from defusedxml import ElementTree as SafeET
 
 from littrack.config import DEFAULT_EUTILS_URL, NcbiSettings, Settings, Topic
-from littrack.errors import Incomplete, MalformedResponse, QueryRejected, StopRequested
+from littrack.errors import MalformedResponse, QueryRejected, StopRequested
 from littrack.http import HttpClient, Response
 from littrack.normalize import Normalized
 from littrack.normalize.pubmed_efetch import parse_reply, parse_reply_prepared
 from littrack.sideprocess import InOrder, SideProcess, usable_cpus
 from littrack.sources import Batch, Hits, SourceBase
 from littrack.vocab import PUBMED
-from littrack.windows import PUBMED_EPOCH, Window, pubmed_term
+from littrack.windows import Window, pubmed_term
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +52,8 @@ EFETCH_IN_FLIGHT = 4
 PARSE_ASIDE_MIN_BATCHES = 3
 # One parsed EFetch reply: its records and its withdrawn PMIDs.
 Parsed = tuple[list[Normalized], list[str]]
-# Splitting an over-cap window (``PubMed._walk_back``, ``_Slicer``). Before any slice is
-# counted, a topic's hits are taken as growing linearly from nothing this many years ago
-# (15, 20, 25, 30 did about equally over tests/spreads: no prior fits every topic);
-PRIOR_YEARS = 20
-# before two slices are counted, the density as falling 5% a year going back; and never
-# as changing faster than by half (or double) in 90 days.
-PRIOR_RATE = math.log(1.05) / 365
-MAX_RATE = math.log(2) / 90
-AIM_CEILING = 0.9  # no slice aimed above 90% of the cap
-GALLOP = 4  # a slice reaches back at most 4 times as far as the slice before it
+# Above any PMID: the open top of the PMID ranges an over-cap search is walked down by.
+UID_MAX = 999_999_999
 # NCBI relays backend outages as HTTP 400 <ERROR> envelopes (research notes §5): retry those.
 TRANSIENT_400 = (b"Failed to connect to PubOne", b"proxy_stream()")
 
@@ -173,121 +164,6 @@ def parse_esearch(body: bytes) -> ESearchReply:
     )
 
 
-class _Slicer:
-    """Where the next date slice of an over-cap window should end, from the counts so far.
-
-    Days are counted back from the window's end; ``points`` maps a day count ``y`` to the
-    hits in the newest ``y`` days, as ESearch counted them (every reply's count is exact,
-    an overflowing slice's too). A slice is aimed at a count (see ``aim``) and that count
-    becomes days through a density model: the density of the last slice taken, changing
-    going back at the rate the last two slices showed (before a second slice, at the rate
-    of the prior). Before any count, the prior: hits growing linearly from nothing
-    ``PRIOR_YEARS`` ago. A slice reaches back at most ``GALLOP`` times as far as the one
-    before it (a quiet stretch says little of what lies past it). Once a slice overflows,
-    its count brackets the next try: hits taken as even within it, or the model refitted
-    to hold exactly that count there, whichever reaches back less far.
-    """
-
-    def __init__(self, total: int, window_days: int) -> None:
-        self.total = total
-        self.window_days = window_days
-        self.points: dict[int, int] = {0: 0}
-        self.taken: list[tuple[int, int]] = []  # (days back at its end, hits) per slice kept
-
-    def observe(self, days_back: int, hits: int, kept: bool) -> None:
-        self.points[days_back] = hits
-        self.total = max(self.total, hits)  # it grew while being walked
-        if kept:
-            self.taken.append((days_back, hits))
-
-    def aim(self, left: int) -> float:
-        """The count to aim the next slice at, with ``left`` hits still to cover.
-
-        ``m = ceil(left / cap)`` slices are the fewest that can hold them, and only if
-        their counts add up: this slice may hold between ``left - (m - 1) * cap`` and the
-        cap. An even share ``left / m`` leaves every later slice the same room, and a
-        ceiling (``AIM_CEILING`` of the cap) keeps some room above it: an overflow always
-        costs a request, an underfilled slice only once the slack is spent. (The geometric
-        middle of the band was tried too: no better over the spreads of ``tests/spreads``.)
-        """
-        m = math.ceil(left / ESEARCH_CAP)
-        return min(left / m, AIM_CEILING * ESEARCH_CAP)
-
-    def days(self, back: int, aim: float) -> int:
-        """Days from ``back`` that should hold ``aim`` hits, at least 1, within the window."""
-        counted = self.points[back]
-        rest = self.window_days - back
-        over = min((y for y, c in self.points.items() if y > back and c - counted > aim),
-                   default=None)
-        if over is not None and over < self.window_days:  # a counted span holds too many
-            span, hits = over - back, self.points[over] - counted
-            guess = span * aim / hits  # even within the span ...
-            density = self._density(back)
-            if density is not None:  # ... or as the density model refitted to the span
-                guess = min(guess, _span_for(density, _fit_rate(density, span, hits), aim))
-            return max(1, min(int(guess), span - 1))
-        density = self._density(back)
-        if density is None:  # no slice counted yet: the prior
-            length = min(self.window_days, PRIOR_YEARS * 365)
-            share = min(1.0, aim / self.total)
-            guess = length * (1 - math.sqrt(1 - share))
-        else:
-            guess = _span_for(density, self._rate(), aim)
-            last = self.taken[-1][0] - (self.taken[-2][0] if len(self.taken) > 1 else 0)
-            guess = min(guess, GALLOP * last)  # a quiet stretch says little of what is past it
-        return max(1, min(int(guess), rest))
-
-    def _density(self, back: int) -> float | None:
-        """Hits a day at ``back``, from the last slice kept (None before any)."""
-        if not self.taken:
-            return None
-        end, hits = self.taken[-1]
-        start = self.taken[-2][0] if len(self.taken) > 1 else 0
-        prior_hits = self.taken[-2][1] if len(self.taken) > 1 else 0
-        days = max(1, end - start)
-        mean = max(0.5, hits - prior_hits) / days
-        # the mean holds at the slice's middle; carry it to its end at the current rate
-        return mean * math.exp(-self._rate() * days / 2)
-
-    def _rate(self) -> float:
-        """How fast (per day, going back) the density falls, from the last two slices kept
-        (the prior's rate before there are two); a rise going back is a negative rate."""
-        if len(self.taken) < 2:
-            return PRIOR_RATE
-        (y1, c1), (y2, c2) = self.taken[-2:]
-        y0, c0 = self.taken[-3] if len(self.taken) > 2 else (0, 0)
-        newer = max(0.5, c1 - c0) / max(1, y1 - y0)
-        older = max(0.5, c2 - c1) / max(1, y2 - y1)
-        gap = max(1.0, (y2 - y0) / 2)  # between the two slices' middles
-        return max(-MAX_RATE, min(MAX_RATE, math.log(newer / older) / gap))
-
-
-def _span_for(density: float, rate: float, hits: float) -> float:
-    """Days from a point of ``density`` hits/day, falling at ``rate`` a day, that hold ``hits``."""
-    if abs(rate) < 1e-9:
-        return hits / density
-    x = 1 - hits * rate / density
-    if x <= 0:  # the falling density never adds up to that many: take it as steady
-        return hits / density
-    return -math.log(x) / rate
-
-
-def _fit_rate(density: float, span: int, hits: int) -> float:
-    """The rate at which a density starting at ``density`` holds ``hits`` over ``span`` days."""
-    def held(rate: float) -> float:
-        if abs(rate) < 1e-12:
-            return density * span
-        return density * (1 - math.exp(-rate * span)) / rate
-    lo, hi = -MAX_RATE * 4, MAX_RATE * 4
-    for _ in range(60):  # held() falls as the rate rises
-        mid = (lo + hi) / 2
-        if held(mid) > hits:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
-
-
 class PubMed(SourceBase):
     """The PubMed source of one run: search a topic's window, then fetch PMIDs in batches."""
 
@@ -327,7 +203,7 @@ class PubMed(SourceBase):
 
     # -- search --
     def search(self, topic: Topic, window: Window) -> Hits:
-        """All PMIDs of the topic in the window, splitting by date under the 9,999 cap."""
+        """All PMIDs of the topic in the window, walked down by PMID under the 9,999 cap."""
         # Incremental windows also ask for records *modified* in the window (corrections,
         # retractions); a full backfill needs no such clause.
         hits = self._search(topic, window, modified=not window.is_full, full=window.is_full)
@@ -349,69 +225,55 @@ class PubMed(SourceBase):
         if reply.count <= len(reply.ids):
             history = History(reply.webenv, reply.query_key) if reply.webenv else None
             return Hits(reply.ids, notes=notes, handle=history)
-        log.info("pubmed topic %s: %d hits > %d, splitting %s by Entrez date", topic.name,
-                 reply.count, ESEARCH_CAP, window)
-        return self._walk_back(topic, window, modified, reply.count, notes)
+        log.info("pubmed topic %s: %d hits > %d, walking down by PMID", topic.name,
+                 reply.count, ESEARCH_CAP)
+        return Hits(self._walk_down(topic, term, 1, UID_MAX, reply, notes), notes=notes)
 
-    def _walk_back(self, topic: Topic, window: Window, modified: bool, total: int,
-                   notes: list[str]) -> Hits:
-        """Cover an over-cap window with consecutive date slices, newest first.
+    def _walk_down(self, topic: Topic, term: str, lo: int, hi: int, reply: ESearchReply,
+                   notes: list[str]) -> list[str]:
+        """All PMIDs of ``term`` within ``lo:hi[uid]``, of which ``reply`` holds the first
+        9,999 ids (in the service's order) and the count.
 
-        N hits need at least ceil(N / 9,999) slices, and only as few when the slices are
-        nearly full, so each slice is aimed at a count, not a length (``_Slicer.aim``), and
-        the count becomes dates through what the counts so far say of how the hits spread
-        (``_Slicer.days``), an overflowing slice's count too. Once the hits left fit under
-        the cap, the rest of the window is asked for at once. A slice that overflows is
-        shrunk and asked again; every slice's own count is checked, none is assumed.
-
-        What counts alone cannot do: the first slice is a guess, made before any count
-        but N. With m slices the fewest, it must land within [N - (m - 1) * 9,999, 9,999]
-        (2,001 to 9,999 for N = 12,000; 5,002 to 9,999 for 25,000) or cost one request
-        more, and how far back a share of a topic's hits reaches differs by a factor of
-        five between plausible topics (a new subject, a steadily growing one, an even one,
-        bursts). So 1 + ceil(N / 9,999) holds whenever N is a little above a multiple of
-        9,999 and the first guess is near; otherwise it costs one or two requests more,
-        bursts more (``tests/test_sources.py``; figures per spread: bench/requests_used.py).
-        Knowing the Entrez dates of the first reply's 9,999 ids (they are fetched anyway)
-        would place the boundaries from data instead; it needs search and fetch
-        interleaved, which the Source interface does not do today.
+        ESearch lists PubMed hits newest first, by descending PMID (every real reply on
+        file does), so an over-cap reply holds every hit from its lowest PMID up: one
+        more ESearch for the hits below that PMID gets the next 9,999 and the count left,
+        and so on down. N hits cost ceil(N / 9,999) ESearches, whatever their spread
+        over time, and no date slice can hold too many (a day of more than 9,999 entries
+        was a hard stop for date slicing). The order is checked, never assumed: the counts
+        say whether the hits from the lowest PMID up are exactly the ones listed (total
+        minus the count below). If more are there (another order), that range is halved
+        at the middle of the ids it listed and each half walked the same way: complete
+        in any order, only dearer.
         """
-        assert topic.pubmed_query is not None
-        start, end = window.start or PUBMED_EPOCH, window.end
-        window_days = (end - start).days + 1
-        slicer = _Slicer(total, window_days)
-        seen: dict[str, None] = {}
-        counted = 0  # hits in the slices taken so far (the window's newest `back` days)
-        back = 0
-        while back < window_days:
-            hi = end - timedelta(days=back)
-            left = slicer.total - counted
-            if left <= ESEARCH_CAP:
-                days = window_days - back  # what is left fits: ask for all of it
-            else:
-                days = slicer.days(back, slicer.aim(left))
-            lo = hi - timedelta(days=days - 1)
-            reply = self._slice(topic, Window(lo, hi), modified)
-            notes += self._vet(topic, reply, full=False)
-            kept = reply.count <= len(reply.ids)
-            slicer.observe(back + days, counted + reply.count, kept)
-            if not kept:
-                if days == 1:
-                    raise Incomplete(f"{reply.count} records entered on one day exceed "
-                                     f"PubMed's {ESEARCH_CAP}-id limit; narrow the query",
-                                     source="pubmed", topic=topic.name)
-                continue  # its count is known now: the next try is shorter
-            seen.update(dict.fromkeys(reply.ids))
-            counted += reply.count
-            back += days
-        return Hits(list(seen), notes=notes)  # no one history entry holds all slices
+        found: dict[str, None] = {}
+        while True:
+            if reply.count <= len(reply.ids):
+                found.update(dict.fromkeys(reply.ids))
+                return list(found)
+            pmids = sorted(int(i) for i in reply.ids)
+            lowest = pmids[0]
+            below = self._uid_range(topic, term, lo, lowest - 1, notes) if lowest > lo \
+                else None
+            held = reply.count - (below.count if below else 0)  # hits in lowest:hi
+            if held <= len(pmids):
+                found.update(dict.fromkeys(reply.ids))
+            else:  # not listed by PMID: halve the range at the middle of what it listed
+                mid = min(max(pmids[len(pmids) // 2], lowest), hi - 1)
+                for a, b in ((mid + 1, hi), (lowest, mid)):
+                    part = self._uid_range(topic, term, a, b, notes)
+                    found.update(dict.fromkeys(self._walk_down(topic, term, a, b, part,
+                                                               notes)))
+            if below is None:
+                return list(found)
+            reply, hi = below, lowest - 1
 
-    def _slice(self, topic: Topic, window: Window, modified: bool) -> ESearchReply:
-        """One ESearch of the topic limited to ``window`` (a date slice of a bigger one)."""
-        assert topic.pubmed_query is not None
-        term = pubmed_term(topic.pubmed_query, window, modified=modified)
-        return parse_esearch(self._call("esearch", term=term, retmax=ESEARCH_CAP,
-                                        usehistory="y"))
+    def _uid_range(self, topic: Topic, term: str, lo: int, hi: int,
+                   notes: list[str]) -> ESearchReply:
+        """One ESearch of ``term`` limited to PMIDs ``lo`` to ``hi``."""
+        reply = parse_esearch(self._call("esearch", term=f"({term}) AND {lo}:{hi}[uid]",
+                                         retmax=ESEARCH_CAP))
+        notes += self._vet(topic, reply, full=False)
+        return reply
 
     def _vet(self, topic: Topic, reply: ESearchReply, full: bool) -> list[str]:
         """Turn ErrorList/WarningList into a rejection or logged warnings."""
