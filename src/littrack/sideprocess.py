@@ -28,6 +28,7 @@ the caller decides (``PubMed`` uses one for a fetch of several batches).
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import multiprocessing
@@ -205,10 +206,15 @@ class SideProcess:
         path = self.outcome(future)
         if path is None:
             return None
+        paused = gc.isenabled()
+        if paused:
+            gc.disable()
         try:
             with open(path, "rb") as fh:
                 return pickle.load(fh)
         finally:
+            if paused:
+                gc.enable()
             os.unlink(path)
 
     def _finished(self, _: object = None) -> None:
