@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ from tests.builders.pubmed import article_xml
 from tests.corpus import fake_env, populate, settings_for, write_test_config
 from tests.dbutil import db_rows
 from tests.fakes import CtgovFake, EutilsFake
+from tests.fakes.eutils import _efetch_error
+from tests.fakes.server import Reply, RequestRecord
 
 TOPICS = ["mdma-ptsd", "mdma-end-of-life", "mdma-autism-social-anxiety"]
 
@@ -182,3 +185,35 @@ def test_rebuild_restores_the_tables_offline(tmp_path: Path, eutils_fake: Eutils
     assert "pubmed: rebuilt 12 records" in proc.stdout
     assert eutils_fake.count() + ctgov_fake.count() == n_requests  # offline
     assert {t: sorted(db_rows(db, f"SELECT * FROM {t}")) for t in tables} == snapshot
+
+
+def test_records_a_failed_topic_rolled_back_are_still_fetched_by_the_topics_after_it(
+        tmp_path: Path, eutils_fake: EutilsFake, ctgov_fake: CtgovFake) -> None:
+    """A topic that fails after storing a batch rolls it back: the run must not count those
+    records as fetched, or a later topic that also finds them skips them and matches ids
+    whose articles were never stored."""
+    settings = settings_for(tmp_path, eutils_fake, ctgov_fake)
+    first, second = settings.topics[0], settings.topics[1]
+    a = [str(4000000 + i) for i in range(1200)]  # listed newest first: batches of 500
+    b = [str(5000000 + i) for i in range(200)] + a[-300:]  # shares A's newest 300
+    for q in (first.pubmed_query, second.pubmed_query):
+        eutils_fake.register_query(q or "")
+    for pmid in dict.fromkeys(a + b):
+        eutils_fake.add_article(pmid, article_xml(pmid), edat=date(2024, 5, 1), queries=[
+            q or "" for q, ids in ((first.pubmed_query, a), (second.pubmed_query, b))
+            if pmid in ids])
+
+    def fail_a_last_batch(rec: RequestRecord) -> Reply | None:
+        if rec.path.endswith("efetch.fcgi") and rec.params.get("retstart") == "1000":
+            return _efetch_error("Search Backend failed")
+        return None
+
+    eutils_fake.before_reply = fail_a_last_batch  # A's third page, every time it is asked
+    result = run(settings, sources=["pubmed"], write_report=False)
+
+    assert [r.status for r in result.results][:2] == ["failed", "ok"]
+    stored = {row[0] for row in db_rows(settings.db_path, "SELECT pmid FROM articles")}
+    assert stored == set(b)
+    matched = db_rows(settings.db_path, "SELECT record_id FROM topic_matches WHERE topic=?",
+                      (second.name,))
+    assert {row[0] for row in matched} == set(b)

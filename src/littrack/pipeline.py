@@ -414,6 +414,9 @@ class Runner:
         seen: dict[str, None] = {}  # every id the topic's batches delivered, in order
         elsewhere: dict[str, dict[str, None]] = {}  # results that are other sources' records
         missing: list[str] = []
+        # stored in this topic's transaction: this run's to skip only once it commits (a
+        # rolled-back topic's records must still be fetched by the topics after it)
+        fetched: set[str] = set()
         announced: int | None = None
         self.progress.start(f"{name} {topic.name}", len(asked) if asked is not None else None)
         with store.transaction():
@@ -428,7 +431,7 @@ class Runner:
                                            stamp, self.run_id, self.stop)
                 result.n_updated += len(saved.updated)
                 self.updated_ids.setdefault(name, set()).update(saved.updated)
-                done.update(saved.new + saved.updated + saved.unchanged)
+                fetched.update(saved.new + saved.updated + saved.unchanged)
                 if batch.deleted:
                     store.mark_deleted(batch.deleted, stamp, self.run_id)
                 missing += batch.missing
@@ -462,6 +465,7 @@ class Runner:
                                        else matched, self.run_id)
             self._check_stop()
             self._finish_ok(topic, name, now, result, hits.version)
+        done.update(fetched)
         if asked is not None:
             done.update(asked)
 
@@ -491,15 +495,17 @@ class Runner:
         done = self.done[source.name]
 
         def work(result: TopicResult) -> None:
+            fetched: set[str] = set()  # this run's once the transaction commits
             links: dict[tuple[str, str, str], None] = {}
             preprint_links: dict[tuple[str, str, str], None] = {}
             with self.store.transaction():
                 for batch in source.trial_mentions(trials, window):
                     self._check_stop()
-                    fresh = [r for r in batch.records if r.record_id not in done]
+                    fresh = [r for r in batch.records
+                             if r.record_id not in done and r.record_id not in fetched]
                     saved = self.store.save_records(fresh, stamp, self.run_id)
                     result.n_updated += len(saved.updated)
-                    done.update(r.record_id for r in fresh)
+                    fetched.update(r.record_id for r in fresh)
                     links.update(dict.fromkeys(batch.links))
                     preprint_links.update(dict.fromkeys(batch.preprint_links))
                 result.n_found = len(links) + len(preprint_links)
@@ -508,6 +514,7 @@ class Runner:
                 self.store.set_watermark(TRIAL_MENTIONS_TOPIC, source.name,
                                          now.date().isoformat(), self.run_id, stamp, None)
                 self._finish_run_ok(result)
+            done.update(fetched)
 
         result = TopicResult(TRIAL_MENTIONS_TOPIC, source.name)
         try:
@@ -547,24 +554,25 @@ class Runner:
 
         def work(result: TopicResult) -> None:
             outcomes = dict.fromkeys(ids, "not_found")
+            fetched: set[str] = set(ids)  # this run's once the transaction commits
             with self.store.transaction():
                 for batch in source.by_id(ids):
                     self._check_stop()
                     saved = self.store.save_records(batch.records, stamp, self.run_id)
                     result.n_new += len(saved.new)
                     result.n_updated += len(saved.updated)
-                    self.done[source.name].update(r.record_id for r in batch.records)
+                    fetched.update(r.record_id for r in batch.records)
                     outcomes.update({r.record_id: "saved" for r in batch.records
                                      if r.record_id in outcomes})
                     outcomes.update(dict.fromkeys(batch.deleted, "deleted"))
                     outcomes.update({alias: f"alias of {canonical}"
                                      for alias, canonical in batch.aliases.items()
                                      if outcomes.get(alias) == "not_found"})
-                self.done[source.name].update(ids)
                 self.store.record_linked_fetch(source.name, outcomes.items(), self.run_id,
                                                stamp)
                 result.n_missing = sum(o != "saved" for o in outcomes.values())
                 self._finish_run_ok(result)
+            self.done[source.name].update(fetched)
 
         result = TopicResult(LINKED_TOPIC, source.name, n_found=len(ids))
         try:

@@ -16,6 +16,7 @@ import threading
 import time
 import traceback
 from collections import Counter, defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
 from http import HTTPStatus
@@ -172,6 +173,9 @@ class FakeServer:
         self.host, self.port = host, port
         self.lock = threading.RLock()
         self.latency = 0.0  # seconds added to every request, server-side
+        # Called with each request (logged, within the rate limit) on its handler thread
+        # before it is answered: a test may hold it there, or return the Reply to send.
+        self.before_reply: Callable[[RequestRecord], Reply | None] | None = None
         self.log: list[RequestRecord] = []
         self.faults = Faults(self)
         self.rate_limited = 0  # 429s sent by the rate limiter (not by injected faults)
@@ -262,6 +266,10 @@ class FakeServer:
             self.log.append(rec)
             extra = self.rate_check(rec)
             fault = None if isinstance(extra, Reply) else self.faults.take(rec.path)
+        hook = self.before_reply
+        override = hook(rec) if hook is not None and not isinstance(extra, Reply) else None
+        if override is not None:
+            return self._send(h, rec, override)
         if self.latency:
             self._stopping.wait(self.latency)
         if isinstance(extra, Reply):
