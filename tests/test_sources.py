@@ -22,6 +22,7 @@ from tests.fakes import CtgovFake, EutilsFake
 from tests.spreads import SPREADS
 
 TODAY = date(2026, 11, 28)
+EVERYTHING = Window(None, TODAY)
 
 
 @pytest.fixture
@@ -53,7 +54,7 @@ def test_more_than_9999_hits_are_walked_down_by_pmid_and_found_completely(
 
 
 def _esearches_for(pubmed: PubMed, eutils: EutilsFake, dates: list[date],
-                   window: Window = Window(None, TODAY)) -> int:
+                   window: Window = EVERYTHING) -> int:
     """ESearches ``pubmed`` spends on a search of one topic with a hit per date (PMIDs
     rising with the dates, as PubMed assigns them), checking it finds each hit once."""
     eutils.register_query("big")
@@ -224,3 +225,18 @@ def test_ctgov_page_scan_rejects_what_the_whole_parse_rejected(body: bytes, why:
     headers["Content-Type"] = "application/json"
     with pytest.raises(MalformedResponse, match=why):
         _scan_page(Response(200, headers, body, "http://x/studies"), first=True)
+
+
+def test_an_over_cap_reply_listing_no_id_is_malformed(pubmed: PubMed,
+                                                      eutils_fake: EutilsFake) -> None:
+    from littrack.errors import MalformedResponse
+    from tests.fakes.eutils import ESEARCH_HEAD, XML
+    from tests.fakes.server import Reply
+
+    eutils_fake.register_query("q")
+    eutils_fake.before_reply = lambda rec: Reply(200, ESEARCH_HEAD + (
+        "<eSearchResult><Count>20000</Count><RetMax>0</RetMax><RetStart>0</RetStart>"
+        "<IdList/><TranslationSet/><QueryTranslation>q</QueryTranslation></eSearchResult>"),
+        XML)
+    with pytest.raises(MalformedResponse, match="counted 20000 hits and listed no id"):
+        pubmed.search(Topic("t", pubmed_query="q"), Window(None, TODAY))

@@ -17,12 +17,13 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cache
+from itertools import pairwise
 from pathlib import Path
 
 from littrack.claims import SOURCE_CLAIM, VERSION_CLAIM, Claims, LocalClaims, open_claims
@@ -31,7 +32,7 @@ from littrack.errors import Incomplete, LittrackError, StopRequested, Unreachabl
 from littrack.http import HttpClient, Stats
 from littrack.lock import DataDirLock
 from littrack.progress import Progress, routed_logging
-from littrack.sources import Hits, Source, TrialMentions, open_source
+from littrack.sources import Batch, Fetching, Hits, Prefetch, Source, TrialMentions, open_source
 from littrack.store import Store, Watermark
 from littrack.vocab import CTGOV, LINKED_TOPIC, SOURCES, TIMESTAMP_FORMAT, TRIAL_MENTIONS_TOPIC
 from littrack.windows import Window, next_window
@@ -158,6 +159,10 @@ class Runner:
         # Searches started ahead of their topics: (source, topic) -> (window, future, client)
         self._ahead: dict[tuple[str, str], tuple[Window, Future[Hits], HttpClient]] = {}
         self._ahead_pool: ThreadPoolExecutor | None = None
+        # (source, topic) -> the topic of that source run after it, for topics searched ahead
+        self._next_topic: dict[tuple[str, str], Topic] = {}
+        # Fetches started ahead of their topics: (source, topic) -> (ids, batches, client)
+        self._prefetched: dict[tuple[str, str], tuple[list[str], Fetching, HttpClient]] = {}
         # source -> why: nothing answered there, so its other topics are skipped at once
         self.unreachable: dict[str, str] = {}
         self.progress = progress or Progress(terminal=False)
@@ -311,6 +316,9 @@ class Runner:
         ahead = [(self.source(n), t) for n, t in tasks if self.source(n).search_ahead]
         if not ahead:
             return
+        for (source, topic), (then, after) in pairwise(ahead):
+            if then is source:
+                self._next_topic[(source.name, topic.name)] = after
         now = self.clock()
         self._ahead_pool = ThreadPoolExecutor(max_workers=min(4, len(ahead)),
                                               thread_name_prefix="search")
@@ -361,6 +369,10 @@ class Runner:
         for _, _, client in self._ahead.values():
             self.leftover.absorb(client.stats)
         self._ahead.clear()
+        for _, batches, client in self._prefetched.values():
+            batches.close()
+            self.leftover.absorb(client.stats)
+        self._prefetched.clear()
         for source in self._sources.values():
             source.close()
 
@@ -398,18 +410,11 @@ class Runner:
                 self._finish_ok(topic, name, now, result, hits.version)
             return
         asked: list[str] | None = None
+        retry: list[str] = []
         if hits.ids is not None:
             result.n_found = len(hits.ids)
             self.found_ids.setdefault(name, set()).update(hits.ids)
-            todo = [i for i in hits.ids if i not in done]
-            if window.is_full and not self.full:
-                # A topic's first run: records other topics already stored need no new fetch.
-                known = store.known_ids(name, todo)
-                todo = [i for i in todo if i not in known]
-            queued = set(todo)
-            retry = [i for i in store.missing_ids(name, topic.name)
-                     if i not in done and i not in queued]
-            asked = todo + retry
+            asked, retry = self._to_fetch(name, topic, window, hits)
         self._check_stop()
         seen: dict[str, None] = {}  # every id the topic's batches delivered, in order
         elsewhere: dict[str, dict[str, None]] = {}  # results that are other sources' records
@@ -420,26 +425,36 @@ class Runner:
         announced: int | None = None
         self.progress.start(f"{name} {topic.name}", len(asked) if asked is not None else None)
         with store.transaction():
-            for batch in source.fetch(hits, asked):
-                self._check_stop()
-                if batch.announced is not None:
-                    announced = batch.announced  # a walk (re)started: its count holds
-                    self.progress.total(announced)
-                fresh = [r for r in batch.records if r.record_id not in seen]
-                seen.update((r.record_id, None) for r in fresh)
-                saved = store.save_records([r for r in fresh if r.record_id not in done],
-                                           stamp, self.run_id, self.stop)
-                result.n_updated += len(saved.updated)
-                self.updated_ids.setdefault(name, set()).update(saved.updated)
-                fetched.update(saved.new + saved.updated + saved.unchanged)
-                if batch.deleted:
-                    store.mark_deleted(batch.deleted, stamp, self.run_id)
-                missing += batch.missing
-                for other, ids in batch.elsewhere.items():
-                    elsewhere.setdefault(other, {}).update(dict.fromkeys(ids))
-                self.progress.advance(len(batch.records) + len(batch.deleted)
-                                      + len(batch.missing)
-                                      + sum(len(ids) for ids in batch.elsewhere.values()))
+            batches, prefetched_on = self._fetching(source, topic, hits, asked)
+            try:
+                for batch in batches:
+                    self._check_stop()
+                    if batch.announced is not None:
+                        announced = batch.announced  # a walk (re)started: its count holds
+                        self.progress.total(announced)
+                    fresh = [r for r in batch.records if r.record_id not in seen]
+                    seen.update((r.record_id, None) for r in fresh)
+                    saved = store.save_records([r for r in fresh if r.record_id not in done],
+                                               stamp, self.run_id, self.stop)
+                    result.n_updated += len(saved.updated)
+                    self.updated_ids.setdefault(name, set()).update(saved.updated)
+                    fetched.update(saved.new + saved.updated + saved.unchanged)
+                    if batch.deleted:
+                        store.mark_deleted(batch.deleted, stamp, self.run_id)
+                    missing += batch.missing
+                    for other, ids in batch.elsewhere.items():
+                        elsewhere.setdefault(other, {}).update(dict.fromkeys(ids))
+                    self.progress.advance(len(batch.records) + len(batch.deleted)
+                                          + len(batch.missing)
+                                          + sum(len(ids) for ids in batch.elsewhere.values()))
+                    if getattr(batches, "all_sent", False) and asked is not None:
+                        self._prefetch_next(source, topic, asked)
+            finally:
+                close = getattr(batches, "close", None)
+                if close is not None:
+                    close()
+                if prefetched_on is not None:  # its requests were this topic's
+                    source.client.stats.absorb(prefetched_on.stats)
             if asked is None:
                 received = len(seen) + sum(len(ids) for ids in elsewhere.values())
                 result.n_found = received
@@ -468,6 +483,70 @@ class Runner:
         done.update(fetched)
         if asked is not None:
             done.update(asked)
+
+    def _to_fetch(self, name: str, topic: Topic, window: Window, hits: Hits,
+                  also_done: Collection[str] = ()) -> tuple[list[str], list[str]]:
+        """(ids to fetch, of which retried): the hits minus what this run fetched (and, on a
+        topic's first run, minus what other topics stored), plus the ids earlier runs were
+        promised but never got. ``also_done``: ids a topic still under way will have
+        fetched (``_prefetch_next``)."""
+        done = self.done[name]
+        todo = [i for i in hits.ids or () if i not in done and i not in also_done]
+        if window.is_full and not self.full:
+            # A topic's first run: records other topics already stored need no new fetch.
+            known = self.store.known_ids(name, todo)
+            todo = [i for i in todo if i not in known]
+        queued = set(todo)
+        retry = [i for i in self.store.missing_ids(name, topic.name)
+                 if i not in done and i not in also_done and i not in queued]
+        return todo + retry, retry
+
+    def _prefetch_next(self, source: Source, topic: Topic, asked: list[str]) -> None:
+        """Once a topic's downloads have all started, start the next topic's, so its first
+        replies arrive while this topic's last batches are stored: without it, every topic
+        after the first waits a round trip before it has anything to work on.
+
+        Which ids the next topic will fetch is known now: its search ran ahead, and this
+        topic, once it succeeds, will have fetched ``asked``. If it does not succeed (or
+        the next topic's window moved), the ids differ when the next topic starts and the
+        prefetch is dropped (``_fetching``); what it cost is counted all the same.
+        """
+        key = (source.name, topic.name)
+        after = self._next_topic.get(key)
+        if after is None or not isinstance(source, Prefetch):
+            return
+        ahead = self._ahead.get((source.name, after.name))
+        if ahead is not None and not ahead[1].done():
+            return  # its search is still under way: try after the next batch
+        del self._next_topic[key]
+        if ahead is None or ahead[1].cancelled() or ahead[1].exception() is not None:
+            return
+        window, future, _ = ahead
+        hits = future.result()
+        if hits.ids is None:
+            return
+        ids, _ = self._to_fetch(source.name, after, window, hits, also_done=set(asked))
+        if not ids:
+            return
+        client = source.client.for_topic(after.name)
+        client.deadline = time.monotonic() + self.settings.retry.topic_deadline
+        batches = source.with_client(client).prefetch(hits, ids)
+        self._prefetched[(source.name, after.name)] = (ids, batches, client)
+
+    def _fetching(self, source: Source, topic: Topic, hits: Hits, asked: list[str] | None
+                  ) -> tuple[Iterator[Batch], HttpClient | None]:
+        """The topic's batches: the fetch started ahead when it is of the same ids, else a
+        new one; and the client of the one started ahead (its requests are this topic's)."""
+        pre = self._prefetched.pop((source.name, topic.name), None)
+        if pre is not None:
+            ids, batches, client = pre
+            if ids == asked:
+                return batches, client
+            batches.close()
+            source.client.stats.absorb(client.stats)
+        if asked is not None and isinstance(source, Prefetch):
+            return source.prefetch(hits, asked), None
+        return source.fetch(hits, asked), None
 
     # ---- works that name tracked trials --------------------------------------------------
     def trial_mentions(self, sources: list[str]) -> list[TopicResult]:

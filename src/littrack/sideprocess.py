@@ -173,6 +173,11 @@ class SideProcess:
                     initializer=_start, initargs=(self.warm, os.getpid(), self._folder))
             return self._pool
 
+    @property
+    def started(self) -> bool:
+        """Whether the process was started (and is not closed)."""
+        return self._pool is not None
+
     def start(self) -> None:
         """Start the process now (a job of nothing), so it is ready when work arrives."""
         self._send(os.getpid, (), counted=False)

@@ -119,6 +119,33 @@ class Source(Protocol):
         ...
 
 
+class Fetching(Protocol):
+    """Batches whose downloads started when this was made (``Prefetch``)."""
+
+    def __iter__(self) -> Iterator[Batch]: ...
+
+    def __next__(self) -> Batch: ...
+
+    @property
+    def all_sent(self) -> bool:
+        """Every request of the fetch has been sent (or is under way)."""
+        ...
+
+    def close(self) -> None:
+        """Not wanted after all: stop, sending nothing more."""
+        ...
+
+
+@runtime_checkable
+class Prefetch(Protocol):
+    """A source whose fetch can start downloading before its batches are wanted, so the
+    pipeline can have a topic's first replies arrive while the topic before it is stored."""
+
+    def prefetch(self, hits: Hits, ids: Sequence[str] | None = None) -> Fetching:
+        """``fetch``, with its first requests sent now."""
+        ...
+
+
 @runtime_checkable
 class TrialMentions(Protocol):
     """A source that can find works naming a trial (an NCT number) in their text."""

@@ -19,7 +19,7 @@ import logging
 import math
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -177,15 +177,14 @@ class PubMed(SourceBase):
         self.base = (settings.base_url or DEFAULT_EUTILS_URL).rstrip("/")
         client.secrets = (settings.api_key,) if settings.api_key else ()
         client.transient_4xx = TRANSIENT_400
-        # Started by the first fetch that wants it; kept for the run's later topics (a
-        # start costs a fifth of a second, and comes when the work of a topic begins).
-        self._aside: SideProcess | None = None
+        # Its process starts with the first fetch that wants it and serves the run's later
+        # topics (a start costs a fifth of a second); one object, so the copies that fetch
+        # ahead on other clients (``with_client``) share it.
+        self._aside = SideProcess("pubmed: parsing EFetch replies", warm=parse_reply.__module__)
 
     def close(self) -> None:
         """Stop the side process kept for the run's later topics."""
-        if self._aside is not None:
-            self._aside.close()
-            self._aside = None
+        self._aside.close()
 
     def _call(self, util: str, **params: Any) -> bytes:
         """One E-utility request: built by Bio.Entrez, sent (paced, retried) by our client."""
@@ -209,7 +208,7 @@ class PubMed(SourceBase):
         hits = self._search(topic, window, modified=not window.is_full, full=window.is_full)
         if hits.notes:
             # A term missing from the index is normal in a long OR-list: one line per topic
-            # (every date slice repeats the same notes), not one warning per term.
+            # (every PMID range of a big topic repeats the same notes), not one warning per term.
             unique = list(dict.fromkeys(hits.notes))
             shown = "; ".join(unique[:5]) + (f"; … {len(unique) - 5} more"
                                              if len(unique) > 5 else "")
@@ -250,6 +249,9 @@ class PubMed(SourceBase):
             if reply.count <= len(reply.ids):
                 found.update(dict.fromkeys(reply.ids))
                 return list(found)
+            if not reply.ids:
+                raise MalformedResponse(f"ESearch counted {reply.count} hits and listed no "
+                                        f"id", source="pubmed", topic=topic.name)
             pmids = sorted(int(i) for i in reply.ids)
             lowest = pmids[0]
             below = self._uid_range(topic, term, lo, lowest - 1, notes) if lowest > lo \
@@ -295,75 +297,22 @@ class PubMed(SourceBase):
 
     # -- fetch --
     def fetch(self, hits: Hits, ids: Sequence[str] | None = None) -> Iterator[Batch]:
-        """EFetch ``ids`` (all of ``hits.ids`` by default) in batches (see ``_efetch``)."""
+        """EFetch ``ids`` (all of ``hits.ids`` by default) in batches (see ``_EFetch``);
+        nothing is sent before the first batch is asked for."""
+        def lazily() -> Iterator[Batch]:
+            yield from self.prefetch(hits, ids)
+        return lazily()
+
+    def prefetch(self, hits: Hits, ids: Sequence[str] | None = None) -> _EFetch:
+        """``fetch``, with the first downloads sent now: a topic's first replies arrive
+        while the topic before it is still being stored (``Pipeline``). ``close`` it if
+        it is not used."""
         ids = list(hits.ids or ()) if ids is None else list(ids)
         history = hits.handle if isinstance(hits.handle, History) and hits.ids == ids else None
-        return self._efetch(ids, history)
+        return _EFetch(self, ids, history)
 
     def by_id(self, ids: Sequence[str]) -> Iterator[Batch]:
-        return self._efetch(list(ids), None)
-
-    def _efetch(self, ids: list[str], history: History | None) -> Iterator[Batch]:
-        """EFetch ``ids`` in batches, downloading and parsing the next while one is stored.
-
-        When ``ids`` is exactly the ESearch result in order, batches page the history
-        server (short GETs); otherwise they POST id lists. In a fetch of several batches the
-        replies are parsed in a side process (``parse_process``) as they arrive, while it has
-        room; here are parsed the one it has not taken when its turn comes, and a later one
-        instead of waiting for it: both cores stay busy, whichever side is slower.
-        """
-        size = self.settings.batch_size
-        chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
-
-        def download(i: int) -> bytes:
-            if history is not None:
-                return self._call("efetch", retmode="xml", WebEnv=history.webenv,
-                                  query_key=history.query_key, retstart=i * size,
-                                  retmax=len(chunks[i]))
-            return self._call("efetch", retmode="xml", id=",".join(chunks[i]))
-
-        aside = self._parser_process(len(chunks))
-        shared = InOrder(aside, parse_reply_prepared) if aside else None
-        jobs_before = aside.jobs if aside else 0
-        if aside and shared:  # the first reply is parsed here while the side process starts
-            aside.start()
-            shared.take(0)
-
-        def job(i: int) -> bytes:
-            body = download(i)
-            if shared:
-                shared.ready(i, body)
-            return body
-
-        # Downloads in flight while a batch is parsed and stored: enough to keep the pacer
-        # busy when a reply takes about a second (starts stay paced; memory stays bounded).
-        depth = max(2, min(EFETCH_IN_FLIGHT, math.ceil(1.0 / self.client.pacer.interval)))
-        pool = ThreadPoolExecutor(max_workers=depth, thread_name_prefix="efetch")
-        pending: deque[Future[bytes]] = deque()
-        ahead: dict[int, Batch] = {}  # a later batch parsed here while the side process was busy
-        try:
-            for i, chunk in enumerate(chunks):
-                while len(pending) < depth and i + len(pending) < len(chunks):
-                    pending.append(pool.submit(job, i + len(pending)))
-                body = pending.popleft().result()
-                if i + depth < len(chunks):
-                    pending.append(pool.submit(job, i + depth))
-                batch = ahead.pop(i, None)
-                if batch is None and shared:
-                    parsing = shared.take(i)
-                    if parsing is not None and not parsing.done() and not ahead:
-                        stolen = shared.steal()  # rather than wait: one parse for later
-                        if stolen is not None:
-                            j, later = stolen
-                            ahead[j] = self._parse_batch(later, partial(download, j))
-                    parsed = shared.result(parsing)
-                    batch = Batch(*parsed) if parsed is not None else None
-                yield self._reconcile(chunk, body, partial(download, i), batch)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-            if aside:
-                log.debug("pubmed: %d of %d EFetch replies parsed in the side process",
-                          aside.jobs - jobs_before, len(chunks))
+        return self.fetch(Hits(None), ids)
 
     def _parser_process(self, batches: int) -> SideProcess | None:
         """A side process to parse in, when ``parse_process`` says so for this many batches."""
@@ -371,9 +320,6 @@ class PubMed(SourceBase):
         if mode == "never" or (mode == "auto" and (batches < PARSE_ASIDE_MIN_BATCHES
                                                    or usable_cpus() < 2)):
             return None
-        if self._aside is None:
-            self._aside = SideProcess("pubmed: parsing EFetch replies",
-                                      warm=parse_reply.__module__)
         return self._aside
 
     def _reconcile(self, asked: list[str], body: bytes, again: Callable[[], bytes],
@@ -432,6 +378,91 @@ class PubMed(SourceBase):
                 self.client.retry_later(attempt, f"malformed reply ({reason})", "efetch.fcgi")
                 body = again()
         raise AssertionError("unreachable")  # pragma: no cover
+
+class _EFetch(Iterator[Batch]):
+    """One fetch's batches, downloading and parsing the next while one is stored.
+
+    When ``ids`` is exactly the ESearch result in order, batches page the history server
+    (short GETs); otherwise they POST id lists. Downloads start when this is made: up to
+    ``depth`` replies are requested ahead of the batch being stored (enough to keep the
+    pacer busy when a reply takes about a second; starts stay paced, memory bounded). In a
+    fetch of several batches the replies are parsed in a side process (``parse_process``)
+    as they arrive, while it has room; here are parsed the one it has not taken when its
+    turn comes, and a later one instead of waiting for it: both cores stay busy, whichever
+    side is slower.
+    """
+
+    def __init__(self, source: PubMed, ids: list[str], history: History | None) -> None:
+        self.source, self.history = source, history
+        self.size = size = source.settings.batch_size
+        self.chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
+        self.aside = source._parser_process(len(self.chunks))
+        self.shared = InOrder(self.aside, parse_reply_prepared) if self.aside else None
+        self.jobs_before = self.aside.jobs if self.aside else 0
+        if self.aside and self.shared and not self.aside.started:
+            # the first reply is parsed here while the side process starts
+            self.aside.start()
+            self.shared.take(0)
+        self.depth = max(2, min(EFETCH_IN_FLIGHT,
+                                math.ceil(1.0 / source.client.pacer.interval)))
+        self.pool = ThreadPoolExecutor(max_workers=self.depth, thread_name_prefix="efetch")
+        self.sent = min(self.depth, len(self.chunks))  # downloads started
+        self.pending: deque[Future[bytes]] = deque(
+            self.pool.submit(self._job, i) for i in range(self.sent))
+        self._batches: Generator[Batch, None, None] = self._run()
+
+    def __next__(self) -> Batch:
+        return next(self._batches)
+
+    @property
+    def all_sent(self) -> bool:
+        """Every download has started: the pacer is free for the next topic's."""
+        return self.sent >= len(self.chunks)
+
+    def close(self) -> None:
+        """Stop: downloads not started are dropped, running ones waited for."""
+        self._batches.close()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _download(self, i: int) -> bytes:
+        if self.history is not None:
+            return self.source._call("efetch", retmode="xml", WebEnv=self.history.webenv,
+                                     query_key=self.history.query_key,
+                                     retstart=i * self.size, retmax=len(self.chunks[i]))
+        return self.source._call("efetch", retmode="xml", id=",".join(self.chunks[i]))
+
+    def _job(self, i: int) -> bytes:
+        body = self._download(i)
+        if self.shared:
+            self.shared.ready(i, body)
+        return body
+
+    def _run(self) -> Generator[Batch, None, None]:
+        source, shared, chunks, pending = self.source, self.shared, self.chunks, self.pending
+        ahead: dict[int, Batch] = {}  # a later batch parsed here while the side process was busy
+        try:
+            for i, chunk in enumerate(chunks):
+                body = pending.popleft().result()
+                if self.sent < len(chunks):
+                    pending.append(self.pool.submit(self._job, self.sent))
+                    self.sent += 1
+                batch = ahead.pop(i, None)
+                if batch is None and shared:
+                    parsing = shared.take(i)
+                    if parsing is not None and not parsing.done() and not ahead:
+                        stolen = shared.steal()  # rather than wait: one parse for later
+                        if stolen is not None:
+                            j, later = stolen
+                            ahead[j] = source._parse_batch(later, partial(self._download, j))
+                    parsed = shared.result(parsing)
+                    batch = Batch(*parsed) if parsed is not None else None
+                yield source._reconcile(chunk, body, partial(self._download, i), batch)
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            if self.aside:
+                log.debug("pubmed: %d of %d EFetch replies parsed in the side process",
+                          self.aside.jobs - self.jobs_before, len(chunks))
+
 
 def parse_into(body: bytes, batch: Batch, stop: threading.Event | None = None) -> None:
     """Add one EFetch reply's records and deletions to ``batch`` (first copy of a PMID wins)."""
