@@ -202,6 +202,19 @@ def test_jobs_in_order_go_where_there_is_room_first(tmp_path: Path) -> None:
     assert not os.path.exists(folder)
 
 
+def test_jobs_made_held_wait_here_until_released() -> None:
+    """A fetch started ahead of its topic keeps its replies from the side process until
+    the topic runs (``InOrder(held=True)``), so they do not crowd out the work due now."""
+    with SideProcess("test jobs") as side:
+        jobs = InOrder(side, fifo_or_upper, held=True)
+        jobs.ready(0, b"a")
+        jobs.ready(1, b"b")
+        assert side.jobs == 0  # nothing sent while held
+        jobs.release()
+        assert side.jobs == 2
+        assert [jobs.result(jobs.take(i)) for i in (0, 1)] == ["A", "B"]
+
+
 def test_the_side_process_does_not_outlive_a_killed_parent(tmp_path: Path) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)

@@ -273,9 +273,11 @@ class InOrder(Generic[T]):
     ``steal``s the last waiting job instead and does it ahead of its turn.
     """
 
-    def __init__(self, side: SideProcess, fn: Callable[[bytes], T]) -> None:
+    def __init__(self, side: SideProcess, fn: Callable[[bytes], T], *,
+                 held: bool = False) -> None:
         self.side = side
         self.fn = fn
+        self.held = held  # inputs are kept, not sent, until ``release``
         self._lock = threading.Lock()
         self._waiting: dict[int, bytes] = {}
         self._sent: dict[int, Future[str]] = {}
@@ -287,6 +289,13 @@ class InOrder(Generic[T]):
             if i in self._mine:
                 return
             self._waiting[i] = arg
+            self._feed()
+
+    def release(self) -> None:
+        """Start sending inputs to the side process (made ``held``: for work started
+        ahead, whose parsing should not crowd out what is due now)."""
+        with self._lock:
+            self.held = False
             self._feed()
 
     def take(self, i: int) -> Future[str] | None:
@@ -316,6 +325,8 @@ class InOrder(Generic[T]):
             return j, self._waiting.pop(j)
 
     def _feed(self) -> None:
+        if self.held:
+            return
         for j in sorted(self._waiting):
             future = self.side.submit_bytes(self.fn, self._waiting[j])
             if future is None:

@@ -47,6 +47,10 @@ RECHECK_MISSING = 1  # re-requests of PMIDs an EFetch silently left out
 # At most this many EFetch downloads side by side (see fetch): with a key, 4 replies of
 # 500 arrive faster than a batch is parsed and stored, and each waiting reply is ~6 MB.
 EFETCH_IN_FLIGHT = 4
+# Replies a fetch started ahead of its topic (``prefetch``) asks for before the topic
+# begins: its first two batches are there to work on while the rest are requested, and
+# only two replies wait in memory beside the topic still being stored.
+PREFETCH_REPLIES = 2
 # ``parse_process = "auto"``: a fetch of this many batches or more is parsed in a side
 # process (its start, a fifth of a second, pays for itself within the first batch).
 PARSE_ASIDE_MIN_BATCHES = 3
@@ -300,16 +304,19 @@ class PubMed(SourceBase):
         """EFetch ``ids`` (all of ``hits.ids`` by default) in batches (see ``_EFetch``);
         nothing is sent before the first batch is asked for."""
         def lazily() -> Iterator[Batch]:
-            yield from self.prefetch(hits, ids)
+            yield from self._start(hits, ids, None)
         return lazily()
 
     def prefetch(self, hits: Hits, ids: Sequence[str] | None = None) -> _EFetch:
         """``fetch``, with the first downloads sent now: a topic's first replies arrive
         while the topic before it is still being stored (``Pipeline``). ``close`` it if
         it is not used."""
+        return self._start(hits, ids, PREFETCH_REPLIES)
+
+    def _start(self, hits: Hits, ids: Sequence[str] | None, first: int | None) -> _EFetch:
         ids = list(hits.ids or ()) if ids is None else list(ids)
         history = hits.handle if isinstance(hits.handle, History) and hits.ids == ids else None
-        return _EFetch(self, ids, history)
+        return _EFetch(self, ids, history, first)
 
     def by_id(self, ids: Sequence[str]) -> Iterator[Batch]:
         return self.fetch(Hits(None), ids)
@@ -392,12 +399,17 @@ class _EFetch(Iterator[Batch]):
     side is slower.
     """
 
-    def __init__(self, source: PubMed, ids: list[str], history: History | None) -> None:
+    def __init__(self, source: PubMed, ids: list[str], history: History | None,
+                 first: int | None = None) -> None:
         self.source, self.history = source, history
         self.size = size = source.settings.batch_size
         self.chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
         self.aside = source._parser_process(len(self.chunks))
-        self.shared = InOrder(self.aside, parse_reply_prepared) if self.aside else None
+        # A fetch started ahead keeps its replies from the side process until it runs:
+        # parsing them then would crowd out the topic being stored, and add the side
+        # process's working set to that topic's peak.
+        self.shared = (InOrder(self.aside, parse_reply_prepared, held=first is not None)
+                       if self.aside else None)
         self.jobs_before = self.aside.jobs if self.aside else 0
         if self.aside and self.shared and not self.aside.started:
             # the first reply is parsed here while the side process starts
@@ -406,7 +418,8 @@ class _EFetch(Iterator[Batch]):
         self.depth = max(2, min(EFETCH_IN_FLIGHT,
                                 math.ceil(1.0 / source.client.pacer.interval)))
         self.pool = ThreadPoolExecutor(max_workers=self.depth, thread_name_prefix="efetch")
-        self.sent = min(self.depth, len(self.chunks))  # downloads started
+        # downloads started: ``first`` now (a fetch started ahead), ``depth`` once it runs
+        self.sent = min(first or self.depth, self.depth, len(self.chunks))
         self.pending: deque[Future[bytes]] = deque(
             self.pool.submit(self._job, i) for i in range(self.sent))
         self._batches: Generator[Batch, None, None] = self._run()
@@ -440,10 +453,12 @@ class _EFetch(Iterator[Batch]):
     def _run(self) -> Generator[Batch, None, None]:
         source, shared, chunks, pending = self.source, self.shared, self.chunks, self.pending
         ahead: dict[int, Batch] = {}  # a later batch parsed here while the side process was busy
+        if shared:
+            shared.release()
         try:
             for i, chunk in enumerate(chunks):
                 body = pending.popleft().result()
-                if self.sent < len(chunks):
+                while self.sent < len(chunks) and len(pending) < self.depth:
                     pending.append(self.pool.submit(self._job, self.sent))
                     self.sent += 1
                 batch = ahead.pop(i, None)
