@@ -48,9 +48,10 @@ RECHECK_MISSING = 1  # re-requests of PMIDs an EFetch silently left out
 # 500 arrive faster than a batch is parsed and stored, and each waiting reply is ~6 MB.
 EFETCH_IN_FLIGHT = 4
 # Replies a fetch started ahead of its topic (``prefetch``) asks for before the topic
-# begins: its first two batches are there to work on while the rest are requested, and
-# only two replies wait in memory beside the topic still being stored.
-PREFETCH_REPLIES = 2
+# begins: its first batch is there to work on while the rest are requested. Each reply
+# waiting beside the topic still being stored adds to that topic's peak memory (two
+# raised a big first run's peak by about 10 MB, bench/memory.py, for 0.3 s of 8).
+PREFETCH_REPLIES = 1
 # ``parse_process = "auto"``: a fetch of this many batches or more is parsed in a side
 # process (its start, a fifth of a second, pays for itself within the first batch).
 PARSE_ASIDE_MIN_BATCHES = 3
