@@ -309,9 +309,9 @@ class PubMed(SourceBase):
         return lazily()
 
     def prefetch(self, hits: Hits, ids: Sequence[str] | None = None) -> _EFetch:
-        """``fetch``, with the first downloads sent now: a topic's first replies arrive
-        while the topic before it is still being stored (``Pipeline``). ``close`` it if
-        it is not used."""
+        """``fetch``, with its first reply asked for now: it arrives while the topic before
+        is still being stored (``pipeline.Runner._prefetch_next``). Its replies wait for it
+        to run before they go to the side process. ``close`` it if it is not used."""
         return self._start(hits, ids, PREFETCH_REPLIES)
 
     def _start(self, hits: Hits, ids: Sequence[str] | None, first: int | None) -> _EFetch:
