@@ -387,6 +387,7 @@ class PubMed(SourceBase):
                 body = again()
         raise AssertionError("unreachable")  # pragma: no cover
 
+
 class _EFetch(Iterator[Batch]):
     """One fetch's batches, downloading and parsing the next while one is stored.
 
