@@ -544,8 +544,6 @@ class Runner:
                 return batches, client
             batches.close()
             source.client.stats.absorb(client.stats)
-        if asked is not None and isinstance(source, Prefetch):
-            return source.prefetch(hits, asked), None
         return source.fetch(hits, asked), None
 
     # ---- works that name tracked trials --------------------------------------------------

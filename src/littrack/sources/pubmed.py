@@ -301,12 +301,10 @@ class PubMed(SourceBase):
         return notes
 
     # -- fetch --
-    def fetch(self, hits: Hits, ids: Sequence[str] | None = None) -> Iterator[Batch]:
+    def fetch(self, hits: Hits, ids: Sequence[str] | None = None) -> _EFetch:
         """EFetch ``ids`` (all of ``hits.ids`` by default) in batches (see ``_EFetch``);
         nothing is sent before the first batch is asked for."""
-        def lazily() -> Iterator[Batch]:
-            yield from self._start(hits, ids, None)
-        return lazily()
+        return self._start(hits, ids, None)
 
     def prefetch(self, hits: Hits, ids: Sequence[str] | None = None) -> _EFetch:
         """``fetch``, with its first reply asked for now: it arrives while the topic before
@@ -314,10 +312,13 @@ class PubMed(SourceBase):
         to run before they go to the side process. ``close`` it if it is not used."""
         return self._start(hits, ids, PREFETCH_REPLIES)
 
-    def _start(self, hits: Hits, ids: Sequence[str] | None, first: int | None) -> _EFetch:
+    def _start(self, hits: Hits, ids: Sequence[str] | None, ahead: int | None) -> _EFetch:
         ids = list(hits.ids or ()) if ids is None else list(ids)
         history = hits.handle if isinstance(hits.handle, History) and hits.ids == ids else None
-        return _EFetch(self, ids, history, first)
+        fetching = _EFetch(self, ids, history)
+        if ahead is not None:
+            fetching.begin(ahead)
+        return fetching
 
     def by_id(self, ids: Sequence[str]) -> Iterator[Batch]:
         return self.fetch(Hits(None), ids)
@@ -401,30 +402,36 @@ class _EFetch(Iterator[Batch]):
     side is slower.
     """
 
-    def __init__(self, source: PubMed, ids: list[str], history: History | None,
-                 first: int | None = None) -> None:
+    def __init__(self, source: PubMed, ids: list[str], history: History | None) -> None:
         self.source, self.history = source, history
         self.size = size = source.settings.batch_size
         self.chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
         self.aside = source._parser_process(len(self.chunks))
-        # A fetch started ahead keeps its replies from the side process until it runs:
-        # parsing them then would crowd out the topic being stored, and add the side
-        # process's working set to that topic's peak.
-        self.shared = (InOrder(self.aside, parse_reply_prepared, held=first is not None)
-                       if self.aside else None)
+        self.shared: InOrder[Parsed] | None = None
         self.jobs_before = self.aside.jobs if self.aside else 0
-        if self.aside and self.shared and not self.aside.started:
-            # the first reply is parsed here while the side process starts
-            self.aside.start()
-            self.shared.take(0)
         self.depth = max(2, min(EFETCH_IN_FLIGHT,
                                 math.ceil(1.0 / source.client.pacer.interval)))
-        self.pool = ThreadPoolExecutor(max_workers=self.depth, thread_name_prefix="efetch")
-        # downloads started: ``first`` now (a fetch started ahead), ``depth`` once it runs
-        self.sent = min(first or self.depth, self.depth, len(self.chunks))
-        self.pending: deque[Future[bytes]] = deque(
-            self.pool.submit(self._job, i) for i in range(self.sent))
+        self.pool: ThreadPoolExecutor | None = None  # downloads, once begun
+        self.pending: deque[Future[bytes]] = deque()
+        self.sent = 0  # downloads started
         self._batches: Generator[Batch, None, None] = self._run()
+
+    def begin(self, ahead: int | None = None) -> None:
+        """Start downloading: ``ahead`` replies now, for a fetch started before its topic
+        runs (their replies kept from the side process until it does), else ``depth``."""
+        if self.pool is not None:
+            return
+        if self.aside:
+            # A fetch started ahead keeps its replies from the side process until it runs:
+            # parsing them then would crowd out the topic being stored, and add the side
+            # process's working set to that topic's peak.
+            self.shared = InOrder(self.aside, parse_reply_prepared, held=ahead is not None)
+            if not self.aside.started:  # the first reply is parsed here while it starts
+                self.aside.start()
+                self.shared.take(0)
+        self.pool = ThreadPoolExecutor(max_workers=self.depth, thread_name_prefix="efetch")
+        self.sent = min(ahead or self.depth, self.depth, len(self.chunks))
+        self.pending.extend(self.pool.submit(self._job, i) for i in range(self.sent))
 
     def __next__(self) -> Batch:
         return next(self._batches)
@@ -432,12 +439,13 @@ class _EFetch(Iterator[Batch]):
     @property
     def all_sent(self) -> bool:
         """Every download has started: the pacer is free for the next topic's."""
-        return self.sent >= len(self.chunks)
+        return self.pool is not None and self.sent >= len(self.chunks)
 
     def close(self) -> None:
         """Stop: downloads not started are dropped, running ones waited for."""
         self._batches.close()
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
     def _download(self, i: int) -> bytes:
         if self.history is not None:
@@ -453,7 +461,10 @@ class _EFetch(Iterator[Batch]):
         return body
 
     def _run(self) -> Generator[Batch, None, None]:
+        self.begin()
         source, shared, chunks, pending = self.source, self.shared, self.chunks, self.pending
+        pool = self.pool
+        assert pool is not None
         ahead: dict[int, Batch] = {}  # a later batch parsed here while the side process was busy
         if shared:
             shared.release()
@@ -461,7 +472,7 @@ class _EFetch(Iterator[Batch]):
             for i, chunk in enumerate(chunks):
                 body = pending.popleft().result()
                 while self.sent < len(chunks) and len(pending) < self.depth:
-                    pending.append(self.pool.submit(self._job, self.sent))
+                    pending.append(pool.submit(self._job, self.sent))
                     self.sent += 1
                 batch = ahead.pop(i, None)
                 if batch is None and shared:
@@ -475,7 +486,7 @@ class _EFetch(Iterator[Batch]):
                     batch = Batch(*parsed) if parsed is not None else None
                 yield source._reconcile(chunk, body, partial(self._download, i), batch)
         finally:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=True, cancel_futures=True)
             if self.aside:
                 log.debug("pubmed: %d of %d EFetch replies parsed in the side process",
                           self.aside.jobs - self.jobs_before, len(chunks))
