@@ -22,7 +22,7 @@ PACKAGE = Path(littrack.__file__).parent
 LAYERS: list[tuple[str, ...]] = [
     ("littrack.errors", "littrack.vocab"),           # words and exceptions everyone shares
     ("littrack.crontab", "littrack.folders", "littrack.lock",   # self-contained helpers
-     "littrack.progress", "littrack.sideprocess"),
+     "littrack.memory", "littrack.progress", "littrack.sideprocess"),
     ("littrack.config",),                            # what to track (validates cron lines)
     ("littrack.windows",),                           # since when
     ("littrack.http",),                              # pacing, timeouts, retries

@@ -12,7 +12,6 @@ This is the one place the stages meet. The rules it keeps:
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import secrets
 import threading
@@ -22,7 +21,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from functools import cache
 from itertools import pairwise
 from pathlib import Path
 
@@ -31,6 +29,7 @@ from littrack.config import Settings, Topic
 from littrack.errors import Incomplete, LittrackError, StopRequested, Unreachable, redact
 from littrack.http import HttpClient, Stats
 from littrack.lock import DataDirLock
+from littrack.memory import give_back_memory
 from littrack.progress import Progress, routed_logging
 from littrack.sources import Batch, Fetching, Hits, Prefetch, Source, TrialMentions, open_source
 from littrack.store import Store, Watermark
@@ -656,28 +655,6 @@ class Runner:
             return self._accounted(result, now, Window(None, now.date()), work)
         except StopRequested:  # recorded as stopped by _accounted
             return result
-
-
-def give_back_memory() -> None:
-    """Return the heap's free pages to the system (glibc ``malloc_trim``; elsewhere nothing).
-
-    A topic's batches are freed when it commits, but the allocator keeps the pages and
-    the next topic, the report or an idle ``serve`` would start from that high-water mark:
-    a first run's peak would grow with its largest topic. Trimming between topics keeps
-    it near what one batch needs (bench/memory.py).
-    """
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
-@cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:  # the symbols already loaded (no library search, which would start a process)
-        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError, TypeError):  # not glibc
-        return None
-    return trim
 
 
 def _log_result(r: TopicResult) -> None:

@@ -28,7 +28,6 @@ the caller decides (``PubMed`` uses one for a fetch of several batches).
 
 from __future__ import annotations
 
-import gc
 import importlib
 import logging
 import multiprocessing
@@ -43,6 +42,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Generic, TypeVar
+
+from littrack.memory import collector_paused
 
 log = logging.getLogger(__name__)
 
@@ -211,15 +212,10 @@ class SideProcess:
         path = self.outcome(future)
         if path is None:
             return None
-        paused = gc.isenabled()
-        if paused:
-            gc.disable()
         try:
-            with open(path, "rb") as fh:
+            with open(path, "rb") as fh, collector_paused():
                 return pickle.load(fh)
         finally:
-            if paused:
-                gc.enable()
             os.unlink(path)
 
     def _finished(self, _: object = None) -> None:

@@ -1,0 +1,55 @@
+"""Working with the allocator and the cyclic collector, where bulk work would fight them.
+
+Both helpers exist for the same reason: a first run builds and drops hundreds of thousands
+of small objects a batch (parsed records, their rows), which neither the collector nor
+the allocator expects.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import cache
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector (if it runs) while a bounded bulk step runs.
+
+    Parsing a reply, or unpickling what another process parsed, makes no reference cycles,
+    but the objects it accumulates would make the collector traverse them again and again
+    (a quarter of the parse time; a third of an unpickle). Process-wide, so only around
+    steps bounded by one batch, and put back as it was.
+    """
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
+def give_back_memory() -> None:
+    """Return the heap's free pages to the system (glibc ``malloc_trim``; elsewhere nothing).
+
+    A topic's batches are freed when it commits, but the allocator keeps the pages and
+    the next topic, the report or an idle ``serve`` would start from that high-water mark:
+    a first run's peak would grow with its largest topic. Trimming between topics keeps
+    it near what one batch needs (bench/memory.py).
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:  # the symbols already loaded (no library search, which would start a process)
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError, TypeError):  # not glibc
+        return None
+    return trim
