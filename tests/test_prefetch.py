@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -67,31 +68,49 @@ def _runs(settings: Settings) -> dict[str, tuple[str, int]]:
             "SELECT topic, status, n_requests FROM runs WHERE source='pubmed'")}
 
 
+class HoldA:
+    """A ``before_reply`` hook: A's last batch is held until B's first EFetch has arrived.
+
+    ``on_b`` runs once, when B's first EFetch arrives; ``a_last`` (None: the fake's own
+    reply) answers A's last batch, every time it is asked for. ``waits`` records, for each
+    ask of A's last batch, whether B had asked by then (False: the hold timed out).
+    """
+
+    def __init__(self, eutils: EutilsFake, pmids: list[list[str]],
+                 on_b: Callable[[], None] = lambda: None, a_last: Reply | None = None) -> None:
+        self.eutils, self.b_ids = eutils, set(pmids[1])
+        self.last_of_a = min(pmids[0], key=int)  # ESearch lists newest first: A's last batch
+        self.on_b, self.a_last = on_b, a_last
+        self.b_asked = threading.Event()
+        self.waits: list[bool] = []
+
+    def __call__(self, rec: RequestRecord) -> Reply | None:
+        if not rec.path.endswith("efetch.fcgi"):
+            return None
+        ids = _ids_of(self.eutils, rec)
+        if ids and ids[0] in self.b_ids:
+            if not self.b_asked.is_set():
+                self.on_b()
+                self.b_asked.set()
+        elif self.last_of_a in ids:
+            self.waits.append(self.b_asked.wait(WAIT))
+            return self.a_last
+        return None
+
+
 def test_next_topics_first_replies_are_asked_for_while_the_topic_before_is_stored(
         tmp_path: Path, eutils_fake: EutilsFake, ctgov_fake: CtgovFake) -> None:
     settings = settings_for(tmp_path, eutils_fake, ctgov_fake)
     a, b, c = (t.name for t in settings.topics)
     pmids = _fill(settings, eutils_fake, [1500, 1400], shared=300)
-    last_of_a = min(pmids[0], key=int)  # ESearch lists newest first: in A's last batch
-    second_started = threading.Event()
-    seen: dict[str, object] = {}
-
-    def hold(rec: RequestRecord) -> Reply | None:
-        if not rec.path.endswith("efetch.fcgi"):
-            return None
-        ids = _ids_of(eutils_fake, rec)
-        if ids and ids[0] in pmids[1] and not second_started.is_set():
-            seen["status of A then"] = _status(settings, a)
-            second_started.set()
-        elif last_of_a in ids:  # A cannot finish before B has asked
-            seen["B asked before A's last reply"] = second_started.wait(WAIT)
-        return None
-
-    eutils_fake.before_reply = hold
+    a_then: list[str | None] = []
+    hold = HoldA(eutils_fake, pmids, on_b=lambda: a_then.append(_status(settings, a)))
+    eutils_fake.before_reply = hold  # A cannot finish before B has asked
     result = run(settings, sources=["pubmed"], write_report=False)
 
     assert [r.status for r in result.results] == ["ok", "ok", "ok"]
-    assert seen == {"B asked before A's last reply": True, "status of A then": "running"}
+    assert hold.waits == [True]  # B asked before A's last reply
+    assert a_then == ["running"]
     fetched = [p for r in eutils_fake.requests("efetch.fcgi") for p in _ids_of(eutils_fake, r)]
     assert sorted(fetched) == sorted(set(pmids[0]) | set(pmids[1]))  # each once
     # each request counted once, for its own topic: 1 ESearch + ceil(n / 500) EFetch
@@ -106,24 +125,13 @@ def test_a_prefetch_the_topic_before_proved_wrong_is_dropped_and_fetched_again(
     settings = settings_for(tmp_path, eutils_fake, ctgov_fake)
     a, b, _ = (t.name for t in settings.topics)
     pmids = _fill(settings, eutils_fake, [1500, 1400], shared=300)
-    last_of_a = min(pmids[0], key=int)
-    second_started = threading.Event()
-
-    def break_a(rec: RequestRecord) -> Reply | None:
-        if not rec.path.endswith("efetch.fcgi"):
-            return None
-        ids = _ids_of(eutils_fake, rec)
-        if ids and ids[0] in pmids[1]:
-            second_started.set()
-        elif last_of_a in ids:  # after B's prefetch started, A's last batch never comes
-            assert second_started.wait(WAIT)
-            return _efetch_error("Search Backend failed")
-        return None
-
-    eutils_fake.before_reply = break_a
+    # after B's prefetch started, A's last batch never comes
+    hold = HoldA(eutils_fake, pmids, a_last=_efetch_error("Search Backend failed"))
+    eutils_fake.before_reply = hold
     result = run(settings, sources=["pubmed"], write_report=False)
 
     assert [r.status for r in result.results][:2] == ["failed", "ok"]
+    assert hold.waits and all(hold.waits)  # each try of it came after B had asked
     with sqlite3.connect(settings.db_path) as con:
         stored = {r[0] for r in con.execute("SELECT pmid FROM articles")}
     shared = set(pmids[0][-300:])  # stored by A's first batch, then rolled back with A
@@ -137,24 +145,15 @@ def test_a_stop_while_the_next_topic_is_prefetched_leaves_nothing_running(
         tmp_path: Path, eutils_fake: EutilsFake, ctgov_fake: CtgovFake) -> None:
     settings = settings_for(tmp_path, eutils_fake, ctgov_fake)
     pmids = _fill(settings, eutils_fake, [1500, 1400], shared=0)
-    last_of_a = min(pmids[0], key=int)
     stop = threading.Event()
-
-    def stop_when_b_starts(rec: RequestRecord) -> Reply | None:
-        if not rec.path.endswith("efetch.fcgi"):
-            return None
-        ids = _ids_of(eutils_fake, rec)
-        if ids[0] in pmids[1]:
-            stop.set()  # as a signal would
-        elif last_of_a in ids:  # A is still under way when the stop comes
-            assert stop.wait(WAIT)
-        return None
-
-    eutils_fake.before_reply = stop_when_b_starts
+    # a stop (as a signal would) when B's prefetch starts, while A is still under way
+    hold = HoldA(eutils_fake, pmids, on_b=stop.set)
+    eutils_fake.before_reply = hold
     before = set(threading.enumerate())
     result = run(settings, sources=["pubmed"], write_report=False, stop=stop)
 
     assert result.stopped
+    assert hold.waits == [True]
     assert [t.name for t in set(threading.enumerate()) - before
             if t.name.startswith("efetch")] == []
     assert result.totals.requests == len(eutils_fake.log)  # B's prefetch counted too
