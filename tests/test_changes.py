@@ -9,6 +9,7 @@ resolve the records the tracked ones link to (once), and say so in the report fi
 from __future__ import annotations
 
 import csv
+import random
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -308,6 +309,21 @@ def test_nct_numbers_in_text_are_validated(text: str, found: list[str]) -> None:
 
     rec = normalize_raw(article_xml("1", abstract=text).encode())
     assert [n for n, _, ev in changes.links(rec) if ev == "pubmed_text"] == found
+
+
+def test_the_quick_check_for_trial_numbers_never_misses_one() -> None:
+    """``may_name_a_trial`` skips the regex: it must say yes wherever the regex matches
+    (and mostly no where "nct" is only part of a word)."""
+    rng = random.Random(15)
+    pieces = ["NCT", "nct", "Nc", "t", "N", "CT", " ", "\t", "\xa0", "01234567", "0123",
+              "٠١٢٣٤٥٦٧", "İ", "ß", "x", "-", "function", "distinct"]
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randrange(1, 12)))
+             for _ in range(20000)]
+    matching = [t for t in texts if changes.NCT_IN_TEXT.search(t)]
+    assert len(matching) > 100  # the pieces do make trial numbers
+    assert all(changes.may_name_a_trial(t) for t in matching)
+    assert not changes.may_name_a_trial("function and distinct junctions")
+    assert sum(map(changes.may_name_a_trial, texts)) < len(texts) / 2
 
 
 def test_store_logs_only_tracked_fields(tmp_path: Path) -> None:
