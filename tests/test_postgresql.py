@@ -20,7 +20,7 @@ import pytest
 
 from littrack import migrations
 from littrack.config import load_settings
-from littrack.database import to_pyformat
+from littrack.database import STREAM_ROWS, to_pyformat
 from littrack.errors import DatabaseUnreachable, StoreError
 from littrack.normalize.ctgov import normalize_study
 from littrack.store import Store
@@ -104,6 +104,40 @@ def test_upserts_history_and_keys_behave_as_on_sqlite(pg_url: str) -> None:
         with pytest.raises(psycopg.errors.ForeignKeyViolation):
             store.db.execute("INSERT INTO trial_conditions (nct_id, condition) "
                              "VALUES ('NCT09999999', 'PTSD')")
+
+
+def test_report_rows_come_from_a_server_side_cursor_a_slice_at_a_time(pg_url: str) -> None:
+    """A report reads a big run's rows slice by slice (plain ``execute`` reads a whole
+    result into memory first): inside the report's snapshot a cursor is open on the
+    server while they are read, and the connection still answers other statements."""
+    n = 2 * STREAM_ROWS + 7
+    ids = [f"NCT{i:08d}" for i in range(1, n + 1)]
+    with Store(pg_url) as store:
+        store.save_records([normalize_study(study(i)) for i in ids], "2026-01-01T00:00:00Z",
+                           "r1")
+        store.match("ptsd", "ctgov", ids, "r1")
+        with store.snapshot():
+            columns, rows = store.rows("new_trials", run_ids=["r1"])
+            first = next(rows)
+            cursors = store.db.execute("SELECT name FROM pg_cursors").fetchall()
+            read = [first, *rows]
+        assert [c[0] for c in cursors] == ["littrack_rows_1"]
+        assert store.db.execute("SELECT COUNT(*) FROM pg_cursors").fetchone()[0] == 0
+        assert sorted(r[columns.index("nct_id")] for r in read) == ids
+        # outside a transaction (no cursor can live there): the same rows, read at once
+        again_columns, again = store.rows("new_trials", run_ids=["r1"])
+        assert again_columns == columns and list(map(tuple, again)) == list(map(tuple, read))
+        # a reader that stops early (a report that failed halfway) leaves nothing open
+        with store.snapshot():
+            _, rows = store.rows("new_trials", run_ids=["r1"])
+            next(rows)
+            rows.close()  # (what dropping it does)
+            assert store.db.execute("SELECT COUNT(*) FROM pg_cursors").fetchone()[0] == 0
+        with store.snapshot():
+            _, rows = store.rows("new_trials", run_ids=["r1"])
+            next(rows)
+        rows.close()  # after the snapshot ended, with the cursor gone with it
+        assert store.db.execute("SELECT COUNT(*) FROM pg_cursors").fetchone()[0] == 0
 
 
 def test_an_unreachable_server_is_one_line_naming_host_and_database() -> None:

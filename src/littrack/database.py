@@ -15,6 +15,7 @@ never from the config file, and every message goes through ``errors.redact``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import sqlite3
@@ -151,6 +152,11 @@ def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], Row]:
     return lambda values: Row(names, values)
 
 
+# Rows a server-side cursor brings over per round trip (``PgConnection.stream``): a report
+# row is up to a few KB (abstracts), so a slice stays under a few MB.
+STREAM_ROWS = 500
+
+
 class PgConnection:
     """A psycopg connection in autocommit mode, used like the store's ``sqlite3`` one:
     ``execute`` returns a cursor, ``BEGIN`` / ``COMMIT`` are the store's own statements."""
@@ -159,6 +165,7 @@ class PgConnection:
         import psycopg
 
         self.target = target
+        self._cursors = itertools.count(1)  # names of ``stream``'s server-side cursors
         try:
             self.raw: psycopg.Connection[Row] = psycopg.connect(
                 target.url, autocommit=True, row_factory=_row_factory,
@@ -199,6 +206,31 @@ class PgConnection:
 
     def query(self, sql: str, params: Any = ()) -> Iterator[Row]:
         yield from self.execute(sql, params)
+
+    def stream(self, sql: str, params: Any = ()) -> tuple[list[str], Iterator[Row]]:
+        """Column names, and rows that come from the server ``STREAM_ROWS`` at a time, for
+        reading more rows than should sit in memory at once.
+
+        ``execute`` reads a whole result into the client before returning (libpq): a
+        report of a big first run would hold every new article, abstracts and all. A
+        server-side cursor (``DECLARE``) lives only in a transaction, as in
+        ``Store.snapshot``; outside one this is ``execute``. Unlike ``Cursor.stream``,
+        the connection stays usable for other statements while the rows are read.
+        """
+        if not self.in_transaction:
+            cur: psycopg.Cursor[Row] = self.execute(sql, params)
+            return [d.name for d in cur.description or ()], iter(cur)
+        with self._lost():
+            server: psycopg.ServerCursor[Row] = self.raw.cursor(
+                name=f"littrack_rows_{next(self._cursors)}")
+            server.itersize = STREAM_ROWS
+            server.execute(to_pyformat(sql), params)
+        return [d.name for d in server.description or ()], self._drain(server)
+
+    def _drain(self, cur: psycopg.ServerCursor[Row]) -> Iterator[Row]:
+        """The cursor's rows, then the cursor closed (also when the reader stops early)."""
+        with self._lost(), cur:
+            yield from cur
 
     def close(self) -> None:
         self.raw.close()

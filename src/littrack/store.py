@@ -881,7 +881,10 @@ class Store:
         never sit in memory at once, however large the run.
         """
         sql, args = _expand(QUERIES[name], params)
-        cur = self.db.execute(sql, args)
+        if self.dialect != SQLITE:  # (psycopg's execute would read the whole result first)
+            columns, rows = self.db.stream(sql, args)
+            return columns, rows
+        cur = self.db.execute(sql, args)  # sqlite3 steps through a result as it is read
         return [d[0] for d in cur.description or ()], iter(cur)
 
     def has_rows(self, name: str, **params: Any) -> bool:
