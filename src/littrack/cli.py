@@ -22,6 +22,7 @@ import click
 from littrack import __version__
 from littrack.config import Settings, load_settings
 from littrack.errors import ConfigError, DataDirError, LittrackError, LockTimeout
+from littrack.memory import hand_back_large_blocks
 from littrack.vocab import SOURCES
 
 EXIT_OK, EXIT_TOPIC_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
@@ -579,7 +580,9 @@ def copy_store_command(ctx: click.Context, to: str | None, wait: float) -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: the process is littrack's own, so its allocator may be
+    set for littrack's large buffers (``memory.hand_back_large_blocks``)."""
+    hand_back_large_blocks()
     cli(prog_name="littrack")
 
 

@@ -43,7 +43,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Generic, TypeVar
 
-from littrack.memory import collector_paused
+from littrack.memory import collector_paused, hand_back_large_blocks
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +64,10 @@ PARENT_CHECK_EVERY = 0.5
 
 def _start(warm: str | None, parent: int, folder: str) -> None:
     """Runs first in the side process: leave stopping to the parent, but not outlive it;
-    import ahead."""
+    give large blocks back; import ahead."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    hand_back_large_blocks()  # (a reply is 6 MB: see memory.py)
     threading.Thread(target=_exit_with, args=(parent, folder), daemon=True,
                      name="parent-watch").start()
     if warm:
