@@ -48,10 +48,12 @@ RECHECK_MISSING = 1  # re-requests of PMIDs an EFetch silently left out
 # 500 arrive faster than a batch is parsed and stored, and each waiting reply is ~6 MB.
 EFETCH_IN_FLIGHT = 4
 # Replies a fetch started ahead of its topic (``prefetch``) asks for before the topic
-# begins: its first batch is there to work on while the rest are requested. Each reply
-# waiting beside the topic still being stored adds to that topic's peak memory (two
-# raised a big first run's peak by about 10 MB, bench/memory.py, for 0.3 s of 8).
-PREFETCH_REPLIES = 1
+# begins: as many as a topic keeps in flight, so its first batches are there to work on
+# when it starts instead of a round trip later (a backfill of 12,000 articles with 0.5 s a
+# request: 0.1-0.95 s sooner than with one reply, medians of four A/B runs of five). They
+# wait beside the topic still being stored: a big first run's peak was 213-215 MB instead
+# of 194 (bench/memory.py; 261-279 MB before memory.hand_back_large_blocks).
+PREFETCH_REPLIES = EFETCH_IN_FLIGHT
 # ``parse_process = "auto"``: a fetch of this many batches or more is parsed in a side
 # process (its start, a fifth of a second, pays for itself within the first batch).
 PARSE_ASIDE_MIN_BATCHES = 3
@@ -307,7 +309,7 @@ class PubMed(SourceBase):
         return self._start(hits, ids, None)
 
     def prefetch(self, hits: Hits, ids: Sequence[str] | None = None) -> _EFetch:
-        """``fetch``, with its first reply asked for now: it arrives while the topic before
+        """``fetch``, with its first replies asked for now: they arrive while the topic before
         is still being stored (``pipeline.Runner._prefetch_next``). Its replies wait for it
         to run before they go to the side process. ``close`` it if it is not used."""
         return self._start(hits, ids, PREFETCH_REPLIES)
