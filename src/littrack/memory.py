@@ -69,7 +69,7 @@ def hand_back_large_blocks() -> None:
     glibc starts so, but once such a block is freed it raises the threshold to that block's
     size: from then on each 6 MB EFetch reply is carved from the heap, whose freed pages it
     keeps, and a run's peak grows with its size. A first run of 12,000 articles and 2,500
-    trials peaked at 220–237 MB, 3,000 + 600 at 193–201 MB; with the threshold held, 188–199
+    trials peaked at 227–238 MB, 3,000 + 600 at 195–201 MB; with the threshold held, 188–199
     and 180 MB (``bench/memory.py``), in the same time within the machine's noise.
 
     Process-wide, so only for processes littrack owns: the command line's and its side
