@@ -6,12 +6,13 @@ test process has its own history of large blocks.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import subprocess
 import sys
 
 import pytest
+
+from littrack.memory import _glibc
 
 # Allocates and frees an 8 MB block three times; prints the resident MB before, during
 # and after each (the block is written to, so its pages are resident).
@@ -34,15 +35,9 @@ for _ in range(3):
 """
 
 
-def _glibc() -> bool:
-    try:
-        ctypes.CDLL(None).mallopt  # noqa: B018 - is the symbol there
-    except (OSError, AttributeError):
-        return False
-    return os.path.exists("/proc/self/status")
-
-
-needs_glibc = pytest.mark.skipif(not _glibc(), reason="glibc's mallopt and /proc only")
+needs_glibc = pytest.mark.skipif(
+    _glibc("mallopt") is None or not os.path.exists("/proc/self/status"),
+    reason="glibc's mallopt and /proc only")
 
 
 def churn(mode: str, **env: str) -> list[tuple[float, float, float]]:

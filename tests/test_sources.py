@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from littrack.config import CtgovQuery, Topic
-from littrack.errors import QueryRejected
+from littrack.errors import MalformedResponse, QueryRejected
 from littrack.http import HttpClient
 from littrack.sources.ctgov import ClinicalTrials
 from littrack.sources.pubmed import ESEARCH_CAP, PubMed
@@ -19,6 +19,8 @@ from tests.builders.ctgov import study
 from tests.builders.pubmed import article_xml
 from tests.corpus import settings_for
 from tests.fakes import CtgovFake, EutilsFake
+from tests.fakes.eutils import ESEARCH_HEAD, XML
+from tests.fakes.server import Reply
 from tests.spreads import SPREADS
 
 TODAY = date(2026, 11, 28)
@@ -217,7 +219,6 @@ def test_ctgov_page_is_read_study_by_study_in_batches(
 def test_ctgov_page_scan_rejects_what_the_whole_parse_rejected(body: bytes, why: str) -> None:
     from email.message import Message
 
-    from littrack.errors import MalformedResponse
     from littrack.http import Response
     from littrack.sources.ctgov import _scan_page
 
@@ -229,14 +230,10 @@ def test_ctgov_page_scan_rejects_what_the_whole_parse_rejected(body: bytes, why:
 
 def test_an_over_cap_reply_listing_no_id_is_malformed(pubmed: PubMed,
                                                       eutils_fake: EutilsFake) -> None:
-    from littrack.errors import MalformedResponse
-    from tests.fakes.eutils import ESEARCH_HEAD, XML
-    from tests.fakes.server import Reply
-
     eutils_fake.register_query("q")
     eutils_fake.before_reply = lambda rec: Reply(200, ESEARCH_HEAD + (
         "<eSearchResult><Count>20000</Count><RetMax>0</RetMax><RetStart>0</RetStart>"
         "<IdList/><TranslationSet/><QueryTranslation>q</QueryTranslation></eSearchResult>"),
         XML)
     with pytest.raises(MalformedResponse, match="counted 20000 hits and listed no id"):
-        pubmed.search(Topic("t", pubmed_query="q"), Window(None, TODAY))
+        pubmed.search(Topic("t", pubmed_query="q"), EVERYTHING)

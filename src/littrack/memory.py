@@ -42,18 +42,19 @@ def give_back_memory() -> None:
     a first run's peak would grow with its largest topic. Trimming between topics keeps
     it near what one batch needs (bench/memory.py).
     """
-    trim = _malloc_trim()
+    trim = _glibc("malloc_trim")
     if trim is not None:
         trim(0)
 
 
 @cache
-def _malloc_trim() -> Callable[[int], int] | None:
+def _glibc(name: str) -> Callable[..., int] | None:
+    """A glibc allocator function, or None (another C library)."""
     try:  # the symbols already loaded (no library search, which would start a process)
-        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError, TypeError):  # not glibc
+        fn: Callable[..., int] = getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError, TypeError):
         return None
-    return trim
+    return fn
 
 
 # glibc's mallopt parameter, and the size from which freed blocks go back to the system
@@ -75,10 +76,6 @@ def hand_back_large_blocks() -> None:
     Process-wide, so only for processes littrack owns: the command line's and its side
     process. A threshold the user set (``MALLOC_MMAP_THRESHOLD_``) stays.
     """
-    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
-        return
-    try:
-        mallopt: Callable[[int, int], int] = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError, TypeError):  # not glibc
-        return
-    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    mallopt = _glibc("mallopt")
+    if mallopt is not None and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)

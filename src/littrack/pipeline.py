@@ -446,10 +446,11 @@ class Runner:
                     self.progress.advance(len(batch.records) + len(batch.deleted)
                                           + len(batch.missing)
                                           + sum(len(ids) for ids in batch.elsewhere.values()))
-                    if getattr(batches, "all_sent", False) and asked is not None:
+                    if (asked is not None and isinstance(batches, Fetching)
+                            and batches.all_sent):  # the pacer is free for the next topic
                         self._prefetch_next(source, topic, asked)
             finally:
-                close = getattr(batches, "close", None)
+                close = getattr(batches, "close", None)  # (a generator's, or a Fetching's)
                 if close is not None:
                     close()
                 if prefetched_on is not None:  # its requests were this topic's

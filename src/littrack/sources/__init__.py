@@ -119,8 +119,9 @@ class Source(Protocol):
         ...
 
 
+@runtime_checkable
 class Fetching(Protocol):
-    """Batches whose downloads started when this was made (``Prefetch``)."""
+    """Batches that can tell when all their requests are sent (``Prefetch``)."""
 
     def __iter__(self) -> Iterator[Batch]: ...
 

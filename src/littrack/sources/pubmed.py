@@ -395,9 +395,10 @@ class _EFetch(Iterator[Batch]):
     """One fetch's batches, downloading and parsing the next while one is stored.
 
     When ``ids`` is exactly the ESearch result in order, batches page the history server
-    (short GETs); otherwise they POST id lists. Downloads start when this is made: up to
-    ``depth`` replies are requested ahead of the batch being stored (enough to keep the
-    pacer busy when a reply takes about a second; starts stay paced, memory bounded). In a
+    (short GETs); otherwise they POST id lists. Downloads start with ``begin`` (at once for
+    a prefetch, else when the first batch is asked for): up to ``depth`` replies are
+    requested ahead of the batch being stored (enough to keep the pacer busy when a reply
+    takes about a second; starts stay paced, memory bounded). In a
     fetch of several batches the replies are parsed in a side process (``parse_process``)
     as they arrive, while it has room; here are parsed the one it has not taken when its
     turn comes, and a later one instead of waiting for it: both cores stay busy, whichever
