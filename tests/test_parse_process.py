@@ -14,13 +14,12 @@ import sqlite3
 import subprocess
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import pytest
 
 from littrack.config import load_settings
-from littrack.normalize import Normalized
+from littrack.normalize import Normalized, unpack_raw
 from littrack.normalize.pubmed import normalize_raw
 from littrack.pipeline import run
 from littrack.sideprocess import InOrder, SideProcess
@@ -42,7 +41,7 @@ def settings_with(folder: Path, eutils: EutilsFake, ctgov: CtgovFake, mode: str,
 def raw_records(db: Path) -> list[tuple[str, str, str, bytes]]:
     con = sqlite3.connect(db)
     try:
-        return sorted((s, r, h, zlib.decompress(raw)) for s, r, h, raw in con.execute(
+        return sorted((s, r, h, unpack_raw(raw)) for s, r, h, raw in con.execute(
             "SELECT source, record_id, content_hash, raw FROM raw_records"))
     finally:
         con.close()

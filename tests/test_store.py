@@ -141,6 +141,28 @@ def test_raw_records_rebuild(store: Store) -> None:
     assert store.counts()["trial_conditions"] == 1
 
 
+def test_raw_records_of_release_0_1_0_zlib_still_rebuild(store: Store) -> None:
+    """Release 0.1.0 kept raw records as zlib, this one as Zstandard: a store holding both
+    (upgraded in place, then added to) rebuilds every record from its raw bytes."""
+    import zlib
+
+    from littrack.normalize import pack_raw, unpack_raw
+    from littrack.normalize.ctgov import normalize_raw
+
+    old, new = (normalize_study(study(f"NCT0000000{i}", title=f"Title {i}")) for i in (1, 2))
+    store.save_records([old, new], "t", "r1")
+    store.db.execute("UPDATE raw_records SET raw=? WHERE record_id='NCT00000001'",
+                     (zlib.compress(old.raw, 1),))
+    blobs = dict(rows(store, "SELECT record_id, raw FROM raw_records"))
+    assert blobs["NCT00000002"] == pack_raw(new.raw) != zlib.compress(new.raw, 1)
+    assert [unpack_raw(b) for b in blobs.values()] == [old.raw, new.raw]
+    store.db.execute("UPDATE trials SET brief_title='corrupted'")
+
+    assert store.rebuild((normalize_raw(raw) for _, raw in store.iter_raw("ctgov")), "t2") == 2
+    assert rows(store, "SELECT brief_title FROM trials ORDER BY nct_id") == [
+        ("Title 1",), ("Title 2",)]
+
+
 def test_links_from_trial_references(store: Store) -> None:
     s = study("NCT00000001", references=[("11111111", "RESULT", "x"), (None, "BACKGROUND", "y")])
     store.save_records([normalize_study(s)], "t", "r1")

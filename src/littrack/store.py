@@ -8,8 +8,8 @@ Why it is shaped this way:
 * Upserts are keyed and idempotent: a record seen again with the same content only moves
   ``last_seen_at``; a changed record replaces its rows in place (children are replaced as a
   whole) and appends its tracked field changes to ``trial_changes`` / ``article_changes``.
-* The raw record is kept, zlib-compressed, so ``rebuild`` can re-run a fixed normalizer
-  without asking the services again.
+* The raw record is kept, compressed (``normalize.pack_raw``), so ``rebuild`` can re-run a
+  fixed normalizer without asking the services again.
 * The schema is declared in ``tables.py``; the frozen steps of ``migrations.py`` bring any
   store, new or written by an older release, up to it when the store is opened.
 """
@@ -32,7 +32,7 @@ from littrack import changes, database, migrations
 from littrack.database import POSTGRESQL, SQLITE, BackgroundCheckpoint, PgConnection, Target
 from littrack.errors import ConfigError, StopRequested, StoreError
 from littrack.lock import require_folder
-from littrack.normalize import Normalized
+from littrack.normalize import Normalized, unpack_raw
 from littrack.tables import (
     BOOKKEEPING,
     BY_NAME,
@@ -703,7 +703,7 @@ class Store:
         cur = self.db.execute("SELECT record_id, raw FROM raw_records WHERE source=? "
                               "ORDER BY record_id", (source,))
         for rid, blob in cur:
-            yield rid, zlib.decompress(blob)
+            yield rid, unpack_raw(blob)
 
     def rebuild(self, records: Iterable[Normalized], now: str) -> int:
         """Rewrite the tidy rows of re-normalized records without touching history."""

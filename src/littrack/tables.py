@@ -1037,7 +1037,9 @@ RAW_RECORDS = Table(
         Column('run_id', 'text',
                'The `runs.run_id` of the run that stored the current version.', required=True),
         Column('raw', 'blob',
-               'zlib-compressed PubMed XML or ClinicalTrials.gov JSON of the record.',
+               'Compressed PubMed XML, ClinicalTrials.gov JSON or Europe PMC JSON of the '
+               'record: a Zstandard frame, or zlib in stores written by release 0.1.0 '
+               '(`littrack.normalize.unpack_raw` reads both).',
                required=True),
     ),
     indexes=(Index('raw_records_run', ('run_id',)),),
