@@ -24,6 +24,7 @@ import zlib
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -560,7 +561,7 @@ class Store:
                 continue
             if ids:
                 self.db.executemany(f"DELETE FROM {t.name} WHERE {t.record_key}=?", ids)
-            rows = [row for rec in records for row in rec.tables.get(t.name, ())]
+            rows = list(chain.from_iterable(rec.tables.get(t.name, ()) for rec in records))
             if rows:
                 self.db.executemany(
                     f"INSERT INTO {t.name} ({', '.join(t.columns)}) VALUES "
@@ -647,8 +648,13 @@ class Store:
         return [r[0] for r in rows]
 
     def clear_missing(self, source: str, ids: Iterable[str], topic: str) -> None:
+        """Forget the missing records of ``topic`` that ``ids`` names (they arrived).
+
+        Only the topic's missing records are looked for among ``ids`` (every id a topic
+        asked for, 10,000 in a first run, and almost never one of them missing)."""
+        missing = set(self.missing_ids(source, topic))
         self.db.executemany("DELETE FROM missing_records WHERE source=? AND record_id=? AND "
-                            "topic=?", [(source, rid, topic) for rid in ids])
+                            "topic=?", [(source, rid, topic) for rid in ids if rid in missing])
 
     def unresolved_links(self, source: str) -> list[str]:
         """Ids of ``source`` that a link names but the store lacks and never tried to fetch.
@@ -911,7 +917,7 @@ def _values(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> list[Sequ
     if len(columns) > 1:
         get = itemgetter(*columns)
         try:
-            return [get(row) for row in rows]
+            return list(map(get, rows))
         except KeyError:  # a normalizer may leave a column out
             pass
     return [[row.get(c) for c in columns] for row in rows]
