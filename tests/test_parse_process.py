@@ -14,6 +14,9 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -22,7 +25,7 @@ from littrack.config import load_settings
 from littrack.normalize import Normalized, unpack_raw
 from littrack.normalize.pubmed import normalize_raw
 from littrack.pipeline import run
-from littrack.sideprocess import InOrder, SideProcess
+from littrack.sideprocess import SharedJobs, SideProcess
 from tests.builders.pubmed import article_xml
 from tests.corpus import populate
 from tests.fakes import CtgovFake, EutilsFake
@@ -130,6 +133,21 @@ def read_fifo(path: str) -> bytes:
         return fh.read()
 
 
+@contextmanager
+def then_written(side: SideProcess, fifo: Path, data: bytes) -> Iterator[None]:
+    """Write ``data`` to the fifo a job over there reads, after the block. A block that
+    fails kills the side process instead: its close would wait for that job for ever."""
+    try:
+        yield
+    except BaseException:
+        if side._pool is not None:
+            for process in list(side._pool._processes.values()):
+                process.kill()
+        raise
+    with open(fifo, "wb") as fh:
+        fh.write(data)
+
+
 def fail(message: str) -> None:
     raise ValueError(message)
 
@@ -172,46 +190,80 @@ def fifo_or_upper(arg: bytes) -> str:
     return read_fifo(arg.decode()).decode() if arg.startswith(b"/") else arg.decode().upper()
 
 
-def test_jobs_in_order_go_where_there_is_room_first(tmp_path: Path) -> None:
-    """The side process takes waiting jobs lowest number first while it has room; a job
-    not sent when its turn comes is the caller's, and a caller that would wait takes the
-    last waiting one ahead of its turn."""
+def next_finished(jobs: SharedJobs[str]) -> tuple[int, Future[str]]:
+    """Wait for the side process to finish a job, as ``_EFetch`` does, and collect it."""
+    while (done := jobs.finished()) is None:
+        wait(jobs.running(), return_when=FIRST_COMPLETED)
+    return done
+
+
+def test_shared_jobs_go_where_there_is_room_and_come_out_as_they_finish(
+        tmp_path: Path) -> None:
+    """The side process takes waiting jobs lowest number first while it has room; the
+    caller claims the last waiting one rather than wait, and collects the side process's
+    jobs as they finish, whatever their number."""
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     with SideProcess("test jobs", max_queued=1) as side:
-        jobs = InOrder(side, fifo_or_upper)
+        jobs = SharedJobs(side, fifo_or_upper, total=4)
         jobs.ready(0, str(fifo).encode())  # sent: busy over there until the fifo is written
-        jobs.ready(1, b"b")
-        jobs.ready(2, b"c")  # no room: both wait
-        first = jobs.take(0)
-        assert first is not None and not first.done()
-        assert jobs.steal() == (2, b"c")  # the last waiting one, now the caller's
-        jobs.ready(2, b"c again")  # already the caller's: not sent
-        with open(fifo, "wb") as fh:
-            fh.write(b"a")
-        assert jobs.result(first) == "a"
-        assert jobs.take(1) is None  # still waiting when its turn came: the caller's
-        assert jobs.take(2) is None
+        with then_written(side, fifo, b"a"):
+            jobs.ready(1, b"b")
+            jobs.ready(2, b"c")  # no room: both wait
+            assert jobs.finished() is None
+            assert jobs.claim() == (2, b"c")  # the last waiting one, now the caller's
+            jobs.ready(2, b"c again")  # already the caller's: not sent
+        i, first = next_finished(jobs)
+        assert (i, jobs.result(first)) == (0, "a")
+        i, second = next_finished(jobs)  # sent over once job 0 made room
+        assert (i, jobs.result(second)) == (1, "B")
         jobs.ready(3, b"d")
-        assert jobs.result(jobs.take(3)) == "D"
-        assert jobs.steal() is None
-        assert side.jobs == 2
+        i, third = next_finished(jobs)
+        assert (i, jobs.result(third)) == (3, "D")
+        assert jobs.claim() is None and jobs.running() == []
+        assert side.jobs == 3
         folder = side._folder
         assert folder is not None and os.listdir(folder) == []  # every file read and gone
     assert not os.path.exists(folder)
 
 
+def test_the_last_job_is_not_queued_behind_a_busy_side_process(tmp_path: Path) -> None:
+    """The caller, free before the side process, does the last job: the run must not end
+    waiting for one process while the other has nothing left to do."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with SideProcess("test jobs", max_queued=2) as side:
+        jobs = SharedJobs(side, fifo_or_upper, total=3)
+        jobs.keep(0)  # the caller's from the start
+        jobs.ready(0, b"mine")  # not sent
+        jobs.ready(1, str(fifo).encode())  # sent: busy until the fifo is written
+        with then_written(side, fifo, b"b"):
+            jobs.ready(2, b"last")  # there is room, but the side process is busy: kept here
+            assert side.jobs == 1
+            assert jobs.claim() == (2, b"last")
+        i, future = next_finished(jobs)
+        assert (i, jobs.result(future)) == (1, "b")
+
+    with SideProcess("test jobs", max_queued=2) as side:  # an idle side process takes it
+        jobs = SharedJobs(side, fifo_or_upper, total=1)
+        jobs.ready(0, b"only")
+        assert side.jobs == 1 and jobs.claim() is None
+        i, future = next_finished(jobs)
+        assert (i, jobs.result(future)) == (0, "ONLY")
+
+
 def test_jobs_made_held_wait_here_until_released() -> None:
     """A fetch started ahead of its topic keeps its replies from the side process until
-    the topic runs (``InOrder(held=True)``), so they do not crowd out the work due now."""
+    the topic runs (``SharedJobs(held=True)``), so they do not crowd out the work due now."""
     with SideProcess("test jobs") as side:
-        jobs = InOrder(side, fifo_or_upper, held=True)
+        jobs = SharedJobs(side, fifo_or_upper, total=3, held=True)
         jobs.ready(0, b"a")
         jobs.ready(1, b"b")
         assert side.jobs == 0  # nothing sent while held
         jobs.release()
         assert side.jobs == 2
-        assert [jobs.result(jobs.take(i)) for i in (0, 1)] == ["A", "B"]
+        assert sorted(jobs.result(next_finished(jobs)[1]) or "" for _ in range(2)) == [
+            "A", "B"]
 
 
 def test_the_side_process_does_not_outlive_a_killed_parent(tmp_path: Path) -> None:

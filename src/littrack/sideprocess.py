@@ -12,10 +12,10 @@ there while the main process downloads, stores and commits.
   the process down); a terminal's Ctrl-C reaches the whole process group. It ends itself
   when its parent is gone (killed), within half a second;
 * **sharing the work**: it takes a job only while fewer than ``max_queued`` wait or run
-  there. ``InOrder`` hands it numbered jobs as their inputs arrive, and the caller, reaching
-  job *i*, does it itself unless the side process already has it: the two split the work
-  in whatever proportion keeps both busy (the caller also stores, so it takes fewer), and
-  the caller never waits for a job it could have started;
+  there. ``SharedJobs`` hands it numbered jobs as their inputs arrive, and the caller does
+  the ones still waiting when it is free: the two split the work in whatever proportion
+  keeps both busy (the caller also stores, so it takes fewer), and the caller never waits
+  for a job it could have started;
 * **files, not pipes**, for megabytes (``submit_bytes``): a pipe would carry a reply 64 KB
   at a time, each step needing the GIL the storing thread holds;
 * **never in the way**: a process that cannot start, dies, or a job that raises, leaves the
@@ -176,6 +176,11 @@ class SideProcess:
             return self._pool
 
     @property
+    def queued(self) -> int:
+        """Jobs sent over and not finished."""
+        return self._queued
+
+    @property
     def started(self) -> bool:
         """Whether the process was started (and is not closed)."""
         return self._pool is not None
@@ -259,25 +264,32 @@ class SideProcess:
         self.close()
 
 
-class InOrder(Generic[T]):
-    """Jobs numbered 0, 1, 2 … that the caller consumes in order, each done either by the
-    side process or by the caller, whichever is free first.
+class SharedJobs(Generic[T]):
+    """Jobs numbered 0 … ``total`` - 1, each done either by the side process or by the
+    caller, whichever is free first, and consumed by the caller as they are done.
 
     Inputs arrive from any thread (``ready``); the side process is fed the lowest-numbered
-    waiting ones while it has room. ``take(i)`` says, when the caller reaches job *i*,
-    whether the side process has it (its future) or the caller must do it (None): a job not
-    yet sent is the caller's from then on. A caller that would wait for the side process
-    ``steal``s the last waiting job instead and does it ahead of its turn.
+    waiting ones while it has room. The caller, each time it comes round, collects a job
+    the side process has ``finished``, or else ``claim``s a waiting one and does it itself
+    (the last-numbered: the furthest from the side process's turn), or else waits for one
+    of the two (``running``). Neither side ever waits while the other holds work it could
+    start; the order in which jobs come out is whatever keeps both busy (a consumer that
+    needs them in order would wait for the slower side at every turn).
+
+    The last job is not queued behind a busy side process: the caller, free sooner, does
+    it, and the run does not end waiting for one process alone.
     """
 
-    def __init__(self, side: SideProcess, fn: Callable[[bytes], T], *,
+    def __init__(self, side: SideProcess, fn: Callable[[bytes], T], total: int, *,
                  held: bool = False) -> None:
         self.side = side
         self.fn = fn
+        self.total = total
         self.held = held  # inputs are kept, not sent, until ``release``
         self._lock = threading.Lock()
         self._waiting: dict[int, bytes] = {}
         self._sent: dict[int, Future[str]] = {}
+        self._given = 0  # jobs sent over or kept by the caller
         self._mine: set[int] = set()
 
     def ready(self, i: int, arg: bytes) -> None:
@@ -295,38 +307,53 @@ class InOrder(Generic[T]):
             self.held = False
             self._feed()
 
-    def take(self, i: int) -> Future[str] | None:
-        """Job ``i`` is due: its future in the side process (its result: ``result``), or
-        None for the caller to do."""
+    def keep(self, i: int) -> None:
+        """Job ``i`` is the caller's (its input is not sent over when it arrives)."""
         with self._lock:
-            future = self._sent.pop(i, None)
-            if future is None:
+            if i not in self._mine:
                 self._mine.add(i)
-                self._waiting.pop(i, None)
+                self._given += 1
+            self._waiting.pop(i, None)
+
+    def finished(self) -> tuple[int, Future[str]] | None:
+        """The lowest-numbered job the side process has finished, handed over (its result:
+        ``result``); None when none is. Waiting inputs go over to any room it has left."""
+        with self._lock:
             self._feed()
-            return future
+            for j in sorted(self._sent):
+                if self._sent[j].done():
+                    return j, self._sent.pop(j)
+            return None
 
-    def result(self, future: Future[str] | None) -> T | None:
-        """What a job taken from the side process gave; None: the caller does it after all."""
-        result: T | None = self.side.outcome_file(future)
-        return result
-
-    def steal(self) -> tuple[int, bytes] | None:
-        """The last-numbered job not yet sent, now the caller's (to do while it would wait
-        for an earlier one): the furthest from the side process's turn."""
+    def claim(self) -> tuple[int, bytes] | None:
+        """The last-numbered job still waiting, now the caller's; None when none waits."""
         with self._lock:
             if not self._waiting:
                 return None
             j = max(self._waiting)
             self._mine.add(j)
+            self._given += 1
             return j, self._waiting.pop(j)
+
+    def running(self) -> list[Future[str]]:
+        """The jobs over there not yet handed over (to wait for one of them)."""
+        with self._lock:
+            return list(self._sent.values())
+
+    def result(self, future: Future[str] | None) -> T | None:
+        """What a job done over there gave; None: the caller does it after all."""
+        result: T | None = self.side.outcome_file(future)
+        return result
 
     def _feed(self) -> None:
         if self.held:
             return
         for j in sorted(self._waiting):
+            if self.total - self._given <= 1 and self.side.queued:
+                return  # the last job, and the side process busy: the caller's to take
             future = self.side.submit_bytes(self.fn, self._waiting[j])
             if future is None:
                 return
             self._sent[j] = future
+            self._given += 1
             del self._waiting[j]
