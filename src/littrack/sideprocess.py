@@ -286,7 +286,6 @@ class SharedJobs(Generic[T]):
         self.fn = fn
         self.total = total
         self.held = held  # inputs are kept, not sent, until ``release``
-        self.dropped = False
         self._lock = threading.Lock()
         self._waiting: dict[int, bytes] = {}
         self._sent: dict[int, Future[str]] = {}
@@ -296,7 +295,7 @@ class SharedJobs(Generic[T]):
     def ready(self, i: int, arg: bytes) -> None:
         """Job ``i``'s input has arrived."""
         with self._lock:
-            if i in self._mine or self.dropped:
+            if i in self._mine:
                 return
             self._waiting[i] = arg
             self._feed()
@@ -305,20 +304,8 @@ class SharedJobs(Generic[T]):
         """Start sending inputs to the side process (made ``held``: for work started
         ahead, whose parsing should not crowd out what is due now)."""
         with self._lock:
-            self.held = self.dropped
+            self.held = False
             self._feed()
-
-    @property
-    def all_given(self) -> bool:
-        """Every job is the side process's or the caller's: none is left to share out."""
-        with self._lock:
-            return self._given >= self.total
-
-    def drop(self) -> None:
-        """The work was dropped: waiting inputs are let go, and none is sent over again."""
-        with self._lock:
-            self.dropped = self.held = True
-            self._waiting.clear()
 
     def keep(self, i: int) -> None:
         """Job ``i`` is the caller's (its input is not sent over when it arrives)."""

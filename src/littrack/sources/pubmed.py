@@ -43,9 +43,8 @@ log = logging.getLogger(__name__)
 
 ESEARCH_CAP = 9999  # PubMed hands out at most this many ids per query (retstart < 9999)
 RECHECK_MISSING = 1  # re-requests of PMIDs an EFetch silently left out
-# At most this many EFetch downloads side by side (see fetch), and as many replies waiting
-# beside them to be parsed and stored: with a key, 4 replies of 500 arrive faster than a
-# batch is parsed and stored, and each waiting reply is ~6 MB.
+# At most this many EFetch downloads side by side (see fetch): with a key, 4 replies of
+# 500 arrive faster than a batch is parsed and stored, and each waiting reply is ~6 MB.
 EFETCH_IN_FLIGHT = 4
 # Replies a fetch started ahead of its topic (``prefetch``) asks for before the topic
 # begins: as many as a topic keeps in flight, so its first batches are there to work on
@@ -188,9 +187,6 @@ class PubMed(SourceBase):
         # topics (a start costs a fifth of a second); one object, so the copies that fetch
         # ahead on other clients (``with_client``) share it.
         self._aside = SideProcess("pubmed: parsing EFetch replies", warm=parse_reply.__module__)
-        # Replies of fetches started ahead (``prefetch``), kept from the side process until
-        # the fetch under way has shared out all of its own.
-        self._held: list[SharedJobs[Parsed]] = []
 
     def close(self) -> None:
         """Stop the side process kept for the run's later topics."""
@@ -323,17 +319,7 @@ class PubMed(SourceBase):
         fetching = _EFetch(self, ids, history)
         if ahead is not None:
             fetching.begin(ahead)
-            if fetching.shared is not None:
-                self._held.append(fetching.shared)
         return fetching
-
-    def _release_held(self) -> None:
-        """The fetch under way has no reply left for the side process: let it start on the
-        replies fetched ahead for the next topic, rather than idle through this topic's
-        last batches and commit."""
-        held, self._held = self._held, []
-        for jobs in held:
-            jobs.release()
 
     def by_id(self, ids: Sequence[str]) -> Iterator[Batch]:
         return self.fetch(Hits(None), ids)
@@ -409,9 +395,9 @@ class _EFetch(Iterator[Batch]):
 
     When ``ids`` is exactly the ESearch result in order, batches page the history server
     (short GETs); otherwise they POST id lists. Downloads start with ``begin`` (at once for
-    a prefetch, else when the first batch is asked for): up to ``depth`` requests are under
-    way while up to as many replies wait to be parsed and stored (enough to keep the pacer
-    busy when a reply takes about a second; starts stay paced, memory bounded).
+    a prefetch, else when the first batch is asked for): up to ``depth`` replies are
+    requested ahead of the batch being stored (enough to keep the pacer busy when a reply
+    takes about a second; starts stay paced, memory bounded).
 
     In a fetch of several batches the replies are parsed in a side process
     (``parse_process``) as they arrive, while it has room, and here when this process is
@@ -456,20 +442,11 @@ class _EFetch(Iterator[Batch]):
         self._download_more(min(ahead or self.depth, self.depth))
 
     def _download_more(self, most: int) -> None:
-        """Start downloads in order while fewer than ``most`` are under way, and fewer than
-        ``most`` replies wait beside them to be parsed and stored.
-
-        A reply that has arrived no longer holds a request's place: with each request
-        taking half a second, counting waiting replies as under way left the pacer idle
-        while they were parsed (a backfill of 12,000 articles took 7.3 s instead of 6.1).
-        """
+        """Start downloads in order while fewer than ``most`` batches are under way."""
         assert self.pool is not None
-        under_way = sum(not f.done() for f in self.downloads.values())
-        while (self.sent < len(self.chunks) and under_way < most
-               and len(self.downloads) < 2 * most):
+        while self.sent < len(self.chunks) and len(self.downloads) < most:
             self.downloads[self.sent] = self.pool.submit(self._job, self.sent)
             self.sent += 1
-            under_way += 1
 
     def __next__(self) -> Batch:
         return next(self._batches)
@@ -481,8 +458,6 @@ class _EFetch(Iterator[Batch]):
 
     def close(self) -> None:
         """Stop: downloads not started are dropped, running ones waited for."""
-        if self.shared is not None:
-            self.shared.drop()
         self._batches.close()
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
@@ -526,8 +501,6 @@ class _EFetch(Iterator[Batch]):
         for _ in self.chunks:
             while True:
                 self._download_more(self.depth)
-                if self.source._held and shared.all_given:
-                    self.source._release_held()
                 for future in downloads.values():  # a failed download: the topic fails
                     if future.done() and future.exception() is not None:
                         future.result()
