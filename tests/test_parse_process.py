@@ -214,12 +214,12 @@ def test_shared_jobs_go_where_there_is_room_and_come_out_as_they_finish(
             assert jobs.claim() == (2, b"c")  # the last waiting one, now the caller's
             jobs.ready(2, b"c again")  # already the caller's: not sent
         i, first = next_finished(jobs)
-        assert (i, jobs.result(first)) == (0, "a")
+        assert (i, jobs.result(first)) == (0, ("a", None))
         i, second = next_finished(jobs)  # sent over once job 0 made room
-        assert (i, jobs.result(second)) == (1, "B")
-        jobs.ready(3, b"d")
+        assert (i, jobs.result(second)) == (1, ("B", None))
+        assert jobs.ready(3, b"d") is True  # held here, then sent over
         i, third = next_finished(jobs)
-        assert (i, jobs.result(third)) == (3, "D")
+        assert (i, jobs.result(third)) == (3, ("D", None))
         assert jobs.claim() is None and jobs.running() == []
         assert side.jobs == 3
         folder = side._folder
@@ -235,21 +235,40 @@ def test_the_last_job_is_not_queued_behind_a_busy_side_process(tmp_path: Path) -
     with SideProcess("test jobs", max_queued=2) as side:
         jobs = SharedJobs(side, fifo_or_upper, total=3)
         jobs.keep(0)  # the caller's from the start
-        jobs.ready(0, b"mine")  # not sent
+        assert jobs.ready(0, b"mine") is False  # not sent: the caller's
         jobs.ready(1, str(fifo).encode())  # sent: busy until the fifo is written
         with then_written(side, fifo, b"b"):
             jobs.ready(2, b"last")  # there is room, but the side process is busy: kept here
             assert side.jobs == 1
             assert jobs.claim() == (2, b"last")
         i, future = next_finished(jobs)
-        assert (i, jobs.result(future)) == (1, "b")
+        assert (i, jobs.result(future)) == (1, ("b", None))
 
     with SideProcess("test jobs", max_queued=2) as side:  # an idle side process takes it
         jobs = SharedJobs(side, fifo_or_upper, total=1)
         jobs.ready(0, b"only")
         assert side.jobs == 1 and jobs.claim() is None
         i, future = next_finished(jobs)
-        assert (i, jobs.result(future)) == (0, "ONLY")
+        assert (i, jobs.result(future)) == (0, ("ONLY", None))
+
+
+def upper_or_fail(arg: bytes) -> str:
+    if arg == b"bad":
+        raise ValueError("unparseable")
+    return arg.decode().upper()
+
+
+def test_a_job_that_fails_over_there_gives_its_input_back() -> None:
+    """The caller keeps no copy of an input it sent over (a 6 MB reply): when the job fails
+    there, the input comes back from its file for the caller's own run, and no file stays."""
+    with SideProcess("test jobs") as side:
+        jobs = SharedJobs(side, upper_or_fail, total=3)
+        assert jobs.ready(0, b"bad") and jobs.ready(1, b"good")
+        results = dict(next_finished(jobs) for _ in range(2))
+        assert jobs.result(results[0]) == (None, b"bad")
+        assert jobs.result(results[1]) == ("GOOD", None)
+        folder = side._folder
+        assert folder is not None and os.listdir(folder) == []
 
 
 def test_jobs_made_held_wait_here_until_released() -> None:
@@ -262,7 +281,7 @@ def test_jobs_made_held_wait_here_until_released() -> None:
         assert side.jobs == 0  # nothing sent while held
         jobs.release()
         assert side.jobs == 2
-        assert sorted(jobs.result(next_finished(jobs)[1]) or "" for _ in range(2)) == [
+        assert sorted(jobs.result(next_finished(jobs)[1])[0] or "" for _ in range(2)) == [
             "A", "B"]
 
 

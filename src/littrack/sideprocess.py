@@ -28,6 +28,7 @@ the caller decides (``PubMed`` uses one for a fetch of several batches).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import multiprocessing
@@ -117,8 +118,8 @@ def _through_files(fn: Callable[[bytes], Any], path: str) -> str:
     """Runs over there: ``fn`` on the bytes in ``path``; the result pickled beside it."""
     with open(path, "rb") as fh:
         data = fh.read()
-    os.unlink(path)
     result = fn(data)
+    os.unlink(path)  # (kept when ``fn`` fails: the parent takes its input back)
     out = path[:-len(".in")] + ".out"
     with open(out, "wb") as fh:
         pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
@@ -143,6 +144,7 @@ class SideProcess:
         self._start_lock = threading.Lock()
         self.broken = False
         self.jobs = 0  # jobs sent over (``start``'s not counted), for the figures
+        self._inputs: dict[Future[str], str] = {}  # submit_bytes's input files, by job
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T] | None:
         """Start ``fn(*args)`` over there; None when the caller should do it itself."""
@@ -211,13 +213,32 @@ class SideProcess:
         future = self.submit(_through_files, fn, path)
         if future is None:
             os.unlink(path)
+        else:
+            self._inputs[future] = path
         return future
+
+    def input_back(self, future: Future[str]) -> bytes | None:
+        """The input of a ``submit_bytes`` job that failed (``outcome_file`` gave None), for
+        the caller to do it itself without keeping a copy meanwhile; None if it is gone."""
+        path = self._inputs.pop(future, None)
+        if path is None:
+            return None
+        try:
+            with open(path, "rb") as fh:
+                return fh.read()
+        except OSError:
+            return None
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
     def outcome_file(self, future: Future[str] | None) -> Any:
         """The result of a ``submit_bytes`` job; None as for ``outcome``."""
         path = self.outcome(future)
         if path is None:
             return None
+        if future is not None:
+            self._inputs.pop(future, None)  # (read and removed over there)
         try:
             with open(path, "rb") as fh, collector_paused():
                 return pickle.load(fh)
@@ -292,13 +313,15 @@ class SharedJobs(Generic[T]):
         self._given = 0  # jobs sent over or kept by the caller
         self._mine: set[int] = set()
 
-    def ready(self, i: int, arg: bytes) -> None:
-        """Job ``i``'s input has arrived."""
+    def ready(self, i: int, arg: bytes) -> bool:
+        """Job ``i``'s input has arrived: True when this object holds it now (waiting, or
+        sent over), False when it is the caller's (``keep``)."""
         with self._lock:
             if i in self._mine:
-                return
+                return False
             self._waiting[i] = arg
             self._feed()
+            return True
 
     def release(self) -> None:
         """Start sending inputs to the side process (made ``held``: for work started
@@ -340,10 +363,13 @@ class SharedJobs(Generic[T]):
         with self._lock:
             return list(self._sent.values())
 
-    def result(self, future: Future[str] | None) -> T | None:
-        """What a job done over there gave; None: the caller does it after all."""
+    def result(self, future: Future[str]) -> tuple[T | None, bytes | None]:
+        """What a job done over there gave, or (None, its input) when it failed there: the
+        caller does it after all (input None: lost, the caller fetches it again)."""
         result: T | None = self.side.outcome_file(future)
-        return result
+        if result is not None:
+            return result, None
+        return None, self.side.input_back(future)
 
     def _feed(self) -> None:
         if self.held:

@@ -332,12 +332,12 @@ class PubMed(SourceBase):
             return None
         return self._aside
 
-    def _reconcile(self, asked: list[str], body: bytes, again: Callable[[], bytes],
+    def _reconcile(self, asked: list[str], body: bytes | None, again: Callable[[], bytes],
                    batch: Batch | None = None) -> Batch:
-        """Parse a batch (unless ``batch``, parsed already) and account for every PMID asked
-        for: returned, deleted or missing."""
+        """Parse a batch (unless ``batch``, parsed already; ``body`` None: downloaded
+        ``again``) and account for every PMID asked for: returned, deleted or missing."""
         if batch is None:
-            batch = self._parse_batch(body, again)
+            batch = self._parse_batch(again() if body is None else body, again)
         elif self.client.stop is not None and self.client.stop.is_set():
             raise StopRequested("stopped by signal while parsing a batch; rolled back")
         wanted = set(asked)
@@ -418,7 +418,8 @@ class _EFetch(Iterator[Batch]):
         self.depth = max(2, min(EFETCH_IN_FLIGHT,
                                 math.ceil(1.0 / source.client.pacer.interval)))
         self.pool: ThreadPoolExecutor | None = None  # downloads, once begun
-        self.downloads: dict[int, Future[bytes]] = {}  # started, batch not yet handed out
+        # started, batch not yet handed out (a reply ``shared`` holds: None)
+        self.downloads: dict[int, Future[bytes | None]] = {}
         self.sent = 0  # downloads started
         self.mine: set[int] = set()  # batches to parse here as soon as they arrive
         self._batches: Generator[Batch, None, None] = self._run()
@@ -442,9 +443,14 @@ class _EFetch(Iterator[Batch]):
         self._download_more(min(ahead or self.depth, self.depth))
 
     def _download_more(self, most: int) -> None:
-        """Start downloads in order while fewer than ``most`` batches are under way."""
+        """Start downloads in order while fewer than ``most`` batches are under way here:
+        downloading, or downloaded and not yet handed out. A reply the side process is
+        parsing holds no place (nor memory here: it crossed in a file): counting it left
+        the pacer idle while it was parsed, with a request taking half a second (a
+        backfill of 12,000 articles: 7.6 s instead of 6.7)."""
         assert self.pool is not None
-        while self.sent < len(self.chunks) and len(self.downloads) < most:
+        aside = len(self.shared.running()) if self.shared is not None else 0
+        while self.sent < len(self.chunks) and len(self.downloads) - aside < most:
             self.downloads[self.sent] = self.pool.submit(self._job, self.sent)
             self.sent += 1
 
@@ -469,10 +475,12 @@ class _EFetch(Iterator[Batch]):
                                      retstart=i * self.size, retmax=len(self.chunks[i]))
         return self.source._call("efetch", retmode="xml", id=",".join(self.chunks[i]))
 
-    def _job(self, i: int) -> bytes:
+    def _job(self, i: int) -> bytes | None:
+        """Download batch ``i``: its reply, or None once ``shared`` holds it (one copy of a
+        6 MB reply in this process, none while the side process parses it)."""
         body = self._download(i)
-        if self.shared:
-            self.shared.ready(i, body)
+        if self.shared and self.shared.ready(i, body):
+            return None
         return body
 
     def _run(self) -> Generator[Batch, None, None]:
@@ -507,24 +515,24 @@ class _EFetch(Iterator[Batch]):
                 done = shared.finished()
                 if done is not None:
                     i, parsing = done
-                    parsed = shared.result(parsing)
+                    parsed, body = shared.result(parsing)  # (body: it failed over there)
                     batch = Batch(*parsed) if parsed is not None else None
                     break
                 i = next((j for j in sorted(self.mine) if downloads[j].done()), -1)
                 if i >= 0:
                     self.mine.discard(i)
-                    batch = None
+                    batch, body = None, downloads[i].result()
                     break
                 claimed = shared.claim()
                 if claimed is not None:
-                    i, batch = claimed[0], None
+                    (i, body), batch = claimed, None
                     break
                 under_way: list[Future[Any]] = [
                     *shared.running(), *(f for f in downloads.values() if not f.done())]
                 if not under_way:  # every batch left is one of the above: never here
                     raise AssertionError("pubmed: no EFetch batch under way")
                 wait(under_way, return_when=FIRST_COMPLETED)
-            body = downloads.pop(i).result()
+            del downloads[i]
             yield reconcile(self.chunks[i], body, partial(self._download, i), batch)
 
 
