@@ -17,7 +17,8 @@ there while the main process downloads, stores and commits.
   keeps both busy (the caller also stores, so it takes fewer), and the caller never waits
   for a job it could have started;
 * **files, not pipes**, for megabytes (``submit_bytes``): a pipe would carry a reply 64 KB
-  at a time, each step needing the GIL the storing thread holds;
+  at a time, each step needing the GIL the storing thread holds; the caller keeps no copy
+  of what it sent (a failed job's input file stays for ``input_back``);
 * **never in the way**: a process that cannot start, dies, or a job that raises, leaves the
   caller to do the job itself (``outcome`` returns None), so the parent's own run of it
   raises the real error with its context; after a breakdown nothing more is sent there.
@@ -277,6 +278,7 @@ class SideProcess:
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
+        self._inputs.clear()
 
     def __enter__(self) -> SideProcess:
         return self

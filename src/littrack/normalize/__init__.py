@@ -41,11 +41,13 @@ def pack_raw(raw: bytes) -> bytes:
 
 
 def unpack_raw(blob: bytes) -> bytes:
-    """A stored raw record's bytes: a Zstandard frame, or zlib (release 0.1.0 and stores
-    written before 0.2.0 switched)."""
+    """A stored raw record's bytes, from a Zstandard frame or from the zlib stream release
+    0.1.0 stored (a store upgraded in place holds both)."""
     if bytes(blob[:4]) == _ZSTD_MAGIC:
         return zstd.decompress(blob)
     return zlib.decompress(blob)
+
+
 # marshal format of the rows ``Normalized.content_hash`` digests: 2 is the newest that
 # writes values only, so equal rows always give equal bytes.
 HASH_MARSHAL_VERSION = 2

@@ -396,8 +396,9 @@ class _EFetch(Iterator[Batch]):
     When ``ids`` is exactly the ESearch result in order, batches page the history server
     (short GETs); otherwise they POST id lists. Downloads start with ``begin`` (at once for
     a prefetch, else when the first batch is asked for): up to ``depth`` replies are
-    requested ahead of the batch being stored (enough to keep the pacer busy when a reply
-    takes about a second; starts stay paced, memory bounded).
+    requested ahead of the batch being stored, besides those the side process is parsing
+    (enough to keep the pacer busy when a reply takes about a second; starts stay paced,
+    memory bounded).
 
     In a fetch of several batches the replies are parsed in a side process
     (``parse_process``) as they arrive, while it has room, and here when this process is
