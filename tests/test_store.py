@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import pytest
 
 from littrack import migrations
 from littrack.migrations import STEPS
+from littrack.normalize import pack_raw, unpack_raw
 from littrack.normalize.ctgov import normalize_study
 from littrack.store import Store
 from tests.builders.ctgov import study
@@ -144,10 +146,7 @@ def test_raw_records_rebuild(store: Store) -> None:
 def test_raw_records_of_release_0_1_0_zlib_still_rebuild(store: Store) -> None:
     """Release 0.1.0 kept raw records as zlib, this one as Zstandard: a store holding both
     (upgraded in place, then added to) rebuilds every record from its raw bytes."""
-    import zlib
-
-    from littrack.normalize import pack_raw, unpack_raw
-    from littrack.normalize.ctgov import normalize_raw
+    from littrack.normalize.ctgov import normalize_raw  # (as in the test above)
 
     old, new = (normalize_study(study(f"NCT0000000{i}", title=f"Title {i}")) for i in (1, 2))
     store.save_records([old, new], "t", "r1")

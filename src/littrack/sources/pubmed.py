@@ -422,7 +422,6 @@ class _EFetch(Iterator[Batch]):
         # started, batch not yet handed out (a reply ``shared`` holds: None)
         self.downloads: dict[int, Future[bytes | None]] = {}
         self.sent = 0  # downloads started
-        self.mine: set[int] = set()  # batches to parse here as soon as they arrive
         self._batches: Generator[Batch, None, None] = self._run()
 
     def begin(self, ahead: int | None = None) -> None:
@@ -439,7 +438,6 @@ class _EFetch(Iterator[Batch]):
             if not self.aside.started:  # the first reply is parsed here while it starts
                 self.aside.start()
                 self.shared.keep(0)
-                self.mine.add(0)
         self.pool = ThreadPoolExecutor(max_workers=self.depth, thread_name_prefix="efetch")
         self._download_more(min(ahead or self.depth, self.depth))
 
@@ -519,9 +517,10 @@ class _EFetch(Iterator[Batch]):
                     parsed, body = shared.result(parsing)  # (body: it failed over there)
                     batch = Batch(*parsed) if parsed is not None else None
                     break
-                i = next((j for j in sorted(self.mine) if downloads[j].done()), -1)
+                # a reply kept for this process (``keep``): the one download that gave a body
+                i = next((j for j, f in downloads.items()
+                          if f.done() and f.result() is not None), -1)
                 if i >= 0:
-                    self.mine.discard(i)
                     batch, body = None, downloads[i].result()
                     break
                 claimed = shared.claim()
