@@ -13,7 +13,9 @@ import re
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from datetime import date
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import contextmanager
@@ -22,13 +24,16 @@ from pathlib import Path
 import pytest
 
 from littrack.config import load_settings
+from littrack.http import HttpClient
 from littrack.normalize import Normalized, unpack_raw
 from littrack.normalize.pubmed import normalize_raw
 from littrack.pipeline import run
+from littrack.sources.pubmed import EFETCH_IN_FLIGHT, PubMed
 from littrack.sideprocess import SharedJobs, SideProcess
 from tests.builders.pubmed import article_xml
 from tests.corpus import populate
 from tests.fakes import CtgovFake, EutilsFake
+from tests.fakes.server import Reply, RequestRecord
 from tests.test_faults import env_for, snapshot, tuned_config
 
 
@@ -124,6 +129,39 @@ def test_a_digest_made_another_way_is_no_change(tmp_path: Path, eutils_fake: Eut
     assert "made-another-way" not in after.values()
     assert {r: h for r, h in after.items() if r != edited} == {
         r: h for r, h in digests.items() if r != edited}
+
+
+def test_a_reply_sent_over_makes_room_for_the_next_download_at_once(
+        tmp_path: Path, eutils_fake: EutilsFake, ctgov_fake: CtgovFake) -> None:
+    """While the storing thread holds a batch, each reply that goes to the side process
+    frees its download place there and then: the next download starts without waiting for
+    the storing thread to come round (with requests taking half a second, a place stayed
+    empty through every batch stored). Seen from the fake, with no timing: more EFetch
+    requests arrive than the places, while the first batch is still held."""
+    settings = settings_with(tmp_path, eutils_fake, ctgov_fake, "always", batch_size=5)
+    pmids = [str(32000000 + k) for k in range(60)]  # 12 batches
+    for pmid in pmids:
+        eutils_fake.add_article(pmid, article_xml(pmid), edat=date(2024, 5, 1))
+    arrived = threading.Semaphore(0)
+
+    def count(rec: RequestRecord) -> Reply | None:
+        if rec.path.endswith("efetch.fcgi"):
+            arrived.release()
+        return None
+
+    eutils_fake.before_reply = count
+    source = PubMed(settings.ncbi, HttpClient("pubmed", settings.ncbi.rate, settings.retry))
+    batches = source.by_id(pmids)
+    try:
+        first = next(batches)  # parsed here while the side process starts; now held
+        assert len(first.records) == 5
+        for k in range(EFETCH_IN_FLIGHT + 2):  # the places, then two more while it is held
+            assert arrived.acquire(timeout=60), f"EFetch request {k + 1} never came"
+        rest = list(batches)
+    finally:
+        batches.close()
+        source.close()
+    assert sorted(r.record_id for b in [first, *rest] for r in b.records) == sorted(pmids)
 
 
 # -- the side process itself ---------------------------------------------------------------
