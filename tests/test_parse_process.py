@@ -15,10 +15,10 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import date
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -28,8 +28,8 @@ from littrack.http import HttpClient
 from littrack.normalize import Normalized, unpack_raw
 from littrack.normalize.pubmed import normalize_raw
 from littrack.pipeline import run
-from littrack.sources.pubmed import EFETCH_IN_FLIGHT, PubMed
 from littrack.sideprocess import SharedJobs, SideProcess
+from littrack.sources.pubmed import EFETCH_IN_FLIGHT, PubMed
 from tests.builders.pubmed import article_xml
 from tests.corpus import populate
 from tests.fakes import CtgovFake, EutilsFake
