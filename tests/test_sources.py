@@ -20,7 +20,7 @@ from tests.builders.pubmed import article_xml
 from tests.corpus import settings_for
 from tests.fakes import CtgovFake, EutilsFake
 from tests.fakes.eutils import ESEARCH_HEAD, XML
-from tests.fakes.server import Reply
+from tests.fakes.server import Reply, RequestRecord
 from tests.spreads import SPREADS
 
 TODAY = date(2026, 11, 28)
@@ -133,6 +133,30 @@ def test_id_lists_are_posted(pubmed: PubMed, eutils_fake: EutilsFake) -> None:
     assert sorted(got) == sorted(ids)
     (req,) = eutils_fake.requests("efetch.fcgi")
     assert req.method == "POST" and len(req.params["id"].split(",")) == 450
+
+
+def test_an_efetch_reply_cut_off_before_its_end_is_asked_for_again(
+        pubmed: PubMed, eutils_fake: EutilsFake) -> None:
+    """A 200 whose body stops before ``</PubmedArticleSet>`` (cut off on the way, or by a
+    proxy) is retried; a body that ends in a long run of whitespace after it is whole."""
+    ids = [str(20000000 + i) for i in range(3)]
+    for p in ids:
+        eutils_fake.add_article(p, article_xml(p), edat=date(2020, 1, 1))
+    sent: list[bytes] = []
+
+    def cut_then_padded(rec: RequestRecord) -> Reply | None:
+        if not rec.path.endswith("efetch.fcgi"):
+            return None
+        whole = eutils_fake._efetch(rec.params, None).body
+        body = whole.encode("utf-8") if isinstance(whole, str) else whole
+        body = body[:len(body) // 2] if not sent else body + b" \n" * 400
+        sent.append(body)
+        return Reply(200, body, content_type="text/xml; charset=UTF-8")
+
+    eutils_fake.before_reply = cut_then_padded
+    got = [r.record_id for b in pubmed.by_id(ids) for r in b.records]
+    assert sorted(got) == ids
+    assert len(sent) == 2 and not sent[0].rstrip().endswith(b"</PubmedArticleSet>")
 
 
 def test_every_request_identifies_us_and_stays_under_the_rate(
