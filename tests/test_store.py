@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import zlib
 from pathlib import Path
 
@@ -102,6 +103,32 @@ def test_one_batch_mixing_new_unchanged_changed_and_repeated_records(store: Stor
         ("NCT00000001", "r1"), ("NCT00000002", "r2"), ("NCT00000003", "r2")]
 
 
+def test_records_given_newest_first_go_in_in_key_order(store: Store) -> None:
+    """ESearch lists newest first; rows go in in key order (B-tree pages fill instead of
+    splitting half empty), and of two copies of a record the first is still stored first."""
+    ids = [f"NCT{n:08d}" for n in range(250, 0, -1)]  # descending, as ESearch lists them
+    batch = [normalize_study(study(i, status="RECRUITING")) for i in ids]
+    batch.insert(1, normalize_study(study(ids[100], status="COMPLETED")))  # given first
+    res = store.save_records(batch, "2026-01-01T00:00:00Z", "r1")
+    assert rows(store, "SELECT nct_id FROM trials ORDER BY rowid") == [
+        (i,) for i in sorted(ids)]
+    assert rows(store, "SELECT overall_status FROM trials WHERE nct_id=?", ids[100]) == [
+        ("RECRUITING",)]  # the copy given last
+    assert res.new == sorted(ids) and res.updated == [ids[100]]
+
+
+def test_a_new_store_has_16_kb_pages_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    with Store(tmp_path / "new.sqlite") as new:
+        assert rows(new, "PRAGMA page_size") == [(16384,)]
+    old = tmp_path / "old.sqlite"
+    with sqlite3.connect(old) as db:  # a store of SQLite's default page size, then adopted
+        db.execute("CREATE TABLE t (x)")
+    db.close()
+    for _ in range(2):
+        with Store(old) as adopted:
+            assert rows(adopted, "PRAGMA page_size") == [(4096,)]
+
+
 def test_transaction_rolls_back_everything(store: Store) -> None:
     with pytest.raises(RuntimeError), store.transaction():
         store.save_records([normalize_study(study("NCT00000001"))], "t", "r1")
@@ -180,12 +207,14 @@ def test_a_big_commit_is_checkpointed_beside_the_work_not_in_it(tmp_path: Path) 
         s.save_records([normalize_study(study("NCT00000001"))], "2026-01-01T00:00:00Z", "r1")
         assert s._checkpoint is not None and s._checkpoint._thread is None  # small: none
         before = path.stat().st_size
-        with s.transaction():  # some 8 MB of pages into the log
+        (page,), = rows(s, "PRAGMA page_size")
+        n = 2 * s._checkpoint.LOG_PAGES * page // 4000  # twice the threshold into the log
+        with s.transaction():
             s.db.executemany(
                 "INSERT INTO raw_records (source, record_id, content_hash, fetched_at, run_id, "
                 "raw) VALUES ('ctgov', ?, 'h', 't', 'r2', ?)",
-                [(f"NCT9{i:07d}", os.urandom(4000)) for i in range(2000)])
+                [(f"NCT9{i:07d}", os.urandom(4000)) for i in range(n)])
         s._checkpoint.close()  # waits for the checkpoint the commit asked for
         assert s._checkpoint.done == 1
-        assert path.stat().st_size > before + 7_000_000  # copied while still open
-        assert rows(s, "SELECT COUNT(*) FROM raw_records") == [(2001,)]
+        assert path.stat().st_size > before + n * 4000 * 0.9  # copied while still open
+        assert rows(s, "SELECT COUNT(*) FROM raw_records") == [(n + 1,)]

@@ -25,7 +25,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -53,6 +53,10 @@ if TYPE_CHECKING:
 PREPRINT_DOI_MATCH = "pubmed_doi_match"  # a PubMed article has the preprint's DOI
 PREPRINT_CITED_BY_DOI = "pubmed_cites_preprint_doi"  # its CommentsCorrections name that DOI
 SAVE_CHUNK = 100  # records stored by one statement per table (a stop waits at most one)
+# Page size of a new SQLite store (SQLite's default is 4 KB; an existing store keeps its own).
+# A first run writes some 45 rows a record into two B-trees each: with 16 KB pages, storing
+# 10,000 PubMed records took 1.41 s instead of 1.70, into a file 10% smaller.
+NEW_STORE_PAGE_SIZE = 16384
 IN_LIST = 500  # ids in one IN (…) list
 
 
@@ -117,6 +121,8 @@ class Store:
             raise StoreError(f"{self.path}: cannot open database: {exc}") from None
         try:
             self.db.row_factory = sqlite3.Row
+            if self.db.execute("PRAGMA page_count").fetchone()[0] == 0:  # (before WAL)
+                self.db.execute(f"PRAGMA page_size={NEW_STORE_PAGE_SIZE}")
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             # Checkpoints run beside the work, not at the end of each topic's commit.
@@ -381,9 +387,13 @@ class Store:
         hold a stop back; the caller's transaction rolls back.
         """
         result = SaveResult()
+        # In key order (a stable sort: of two copies of a record, the first is still stored
+        # first): ESearch lists newest first, and keys inserted in descending order split
+        # B-tree pages half empty (10,000 PubMed records: a file 7% larger).
+        ordered = sorted(records, key=attrgetter("source", "record_id"))
         with self.transaction():
             chunk: dict[tuple[str, str], Normalized] = {}
-            for rec in records:
+            for rec in ordered:
                 if (rec.source, rec.record_id) in chunk or len(chunk) >= SAVE_CHUNK:
                     # (The same record twice: the first copy is stored before the second
                     # is compared with it, as if saved one after the other.)
