@@ -13,7 +13,12 @@ from littrack.config import CtgovQuery, Topic
 from littrack.errors import MalformedResponse, QueryRejected
 from littrack.http import HttpClient
 from littrack.sources.ctgov import ClinicalTrials
-from littrack.sources.pubmed import ESEARCH_CAP, PubMed
+from littrack.sources.pubmed import (
+    EFETCH_IN_FLIGHT,
+    EFETCH_IN_FLIGHT_MAX,
+    ESEARCH_CAP,
+    PubMed,
+)
 from littrack.windows import Window
 from tests.builders.ctgov import study
 from tests.builders.pubmed import article_xml
@@ -157,6 +162,37 @@ def test_an_efetch_reply_cut_off_before_its_end_is_asked_for_again(
     got = [r.record_id for b in pubmed.by_id(ids) for r in b.records]
     assert sorted(got) == ids
     assert len(sent) == 2 and not sent[0].rstrip().endswith(b"</PubmedArticleSet>")
+
+
+def test_more_downloads_are_under_way_while_each_request_takes_long(
+        tmp_path: Path, eutils_fake: EutilsFake, ctgov_fake: CtgovFake) -> None:
+    """Enough EFetch requests in flight to keep the pacer busy through a round trip, from 4
+    (with a key; 3 at 3 requests/s) up to 6; replies that arrive at once gain nothing from
+    more, and would only wait in memory. Round trips are those of real requests."""
+    s = settings_for(tmp_path, eutils_fake, ctgov_fake)
+    ids = [str(20000000 + i) for i in range(1200)]
+    for p in ids:
+        eutils_fake.add_article(p, article_xml(p), edat=date(2020, 1, 1))
+    keyed = PubMed(s.ncbi, HttpClient("pubmed", 9.5, s.retry))
+    assert keyed.by_id(ids).depth == EFETCH_IN_FLIGHT  # nothing measured yet
+    assert sorted(r.record_id for b in keyed.by_id(ids) for r in b.records) == ids
+    assert keyed.round_trips.typical() > 0  # measured
+    for _ in range(8):
+        keyed.round_trips.add(0.05)  # replies that come at once
+    assert keyed.by_id(ids).depth == EFETCH_IN_FLIGHT
+    for _ in range(8):
+        keyed.round_trips.add(0.5)
+    assert keyed.by_id(ids).depth == EFETCH_IN_FLIGHT_MAX
+    keyed.round_trips.add(0.3)  # (a median: one quick reply changes nothing)
+    assert keyed.by_id(ids).depth == EFETCH_IN_FLIGHT_MAX
+    unkeyed = PubMed(s.ncbi, HttpClient("pubmed", 3.0, s.retry))
+    assert unkeyed.by_id(ids).depth == 3
+    for _ in range(8):
+        unkeyed.round_trips.add(0.5)
+    assert unkeyed.by_id(ids).depth == 3  # 0.5 s is less than two starts apart
+    for _ in range(8):
+        unkeyed.round_trips.add(2.0)
+    assert unkeyed.by_id(ids).depth == EFETCH_IN_FLIGHT_MAX
 
 
 def test_every_request_identifies_us_and_stays_under_the_rate(

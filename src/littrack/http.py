@@ -62,6 +62,7 @@ class Response:
     headers: email.message.Message
     body: bytes
     url: str
+    seconds: float = 0.0  # from sending to the whole body read (no pacing, no retries)
 
 
 class Pacer:
@@ -173,6 +174,7 @@ class HttpClient:
             started = time.monotonic()
             try:
                 response = self._open(request)
+                response.seconds = time.monotonic() - started
                 self.reached = True
                 log.debug("%s %s %s%s: %d in %.2fs", self.source, request.get_method(), short,
                           _short_params(request, safe_url), response.status,

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import logging
 import math
+import statistics
 import threading
+from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -43,16 +45,22 @@ log = logging.getLogger(__name__)
 
 ESEARCH_CAP = 9999  # PubMed hands out at most this many ids per query (retstart < 9999)
 RECHECK_MISSING = 1  # re-requests of PMIDs an EFetch silently left out
-# At most this many EFetch downloads side by side (see fetch): with a key, 4 replies of
-# 500 arrive faster than a batch is parsed and stored, and each waiting reply is ~6 MB.
+# EFetch downloads side by side (see fetch), with a key: 4 replies of 500 that arrive at
+# once come faster than a batch is parsed and stored, and each waiting reply is ~6 MB.
 EFETCH_IN_FLIGHT = 4
+# ... and up to this many while each request takes long enough that 4 would leave the
+# pacer idle (``_EFetch.depth``): a backfill of 12,000 articles with 0.5 s a request took
+# 5.31 s instead of 5.42 (medians of 10 A/B runs; always 6: 5.22 against 5.37), while
+# always 6 raised a big first run's peak, whose replies arrive at once, from 207 to 226 MB
+# (bench/memory.py; 204 MB as it is).
+EFETCH_IN_FLIGHT_MAX = 6
 # Replies a fetch started ahead of its topic (``prefetch``) asks for before the topic
 # begins: as many as a topic keeps in flight, so its first batches are there to work on
 # when it starts instead of a round trip later (a backfill of 12,000 articles with 0.5 s a
 # request: 0.1-0.95 s sooner than with one reply, medians of four A/B runs of five). They
 # wait beside the topic still being stored: a big first run's peak was 213-215 MB instead
 # of 194 (bench/memory.py; 261-279 MB before memory.hand_back_large_blocks).
-PREFETCH_REPLIES = EFETCH_IN_FLIGHT
+PREFETCH_REPLIES = EFETCH_IN_FLIGHT_MAX
 # ``parse_process = "auto"``: a fetch of this many batches or more is parsed in a side
 # process (its start, a fifth of a second, pays for itself within the first batch).
 PARSE_ASIDE_MIN_BATCHES = 3
@@ -189,17 +197,23 @@ class PubMed(SourceBase):
         # topics (a start costs a fifth of a second); one object, so the copies that fetch
         # ahead on other clients (``with_client``) share it.
         self._aside = SideProcess("pubmed: parsing EFetch replies", warm=parse_reply.__module__)
+        self.round_trips = RoundTrips()  # of its requests, shared the same way
 
     def close(self) -> None:
         """Stop the side process kept for the run's later topics."""
         self._aside.close()
 
     def _call(self, util: str, **params: Any) -> bytes:
+        return self._send(util, **params).body
+
+    def _send(self, util: str, **params: Any) -> Response:
         """One E-utility request: built by Bio.Entrez, sent (paced, retried) by our client."""
         request = entrez_request(f"{self.base}/{util}.fcgi", {
             "db": "pubmed", **params, "tool": self.settings.tool,
             "email": self.settings.email, "api_key": self.settings.api_key})
-        return self.client.send(request, check=_check_xml_reply).body
+        reply = self.client.send(request, check=_check_xml_reply)
+        self.round_trips.add(reply.seconds)
+        return reply
 
     def count(self, topic: Topic) -> int:
         """The topic's total hits (``retmax=0``: a count and the error lists, no ids)."""
@@ -392,6 +406,25 @@ class PubMed(SourceBase):
         raise AssertionError("unreachable")  # pragma: no cover
 
 
+class RoundTrips:
+    """How long the last few E-utility requests took, from any thread: how many EFetch
+    downloads to keep in flight depends on it (``_EFetch.depth``). The ESearch that comes
+    first tells it before the first EFetch is sent."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._recent: deque[float] = deque(maxlen=8)
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self._recent.append(seconds)
+
+    def typical(self) -> float:
+        """The median of the recent ones; 0 before the first."""
+        with self._lock:
+            return statistics.median(self._recent) if self._recent else 0.0
+
+
 class _EFetch(Iterator[Batch]):
     """One fetch's batches, downloading and parsing the next while one is stored.
 
@@ -418,8 +451,9 @@ class _EFetch(Iterator[Batch]):
         self.aside = source._parser_process(len(self.chunks))
         self.shared: SharedJobs[Parsed] | None = None
         self.jobs_before = self.aside.jobs if self.aside else 0
-        self.depth = max(2, min(EFETCH_IN_FLIGHT,
-                                math.ceil(1.0 / source.client.pacer.interval)))
+        self.interval = source.client.pacer.interval
+        # (4 with a key; 3 at NCBI's 3 requests/s without one)
+        self.least = max(2, min(EFETCH_IN_FLIGHT, math.ceil(1.0 / self.interval)))
         self.pool: ThreadPoolExecutor | None = None  # downloads, once begun
         # started, batch not yet handed out (a reply ``shared`` holds: None); changed by the
         # download threads too (``_job``), under ``lock``
@@ -428,6 +462,15 @@ class _EFetch(Iterator[Batch]):
         self.lock = threading.Lock()
         self.stopped = False  # closed: no download starts any more
         self._batches: Generator[Batch, None, None] = self._run()
+
+    @property
+    def depth(self) -> int:
+        """Downloads kept under way here: ``least``, or while each request takes longer,
+        as many as keep the pacer busy through a round trip (one start per ``interval``),
+        up to ``EFETCH_IN_FLIGHT_MAX``. Replies that arrive at once gain nothing from more:
+        they would only wait here, 6 MB each."""
+        busy = math.ceil(self.source.round_trips.typical() / self.interval) + 1
+        return max(self.least, min(EFETCH_IN_FLIGHT_MAX, busy))
 
     def begin(self, ahead: int | None = None) -> None:
         """Start downloading: ``ahead`` replies now, for a fetch started before its topic
@@ -443,8 +486,10 @@ class _EFetch(Iterator[Batch]):
             if not self.aside.started:  # the first reply is parsed here while it starts
                 self.aside.start()
                 self.shared.keep(0)
-        self.pool = ThreadPoolExecutor(max_workers=self.depth, thread_name_prefix="efetch")
-        self._download_more(min(ahead or self.depth, self.depth))
+        self.pool = ThreadPoolExecutor(max_workers=EFETCH_IN_FLIGHT_MAX,
+                                       thread_name_prefix="efetch")
+        depth = self.depth
+        self._download_more(min(ahead or depth, depth))
 
     def _download_more(self, most: int) -> None:
         """Start downloads in order while fewer than ``most`` batches are under way here:
@@ -488,10 +533,12 @@ class _EFetch(Iterator[Batch]):
 
     def _download(self, i: int) -> bytes:
         if self.history is not None:
-            return self.source._call("efetch", retmode="xml", WebEnv=self.history.webenv,
-                                     query_key=self.history.query_key,
-                                     retstart=i * self.size, retmax=len(self.chunks[i]))
-        return self.source._call("efetch", retmode="xml", id=",".join(self.chunks[i]))
+            reply = self.source._send("efetch", retmode="xml", WebEnv=self.history.webenv,
+                                      query_key=self.history.query_key,
+                                      retstart=i * self.size, retmax=len(self.chunks[i]))
+        else:
+            reply = self.source._send("efetch", retmode="xml", id=",".join(self.chunks[i]))
+        return reply.body
 
     def _job(self, i: int) -> bytes | None:
         """Download batch ``i``: its reply, or None once ``shared`` holds it (one copy of a
@@ -510,9 +557,10 @@ class _EFetch(Iterator[Batch]):
             yield from self._shared() if self.shared else self._in_order()
         finally:
             self._shutdown()
-            if self.aside:
-                log.debug("pubmed: %d of %d EFetch replies parsed in the side process",
-                          self.aside.jobs - self.jobs_before, len(self.chunks))
+            log.debug("pubmed: %d EFetch replies, %d parsed in the side process; a request "
+                      "took %.2f s (median of the last few), %d kept under way",
+                      len(self.chunks), self.aside.jobs - self.jobs_before if self.aside else 0,
+                      self.source.round_trips.typical(), self.depth)
 
     def _in_order(self) -> Generator[Batch, None, None]:
         for i, chunk in enumerate(self.chunks):
