@@ -175,7 +175,10 @@ def test_more_downloads_are_under_way_while_each_request_takes_long(
         eutils_fake.add_article(p, article_xml(p), edat=date(2020, 1, 1))
     keyed = PubMed(s.ncbi, HttpClient("pubmed", 9.5, s.retry))
     assert keyed.by_id(ids).depth == EFETCH_IN_FLIGHT  # nothing measured yet
-    assert sorted(r.record_id for b in keyed.by_id(ids) for r in b.records) == ids
+    try:
+        assert sorted(r.record_id for b in keyed.by_id(ids) for r in b.records) == ids
+    finally:
+        keyed.close()  # (its side process)
     assert keyed.round_trips.typical() > 0  # measured
     for _ in range(8):
         keyed.round_trips.add(0.05)  # replies that come at once
