@@ -192,7 +192,7 @@ def test_more_downloads_are_under_way_while_each_request_takes_long(
     assert unkeyed.by_id(ids).depth == 3
     for _ in range(8):
         unkeyed.round_trips.add(0.5)
-    assert unkeyed.by_id(ids).depth == 3  # 0.5 s is less than two starts apart
+    assert unkeyed.by_id(ids).depth == 3  # 0.5 s: 1.5 starts apart, 3 keep the pacer busy
     for _ in range(8):
         unkeyed.round_trips.add(2.0)
     assert unkeyed.by_id(ids).depth == EFETCH_IN_FLIGHT_MAX

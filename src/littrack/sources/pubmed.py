@@ -54,13 +54,6 @@ EFETCH_IN_FLIGHT = 4
 # always 6 raised a big first run's peak, whose replies arrive at once, from 207 to 226 MB
 # (bench/memory.py; 204 MB as it is).
 EFETCH_IN_FLIGHT_MAX = 6
-# Replies a fetch started ahead of its topic (``prefetch``) asks for before the topic
-# begins: as many as a topic keeps in flight, so its first batches are there to work on
-# when it starts instead of a round trip later (a backfill of 12,000 articles with 0.5 s a
-# request: 0.1-0.95 s sooner than with one reply, medians of four A/B runs of five). They
-# wait beside the topic still being stored: a big first run's peak was 213-215 MB instead
-# of 194 (bench/memory.py; 261-279 MB before memory.hand_back_large_blocks).
-PREFETCH_REPLIES = EFETCH_IN_FLIGHT_MAX
 # ``parse_process = "auto"``: a fetch of this many batches or more is parsed in a side
 # process (its start, a fifth of a second, pays for itself within the first batch).
 PARSE_ASIDE_MIN_BATCHES = 3
@@ -321,20 +314,27 @@ class PubMed(SourceBase):
     def fetch(self, hits: Hits, ids: Sequence[str] | None = None) -> _EFetch:
         """EFetch ``ids`` (all of ``hits.ids`` by default) in batches (see ``_EFetch``);
         nothing is sent before the first batch is asked for."""
-        return self._start(hits, ids, None)
+        return self._start(hits, ids, ahead=False)
 
     def prefetch(self, hits: Hits, ids: Sequence[str] | None = None) -> _EFetch:
         """``fetch``, with its first replies asked for now: they arrive while the topic before
         is still being stored (``pipeline.Runner._prefetch_next``). Its replies wait for it
-        to run before they go to the side process. ``close`` it if it is not used."""
-        return self._start(hits, ids, PREFETCH_REPLIES)
+        to run before they go to the side process. ``close`` it if it is not used.
 
-    def _start(self, hits: Hits, ids: Sequence[str] | None, ahead: int | None) -> _EFetch:
+        As many are asked for as a topic keeps in flight, so its first batches are there
+        to work on when it starts instead of a round trip later (a backfill of 12,000
+        articles with 0.5 s a request: 0.1-0.95 s sooner than with one reply, medians of
+        four A/B runs of five). They wait beside the topic still being stored: a big first
+        run's peak was 213-215 MB instead of 194 (bench/memory.py; 261-279 MB before
+        memory.hand_back_large_blocks)."""
+        return self._start(hits, ids, ahead=True)
+
+    def _start(self, hits: Hits, ids: Sequence[str] | None, *, ahead: bool) -> _EFetch:
         ids = list(hits.ids or ()) if ids is None else list(ids)
         history = hits.handle if isinstance(hits.handle, History) and hits.ids == ids else None
         fetching = _EFetch(self, ids, history)
-        if ahead is not None:
-            fetching.begin(ahead)
+        if ahead:
+            fetching.begin(held=True)
         return fetching
 
     def by_id(self, ids: Sequence[str]) -> Iterator[Batch]:
@@ -472,9 +472,9 @@ class _EFetch(Iterator[Batch]):
         busy = math.ceil(self.source.round_trips.typical() / self.interval) + 1
         return max(self.least, min(EFETCH_IN_FLIGHT_MAX, busy))
 
-    def begin(self, ahead: int | None = None) -> None:
-        """Start downloading: ``ahead`` replies now, for a fetch started before its topic
-        runs (their replies kept from the side process until it does), else ``depth``."""
+    def begin(self, held: bool = False) -> None:
+        """Start downloading, ``depth`` replies; ``held``: for a fetch started before its
+        topic runs (its replies kept from the side process until it does)."""
         if self.pool is not None:
             return
         if self.aside:
@@ -482,17 +482,16 @@ class _EFetch(Iterator[Batch]):
             # parsing them then would crowd out the topic being stored, and add the side
             # process's working set to that topic's peak.
             self.shared = SharedJobs(self.aside, parse_reply_prepared, len(self.chunks),
-                                     held=ahead is not None)
+                                     held=held)
             if not self.aside.started:  # the first reply is parsed here while it starts
                 self.aside.start()
                 self.shared.keep(0)
         self.pool = ThreadPoolExecutor(max_workers=EFETCH_IN_FLIGHT_MAX,
                                        thread_name_prefix="efetch")
-        depth = self.depth
-        self._download_more(min(ahead or depth, depth))
+        self._download_more()
 
-    def _download_more(self, most: int) -> None:
-        """Start downloads in order while fewer than ``most`` batches are under way here:
+    def _download_more(self) -> None:
+        """Start downloads in order while fewer than ``depth`` batches are under way here:
         downloading, or downloaded and not yet handed out. A reply the side process is
         parsing holds no place (nor memory here: it crossed in a file): counting it left
         the pacer idle while it was parsed, with a request taking half a second (a
@@ -508,6 +507,7 @@ class _EFetch(Iterator[Batch]):
             if self.stopped:
                 return
             aside = len(self.shared.running()) if self.shared is not None else 0
+            most = self.depth
             while self.sent < len(self.chunks) and len(self.downloads) - aside < most:
                 self.downloads[self.sent] = self.pool.submit(self._job, self.sent)
                 self.sent += 1
@@ -545,8 +545,7 @@ class _EFetch(Iterator[Batch]):
         6 MB reply in this process, none while the side process parses it)."""
         body = self._download(i)
         if self.shared and self.shared.ready(i, body):
-            if self.shared.running():  # over there: its place is free for the next one
-                self._download_more(self.depth)
+            self._download_more()  # (sent over: its place is free for the next one)
             return None
         return body
 
@@ -565,7 +564,7 @@ class _EFetch(Iterator[Batch]):
     def _in_order(self) -> Generator[Batch, None, None]:
         for i, chunk in enumerate(self.chunks):
             body = self.downloads.pop(i).result()
-            self._download_more(self.depth)
+            self._download_more()
             yield self.source._reconcile(chunk, body, partial(self._download, i))
 
     def _shared(self) -> Generator[Batch, None, None]:
@@ -576,7 +575,7 @@ class _EFetch(Iterator[Batch]):
         shared.release()
         for _ in self.chunks:
             while True:
-                self._download_more(self.depth)
+                self._download_more()
                 with self.lock:  # (download threads add to it)
                     under_way_here = list(downloads.items())
                 for _, future in under_way_here:  # a failed download: the topic fails
@@ -606,7 +605,7 @@ class _EFetch(Iterator[Batch]):
                 wait(under_way, return_when=FIRST_COMPLETED)
             with self.lock:
                 del downloads[i]
-            self._download_more(self.depth)  # its place, before it is parsed and stored
+            self._download_more()  # its place, before it is parsed and stored
             yield reconcile(self.chunks[i], body, partial(self._download, i), batch)
 
 
