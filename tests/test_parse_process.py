@@ -310,18 +310,60 @@ def test_a_job_that_fails_over_there_gives_its_input_back() -> None:
         assert folder is not None and os.listdir(folder) == []
 
 
-def test_jobs_made_held_wait_here_until_released() -> None:
-    """A fetch started ahead of its topic keeps its replies from the side process until
-    the topic runs (``SharedJobs(held=True)``), so they do not crowd out the work due now."""
+def test_jobs_made_held_wait_while_the_side_process_is_busy(tmp_path: Path) -> None:
+    """A fetch started ahead of its topic keeps its replies here while the side process
+    works on the topic due now (``SharedJobs(held=True)``), so they do not crowd it out;
+    once released they go over as any other."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
     with SideProcess("test jobs") as side:
-        jobs = SharedJobs(side, fifo_or_upper, total=3, held=True)
-        jobs.ready(0, b"a")
-        jobs.ready(1, b"b")
-        assert side.jobs == 0  # nothing sent while held
-        jobs.release()
-        assert side.jobs == 2
-        assert sorted(jobs.result(next_finished(jobs)[1])[0] or "" for _ in range(2)) == [
-            "A", "B"]
+        now = SharedJobs(side, fifo_or_upper, total=3)
+        ahead = SharedJobs(side, fifo_or_upper, total=3, held=True)
+        now.ready(0, str(fifo).encode())  # busy over there until the fifo is written
+        with then_written(side, fifo, b"a"):
+            ahead.ready(0, b"x")
+            ahead.ready(1, b"y")
+            assert side.jobs == 1  # room for one more, but it is busy: both wait
+            ahead.release()
+            assert side.jobs == 2  # released: it goes over while there is room
+        i, first = next_finished(now)
+        assert (i, now.result(first)) == (0, ("a", None))
+        assert ahead.claim() == (1, b"y")  # still waiting here, for whoever is free first
+        i, second = next_finished(ahead)
+        assert (i, ahead.result(second)) == (0, ("X", None))
+
+
+def test_held_jobs_go_over_one_at_a_time_whenever_the_side_process_falls_idle(
+        tmp_path: Path) -> None:
+    """An idle second core is not kept idle for work started ahead: a held job goes over
+    when its input arrives to an idle side process, or when another caller's jobs leave
+    it with nothing to do, one job at a time so what is due next still finds room."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with SideProcess("test jobs", max_queued=2) as side:
+        now = SharedJobs(side, fifo_or_upper, total=2)
+        ahead = SharedJobs(side, fifo_or_upper, total=4, held=True)
+        assert side.standby == [ahead]
+        ahead.ready(0, str(fifo).encode())  # idle: goes over (busy until the fifo is written)
+        with then_written(side, fifo, b"w"):
+            ahead.ready(1, b"x")
+            ahead.ready(2, b"y")
+            assert side.jobs == 1  # busy with the first: the others wait
+            now.ready(0, b"due")  # the work due now takes the room left
+            assert side.jobs == 2
+        i, due = next_finished(now)
+        assert (i, now.result(due)) == (0, ("DUE", None))
+        # collecting it, ``now`` found the side process with nothing to do: one held job
+        # went over, the lowest waiting, and only one
+        assert side.jobs == 3 and len(ahead.running()) == 2
+        ahead.release()
+        results = {}
+        for _ in range(3):
+            i, done = next_finished(ahead)
+            results[i] = ahead.result(done)[0]
+        assert results == {0: "w", 1: "X", 2: "Y"}
+        ahead.withdraw()  # its caller closes: nothing more goes over ahead
+        assert side.standby == []
 
 
 def test_the_side_process_does_not_outlive_a_killed_parent(tmp_path: Path) -> None:

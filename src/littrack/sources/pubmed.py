@@ -318,8 +318,9 @@ class PubMed(SourceBase):
 
     def prefetch(self, hits: Hits, ids: Sequence[str] | None = None) -> _EFetch:
         """``fetch``, with its first replies asked for now: they arrive while the topic before
-        is still being stored (``pipeline.Runner._prefetch_next``). Its replies wait for it
-        to run before they go to the side process. ``close`` it if it is not used.
+        is still being stored (``pipeline.Runner._prefetch_next``). Until it runs, its
+        replies go to the side process only when it has nothing else to do (``SharedJobs``).
+        ``close`` it if it is not used.
 
         As many are asked for as a topic keeps in flight, so its first batches are there
         to work on when it starts instead of a round trip later (a backfill of 12,000
@@ -474,13 +475,13 @@ class _EFetch(Iterator[Batch]):
 
     def begin(self, held: bool = False) -> None:
         """Start downloading, ``depth`` replies; ``held``: for a fetch started before its
-        topic runs (its replies kept from the side process until it does)."""
+        topic runs (its replies go to the side process only while it is idle, until then)."""
         if self.pool is not None:
             return
         if self.aside:
-            # A fetch started ahead keeps its replies from the side process until it runs:
-            # parsing them then would crowd out the topic being stored, and add the side
-            # process's working set to that topic's peak.
+            # A fetch started ahead sends its replies over only while the side process has
+            # nothing else to do, until it runs: parsing them sooner would crowd out the
+            # topic being stored.
             self.shared = SharedJobs(self.aside, parse_reply_prepared, len(self.chunks),
                                      held=held)
             if not self.aside.started:  # the first reply is parsed here while it starts
@@ -528,6 +529,8 @@ class _EFetch(Iterator[Batch]):
     def _shutdown(self) -> None:
         with self.lock:  # no download thread starts another from now on
             self.stopped = True
+        if self.shared is not None:
+            self.shared.withdraw()
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
