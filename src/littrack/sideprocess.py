@@ -150,8 +150,7 @@ class SideProcess:
         self.broken = False
         self.jobs = 0  # jobs sent over (``start``'s not counted), for the figures
         self._inputs: dict[Future[str], str] = {}  # submit_bytes's input files, by job
-        # held ``SharedJobs``, offered the process whenever it falls idle
-        self.standby: list[SharedJobs[Any]] = []
+        self._standby: list[SharedJobs[Any]] = []  # held ones, offered it when idle
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T] | None:
         """Start ``fn(*args)`` over there; None when the caller should do it itself."""
@@ -179,6 +178,27 @@ class SideProcess:
 
     def _busy(self) -> int:
         return self._sending + sum(not f.done() for f in self._live)
+
+    @property
+    def standby(self) -> list[SharedJobs[Any]]:
+        """Held ``SharedJobs`` that may use the process while it has nothing queued."""
+        with self._lock:
+            return list(self._standby)
+
+    def stand_by(self, jobs: SharedJobs[Any]) -> None:
+        with self._lock:
+            self._standby.append(jobs)
+
+    def withdraw(self, jobs: SharedJobs[Any]) -> None:
+        with self._lock:
+            if jobs in self._standby:
+                self._standby.remove(jobs)
+
+    def offer_idle(self) -> None:
+        """Nothing queued: each held caller on standby may send one job ahead."""
+        if not self.queued:
+            for jobs in self.standby:
+                jobs.offer()
 
     def _started(self) -> ProcessPoolExecutor:
         with self._start_lock:
@@ -337,8 +357,7 @@ class SharedJobs(Generic[T]):
         self._given = 0  # jobs sent over or kept by the caller
         self._mine: set[int] = set()
         if held:
-            with side._lock:
-                side.standby.append(self)
+            side.stand_by(self)
 
     def ready(self, i: int, arg: bytes) -> bool:
         """Job ``i``'s input has arrived: True when this object holds it now (waiting, or
@@ -402,16 +421,14 @@ class SharedJobs(Generic[T]):
     def _feed(self) -> None:
         if self.held:
             if not self.side.queued:  # idle over there: one job ahead, not an idle core
-                self._send(min(self._waiting, default=None))
+                self._send_over(min(self._waiting, default=None))
             return
         for j in sorted(self._waiting):
             if self.total - self._given <= 1 and self.side.queued:
                 return  # the last job, and the side process busy: the caller's to take
-            if not self._send(j):
+            if not self._send_over(j):
                 return
-        if not self.side.queued:
-            for other in list(self.side.standby):
-                other.offer()
+        self.side.offer_idle()  # (none of ours left waiting)
 
     def offer(self) -> None:
         """The side process fell idle under another caller's jobs: send one of these ahead."""
@@ -421,11 +438,9 @@ class SharedJobs(Generic[T]):
 
     def withdraw(self) -> None:
         """No more of these go over ahead (their caller is closing)."""
-        with self._lock, self.side._lock:
-            if self in self.side.standby:
-                self.side.standby.remove(self)
+        self.side.withdraw(self)
 
-    def _send(self, j: int | None) -> bool:
+    def _send_over(self, j: int | None) -> bool:
         if j is None:
             return False
         future = self.side.submit_bytes(self.fn, self._waiting[j])
